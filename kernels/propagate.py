@@ -1,0 +1,32 @@
+"""Hyperplane propagation: each region's next-layer pre-activation map, with error bounds.
+
+On a region whose layer-l post-activation is ``h = M x + c``, layer l+1's pre-activation
+is ``z = G x + g`` with ``G = W M`` and ``g = W c + b``. The bounds returned with them
+(``eG >= ||G~_j - G_j||_1`` and ``eg >= |g~_j - g_j|``) propagate the errors of ``M, c``
+and add the rounding of the products (gamma bound); they must be computed in float64.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+U64 = 2.0 ** -53
+SAFETY = 1.0 + 1e-6
+
+
+@jax.jit
+def propagate(M, c, eM, ec, W, b):
+    """M: (B, n_in, d), c: (B, n_in), eM/ec: (B, n_in); W: (n, n_in), b: (n,).
+
+    Returns G (B, n, d), g (B, n), eG (B, n), eg (B, n).
+    """
+    n_in = W.shape[1]
+    gam = SAFETY * (n_in + 1) * U64 / (1.0 - (n_in + 1) * U64)
+    aW = jnp.abs(W)
+    G = jnp.einsum("ji,bik->bjk", W, M)
+    g = jnp.einsum("ji,bi->bj", W, c) + b
+    M1 = jnp.sum(jnp.abs(M), axis=2)
+    eG = SAFETY * (jnp.einsum("ji,bi->bj", aW, eM) + gam * jnp.einsum("ji,bi->bj", aW, M1))
+    eg = SAFETY * (jnp.einsum("ji,bi->bj", aW, ec) + gam * (jnp.einsum("ji,bi->bj", aW, jnp.abs(c)) + jnp.abs(b)))
+    return G, g, eG, eg

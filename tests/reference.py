@@ -1,0 +1,72 @@
+"""A small, slow, independent reference enumerator (float64, one LP at a time).
+
+It shares no code with lrenum: plain numpy and scipy's HiGHS, neuron by neuron depth-first
+search, a fixed tolerance. It is the oracle the fast path is compared against on small
+networks whose degeneracies (if any) are exact, so that margins are either clearly positive
+or zero up to rounding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linprog
+
+TOL = 1e-7
+ZERO = 1e-12
+
+
+def _margin(A: np.ndarray, b: np.ndarray, d: int) -> float:
+    """max t s.t. a_i.x + ||a_i|| t <= b_i, t <= 1."""
+    if A.shape[0] == 0:
+        return 1.0
+    norms = np.linalg.norm(A, axis=1)
+    res = linprog(np.r_[np.zeros(d), -1.0], A_ub=np.c_[A, norms], b_ub=b,
+                  bounds=[(None, None)] * d + [(None, 1.0)], method="highs")
+    if res.status != 0:
+        return -np.inf
+    return -res.fun
+
+
+def reference_patterns(weights, biases, lo=None, hi=None):
+    """Set of activation patterns (tuples of 0/1 over all hidden neurons) of full-dim regions.
+
+    ``lo``/``hi`` give a box domain; None means R^d.
+    """
+    d = weights[0].shape[1]
+    if lo is None:
+        A0, b0 = np.zeros((0, d)), np.zeros(0)
+    else:
+        lo = np.broadcast_to(lo, (d,)).astype(float)
+        hi = np.broadcast_to(hi, (d,)).astype(float)
+        A0 = np.r_[np.eye(d), -np.eye(d)]
+        b0 = np.r_[hi, -lo]
+    hidden = list(zip(weights[:-1], biases[:-1]))
+    found = set()
+
+    def layer(l, A, b, M, c, pattern):
+        if l == len(hidden):
+            found.add(tuple(pattern))
+            return
+        W, bias = hidden[l]
+        G = W @ M
+        g = W @ c + bias
+        n = W.shape[0]
+
+        def neuron(j, A, b, bits):
+            if j == n:
+                act = np.array(bits, dtype=float)
+                layer(l + 1, A, b, G * act[:, None], g * act, pattern + bits)
+                return
+            if np.max(np.abs(G[j])) <= ZERO * max(1.0, np.max(np.abs(W[j]))):
+                neuron(j + 1, A, b, bits + [1 if g[j] > ZERO else 0])
+                return
+            for s in (1, -1):
+                A2 = np.r_[A, [-s * G[j]]]
+                b2 = np.r_[b, s * g[j]]
+                if _margin(A2, b2, d) > TOL:
+                    neuron(j + 1, A2, b2, bits + [1 if s > 0 else 0])
+
+        neuron(0, A, b, [])
+
+    layer(0, A0, b0, np.eye(d), np.zeros(d), [])
+    return found
