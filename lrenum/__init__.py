@@ -9,11 +9,12 @@
 from ._version import __version__
 from .domain import Domain, box_domain, polytope_domain, unbounded_domain
 from .enumerate import EnumerationResult, enumerate_regions
+from .dataset import RegionFile, open
 from .errors import InputError
 from .network import Network, from_torch, load_npz, make_network, save_npz
 
 __all__ = [
     "__version__", "Domain", "box_domain", "polytope_domain", "unbounded_domain",
     "EnumerationResult", "enumerate_regions", "InputError", "Network", "from_torch",
-    "load_npz", "make_network", "save_npz",
+    "load_npz", "make_network", "save_npz", "open", "RegionFile",
 ]

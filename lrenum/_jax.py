@@ -43,11 +43,3 @@ def select_device(kind: str | None):
 def describe_device(device) -> str:
     kind = getattr(device, "device_kind", "") or ""
     return f"{device.platform}:{kind}".rstrip(":")
-
-
-def bucket(n: int, minimum: int = 16, factor: int = 4) -> int:
-    """Round a batch size up to a small set of sizes so that jit compiles few shapes."""
-    size = minimum
-    while size < n:
-        size *= factor
-    return size

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Optional, Sequence
+
+import numpy as np
 
 from .errors import InputError
 
@@ -57,6 +60,48 @@ def cmd_enumerate(args) -> int:
     return 0
 
 
+def cmd_inspect(args) -> int:
+    from .dataset import RegionFile
+
+    with RegionFile(args.file) as rf:
+        size = os.path.getsize(args.file)
+        info = {"file": args.file, "complete": rf.complete, "regions": rf.regions, "per_layer": rf.counts,
+                "input_dim": rf.input_dim, "widths": list(rf.widths), "domain": rf.domain, "bytes": size,
+                "rank_histogram": {}, "children_per_rank": {}}
+        print(f"{args.file}: {'complete' if rf.complete else 'INCOMPLETE (resume with enumerate --resume)'}, "
+              f"{rf.regions} regions, {size / 1e6:.2f} MB")
+        print(f"  input dim {rf.input_dim}, hidden widths {list(rf.widths)}, domain {rf.domain['kind']}")
+        for l in range(1, rf.n_layers + 1):
+            t = rf.layer(l)
+            ranks, counts = np.unique(t["rank"], return_counts=True)
+            hist = {int(r): int(c) for r, c in zip(ranks, counts)}
+            info["rank_histogram"][l] = hist
+            line = f"  layer {l}: {rf.counts[l - 1]} regions; rank histogram {hist}"
+            if "n_children" in t:
+                nch = t["n_children"]
+                per = {int(r): round(float(nch[t["rank"] == r].mean()), 3) for r in ranks if np.any(nch[t["rank"] == r] > 0)}
+                info["children_per_rank"][l] = per
+                line += f"; mean children per rank {per}"
+            print(line)
+    if args.json:
+        print(json.dumps(info))
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from .verify import Mismatch, verify_file
+
+    net, domain = _load(args)
+    try:
+        out = verify_file(args.file, net, domain)
+    except Mismatch as exc:
+        print(f"lrenum: verify failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"OK: {out['regions']} regions ({out['rows_checked']} rows over {len(out['per_layer'])} layers) "
+          f"re-checked against {args.network}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lrenum", description="Exact activation regions of ReLU networks.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -74,6 +119,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last line of stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=cmd_enumerate)
+
+    p = sub.add_parser("inspect", help="summarise a region file")
+    p.add_argument("file")
+    p.add_argument("--json", action="store_true", help="also print the summary as JSON (last line)")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("verify", help="re-check every region of a file against its network in float64")
+    p.add_argument("file")
+    p.add_argument("network")
+    _add_domain_args(p)
+    p.set_defaults(func=cmd_verify)
     return parser
 
 

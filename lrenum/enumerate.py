@@ -25,7 +25,8 @@ from .progress import Progress
 from .regions import RegionBatch
 from .split import Splitter
 
-LayerCallback = Callable[[int, RegionBatch, Optional[np.ndarray]], None]
+LayerCallback = Callable[[int, RegionBatch], None]
+SplitCallback = Callable[[int, np.ndarray, np.ndarray], None]
 
 
 @dataclass
@@ -104,8 +105,9 @@ class _Stack:
 
 def enumerate_regions(net: Network, domain: Optional[Domain] = None, *, batch_size: int = 512,
                       device: Optional[str] = None, on_layer: Optional[LayerCallback] = None,
+                      on_split: Optional[SplitCallback] = None,
                       collect: bool = False, progress: bool = False, lp_dtype=np.float64,
-                      start: Optional[list] = None) -> EnumerationResult:
+                      start: Optional[list] = None, lp_batch: Optional[int] = None) -> EnumerationResult:
     """Enumerate every full-dimensional activation region of ``net`` over ``domain``.
 
     Parameters
@@ -113,11 +115,13 @@ def enumerate_regions(net: Network, domain: Optional[Domain] = None, *, batch_si
     net : the network; domain : default ``[-1, 1]^d``.
     batch_size : parents split together (bounds memory together with the widths).
     device : 'cpu', 'gpu' or None (JAX's default device).
-    on_layer : ``on_layer(l, regions, n_children)`` is called for every batch of layer-l regions
-        once they are final: for l < L with their numbers of children, for the last hidden
-        layer L with ``n_children=None``. Region ``ident``/``parent`` index layer l / l-1.
+    on_layer : ``on_layer(l, regions)`` is called for every batch of layer-l regions (l >= 1) as
+        soon as they exist. ``regions.ident`` numbers them within layer l, ``regions.parent``
+        points into layer l-1. Layer ``L = net.n_hidden`` holds the final regions.
+    on_split : ``on_split(l, ident, n_children)`` is called when layer-l regions have been split.
     collect : also return the final patterns and witnesses (memory grows with the count).
     progress : print regions per layer and the rate to stderr.
+    lp_batch : LPs per device call (default 1024 on a CPU, 16384 on a GPU).
     start : internal, for resuming: stacks of pending regions and id counters.
     """
     if domain is None:
@@ -127,7 +131,8 @@ def enumerate_regions(net: Network, domain: Optional[Domain] = None, *, batch_si
     dev = _jax.select_device(device)
     t0 = time.perf_counter()
     stats = DecisionStats()
-    splitter = Splitter(net, domain, dev, stats, lp_dtype=lp_dtype)
+    splitter = Splitter(net, domain, dev, stats, lp_dtype=lp_dtype, batch_size=batch_size,
+                        lp_batch=lp_batch or (16384 if dev.platform == 'gpu' else 1024))
     L = net.n_hidden
     stacks = [_Stack() for _ in range(L)]
     next_id = [1] + [0] * L
@@ -149,11 +154,11 @@ def enumerate_regions(net: Network, domain: Optional[Domain] = None, *, batch_si
         children.ident = np.arange(next_id[level + 1], next_id[level + 1] + len(children), dtype=np.int64)
         next_id[level + 1] += len(children)
         counts[level] += len(children)
-        if on_layer is not None and level > 0:
-            on_layer(level, parents, n_children)
+        if on_layer is not None:
+            on_layer(level + 1, children)
+        if on_split is not None and level > 0:
+            on_split(level, parents.ident, n_children)
         if level + 1 == L:
-            if on_layer is not None:
-                on_layer(L, children, None)
             if collect:
                 pats.append(children.bits.copy())
                 wits.append(children.witness.copy())

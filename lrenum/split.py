@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import numpy as np
 import jax
-import jax.numpy as jnp
 
 from . import _jax  # noqa: F401  (float64 and the compilation cache)
 from . import certify, exact
@@ -32,13 +31,15 @@ from lrenum.kernels.propagate import propagate
 
 CUT_TOL = 1e-9        # LP margins above CUT_TOL * scale are proposed as cuts
 GEO_SAFETY = 0.999    # geometric cut test: distance < GEO_SAFETY * radius
+SMALL = 64            # the small batch bucket (LPs and propagation)
+DECIDE_TOL = 1e-6     # LP lanes stop once |t*| is known to exceed DECIDE_TOL * scale
 
 
 class Splitter:
     """Holds per-network constants; :meth:`split` does one layer for one batch."""
 
-    def __init__(self, net, domain, device, stats: DecisionStats, lp_batch: int = 4096,
-                 lp_dtype=np.float64, lp_iters: int = 40):
+    def __init__(self, net, domain, device, stats: DecisionStats, lp_batch: int = 1024,
+                 lp_dtype=np.float64, lp_iters: int = 40, batch_size: int = 512):
         self.net = net
         self.domain = domain
         self.device = device
@@ -49,6 +50,7 @@ class Splitter:
         self.m_dom = domain.A.shape[0]
         self.scale = domain.scale()
         self.t_cap = self.scale if domain.box is not None else 1.0
+        self.x_bound = float(np.max(np.abs(domain.box))) if domain.box is not None else 1e6
         self.lp_batch = lp_batch
         self.lp_dtype = lp_dtype
         self.lp_iters = lp_iters
@@ -56,6 +58,15 @@ class Splitter:
         m_max = self.m_dom + int(sum(self.widths)) + 1
         self.m_lp = int(-(-m_max // 8) * 8)
         self.decider = Decider(net, domain, stats, self.t_cap)
+        # Shapes are bucketed so that a whole run compiles (or loads from the persistent cache)
+        # only two LP shapes and two propagation shapes: every layer's weights are zero-padded to
+        # the widest layer, batches are padded to SMALL or to the full batch size.
+        self.batch_size = max(batch_size, SMALL)
+        n_max = max(self.widths)
+        self.W_pad = [np.pad(W, [(0, n_max - W.shape[0]), (0, max(n_max, self.d) - W.shape[1])])
+                      for W in net.weights[:-1]]
+        self.b_pad = [np.pad(bb, (0, n_max - bb.shape[0])) for bb in net.biases[:-1]]
+        self.n_in_max = max(n_max, self.d)
 
     # ------------------------------------------------------------------ device calls
     def _propagate(self, P: RegionBatch):
@@ -66,12 +77,18 @@ class Splitter:
             G = np.broadcast_to(W, (B, n, self.d)).copy()
             g = np.broadcast_to(bias, (B, n)).copy()
             return G, g, np.zeros((B, n)), np.zeros((B, n))
-        size = _jax.bucket(B)
-        pad = size - B
-        args = [np.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1)) for a in (P.M, P.c, P.eM, P.ec)]
-        with jax.default_device(self.device):
-            out = propagate(*[jnp.asarray(a) for a in args], jnp.asarray(W), jnp.asarray(bias))
-        return tuple(np.asarray(o)[:B] for o in out)
+        out = []
+        for start in range(0, B, self.batch_size):
+            stop = min(B, start + self.batch_size)
+            k = stop - start
+            size = SMALL if k <= SMALL else self.batch_size
+            pad_in = self.n_in_max - P.M.shape[1]
+            M = np.pad(P.M[start:stop], [(0, size - k), (0, pad_in), (0, 0)])
+            rest = [np.pad(a[start:stop], [(0, size - k), (0, pad_in)]) for a in (P.c, P.eM, P.ec)]
+            with jax.default_device(self.device):
+                res = propagate(M, *rest, self.W_pad[P.layer], self.b_pad[P.layer])
+            out.append([np.asarray(o)[:k, :n] for o in res])
+        return tuple(np.concatenate(parts) for parts in zip(*out))
 
     def _lp(self, A, b, mask, x0):
         """Batched margin LPs on normalised rows, padded to bucketed shapes."""
@@ -83,7 +100,7 @@ class Splitter:
         for start in range(0, K, self.lp_batch):
             stop = min(K, start + self.lp_batch)
             k = stop - start
-            size = min(_jax.bucket(k), max(self.lp_batch, 16))
+            size = SMALL if k <= SMALL else self.lp_batch
             pad_b = size - k
             pad_m = self.m_lp - A.shape[1]
             Ap = np.pad(A[start:stop], [(0, pad_b), (0, pad_m), (0, 0)]).astype(self.lp_dtype)
@@ -91,8 +108,9 @@ class Splitter:
             mp = np.pad(mask[start:stop], [(0, pad_b), (0, pad_m)])
             xp = np.pad(x0[start:stop], [(0, pad_b), (0, 0)]).astype(self.lp_dtype)
             with jax.default_device(self.device):
-                t, x, y = margin_lp(jnp.asarray(Ap), jnp.asarray(bp), jnp.asarray(mp), jnp.asarray(xp),
-                                    self.t_cap, iters=self.lp_iters)
+                # numpy inputs go straight to the jitted kernel (no eager device_put per array)
+                t, x, y = margin_lp(Ap, bp, mp, xp, self.t_cap, self.x_bound, DECIDE_TOL * self.scale,
+                                    iters=self.lp_iters)
             t_all[start:stop] = np.asarray(t)[:k]
             x_all[start:stop] = np.asarray(x)[:k]
             y_all[start:stop] = np.asarray(y)[:k, :A.shape[1]]

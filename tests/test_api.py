@@ -1,0 +1,59 @@
+"""Python API: list-of-arrays input, PyTorch loader, polytope domains, witnesses."""
+
+import numpy as np
+import pytest
+
+import lrenum
+from nets import patterns_of, random_net
+from reference import reference_patterns
+
+
+def test_witnesses_have_their_patterns():
+    rng = np.random.default_rng(4)
+    Ws, bs = random_net(rng, 3, [5, 4])
+    net = lrenum.make_network(Ws, bs)
+    res = lrenum.enumerate_regions(net, collect=True)
+    pre = net.pre_activations(res.witnesses)
+    bits = np.concatenate([z > 0 for z in pre], axis=1)
+    assert np.array_equal(bits, res.patterns)
+    assert np.all(np.abs(res.witnesses) < 1)
+
+
+def test_polytope_domain_equals_box():
+    rng = np.random.default_rng(5)
+    Ws, bs = random_net(rng, 2, [5, 3])
+    net = lrenum.make_network(Ws, bs)
+    A = np.r_[np.eye(2), -np.eye(2)]
+    b = np.ones(4)
+    poly = lrenum.enumerate_regions(net, lrenum.polytope_domain(A, b, 2), collect=True)
+    box = lrenum.enumerate_regions(net, lrenum.box_domain(-1, 1, 2), collect=True)
+    assert patterns_of(poly) == patterns_of(box)
+
+
+def test_triangle_domain_against_reference_on_a_box_cut():
+    # the triangle x >= 0, y >= 0, x + y <= 1 with one hyperplane x = y through its corner
+    W1 = np.array([[1.0, -1.0], [1.0, 1.0]])
+    b1 = np.array([0.0, -0.5])
+    net = lrenum.make_network([W1, np.ones((1, 2))], [b1, np.zeros(1)])
+    dom = lrenum.polytope_domain(np.array([[-1.0, 0.0], [0.0, -1.0], [1.0, 1.0]]), np.array([0.0, 0.0, 1.0]), 2)
+    assert lrenum.enumerate_regions(net, dom).regions == 4
+
+
+def test_domain_dimension_mismatch():
+    net = lrenum.make_network([np.ones((2, 3)), np.ones((1, 2))], [np.zeros(2), np.zeros(1)])
+    with pytest.raises(lrenum.InputError):
+        lrenum.enumerate_regions(net, lrenum.box_domain(-1, 1, 2))
+
+
+def test_from_torch_matches_arrays():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(2, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3), torch.nn.ReLU(),
+                                torch.nn.Linear(3, 1))
+    net = lrenum.from_torch(model)
+    Ws = [m.weight.detach().double().numpy() for m in model if isinstance(m, torch.nn.Linear)]
+    bs = [m.bias.detach().double().numpy() for m in model if isinstance(m, torch.nn.Linear)]
+    res = lrenum.enumerate_regions(net, collect=True)
+    assert patterns_of(res) == reference_patterns(Ws, bs, -1.0, 1.0)
+    with pytest.raises(lrenum.InputError):
+        lrenum.from_torch(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Tanh(), torch.nn.Linear(2, 1)))
