@@ -41,6 +41,20 @@ class Network:
     def output_dim(self) -> int:
         return int(self.weights[-1].shape[0])
 
+    def truncated(self, k: int) -> "Network":
+        """The network up to hidden layer k, with layer k+1 as its (affine) output layer.
+
+        Used to rebuild the maps of regions of an intermediate layer with the same code as
+        for final regions.
+        """
+        if not 1 <= k <= self.n_hidden:
+            raise ValueError(f"k must be in 1..{self.n_hidden}")
+        return Network(self.weights[:k + 1], self.biases[:k + 1])
+
+    def layers_covered(self, n_bits: int) -> int:
+        """How many hidden layers a pattern of ``n_bits`` leading neurons spans."""
+        return int(np.searchsorted(np.cumsum(self.hidden_widths), n_bits) + 1)
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Network output for points ``x`` of shape ``(..., d)``, in float64."""
         h = np.asarray(x, dtype=np.float64)

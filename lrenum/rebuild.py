@@ -40,10 +40,8 @@ def region_maps(net, bits: np.ndarray):
 def rebuild_regions(net, domain, bits, const, witness, radius, ranks, parent, ident) -> RegionBatch:
     """A :class:`RegionBatch` of layer ``L_l`` (the number of layers the patterns cover)."""
     B = bits.shape[0]
-    widths = net.hidden_widths
-    n_layers = int(np.searchsorted(np.cumsum(widths), bits.shape[1]) + 1)
-    sub = type(net)(net.weights[:n_layers] + (net.weights[n_layers],), net.biases[:n_layers] + (net.biases[n_layers],))
-    per_layer, (M, c, eM, ec) = region_maps(sub, bits)
+    n_layers = net.layers_covered(bits.shape[1])
+    per_layer, (M, c, eM, ec) = region_maps(net.truncated(n_layers), bits)
     s = np.where(bits, 1.0, -1.0)
     G = np.concatenate([p[0] for p in per_layer], axis=1)
     g = np.concatenate([p[1] for p in per_layer], axis=1)

@@ -117,12 +117,13 @@ class Splitter:
         return t_all, x_all, y_all
 
     # ------------------------------------------------------------------ helpers
+    def _layer_signs(self, bits: np.ndarray, n_layers: int) -> list:
+        """Per-layer sign lists (+1 active, -1 inactive) of one full pattern, for the exact path."""
+        return [np.where(bits[self.offsets[l]:self.offsets[l + 1]], 1, -1) for l in range(n_layers)]
+
     def _signs(self, P: RegionBatch, p: int, layer_signs: np.ndarray) -> list:
         """Sign lists (+1/-1/0 per neuron) of a cell: parent's full pattern, then this layer's."""
-        bits = P.bits[p]
-        out = [np.where(bits[self.offsets[l]:self.offsets[l + 1]], 1, -1) for l in range(P.layer)]
-        out.append(layer_signs)
-        return out
+        return self._layer_signs(P.bits[p], P.layer) + [layer_signs]
 
     def _cell_rows(self, P, p, G, g, eG, eg, nonconst_cut, sgn, k=None, side=None):
         """Unnormalised rows of cells: parent rows, decided cutting rows of this layer, and
@@ -316,7 +317,7 @@ class Splitter:
         status, radius = self._certify(wit, bits, constall, A, ea)
         keep = np.ones(len(cell_p), bool)
         for i in np.nonzero(status != 0)[0]:
-            signs = [np.where(bits[i][self.offsets[q]:self.offsets[q + 1]], 1, -1) for q in range(l + 1)]
+            signs = self._layer_signs(bits[i], l + 1)
             ok, x, rr = self.decider.repair_witness(
                 A[i], b[i], ea[i], eb[i], rmask[i], signs,
                 lambda x, i=i: tuple(v[0] for v in self._certify(x[None], bits[i:i + 1], constall[i:i + 1],

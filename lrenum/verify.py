@@ -17,14 +17,7 @@ class Mismatch(Exception):
 
 def _check_patterns_and_radius(net, domain_rows, bits, witness, radius, const, what):
     """Pattern at the witness equals ``bits``; the ball of ``radius`` lies inside the region."""
-    L = len(net.hidden_widths)
-    n_layers = 0
-    total = 0
-    for w in net.hidden_widths:
-        if total >= bits.shape[1]:
-            break
-        total += w
-        n_layers += 1
+    n_layers = net.layers_covered(bits.shape[1])
     zs, ezs = forward_with_bounds(net.weights[:n_layers], net.biases[:n_layers], witness)
     z = np.concatenate(zs, axis=1)
     ez = np.concatenate(ezs, axis=1)
@@ -38,8 +31,7 @@ def _check_patterns_and_radius(net, domain_rows, bits, witness, radius, const, w
         if rows.size:
             i = rows[0]
             raise Mismatch(f"{what} region {i}: {name} (neuron {int(np.nonzero(bad[i])[0][0])})")
-    sub = type(net)(net.weights[:n_layers] + (net.weights[n_layers],), net.biases[:n_layers] + (net.biases[n_layers],))
-    per_layer, _ = region_maps(sub, bits)
+    per_layer, _ = region_maps(net.truncated(n_layers), bits)
     G = np.concatenate([p[0] for p in per_layer], axis=1)
     eG = np.concatenate([p[2] for p in per_layer], axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -87,8 +79,7 @@ def verify_file(path: str, net, domain) -> dict:
                 const = np.concatenate([full_const_prev[par], t["constant"]], axis=1)
             _check_patterns_and_radius(net, (domain.A, domain.b), bits, t["witness"], t["radius"], const, f"layer {l}")
             # ranks
-            sub = type(net)(net.weights[:l] + (net.weights[l],), net.biases[:l] + (net.biases[l],))
-            _, (M, c, eM, _) = region_maps(sub, bits)
+            _, (M, c, eM, _) = region_maps(net.truncated(l), bits)
             prev_rank = np.full(n, net.input_dim) if l == 1 else rank_prev[t["parent"]]
             rank, sure = certified_ranks(M, eM, prev_rank)
             bad = sure & (rank != t["rank"])

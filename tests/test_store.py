@@ -182,3 +182,14 @@ def test_kill_and_resume_gives_the_uninterrupted_result(tmp_path):
         assert packed_set(pats) == packed_set(full.patterns)
         assert partial < full.regions
     assert main(["verify", out, path]) == 0
+
+
+def test_to_pandas_when_installed(tmp_path, deep_net):
+    pd = pytest.importorskip("pandas")
+    _, _, path = deep_net
+    out = str(tmp_path / "r.h5")
+    assert main(["enumerate", path, "-o", out, "-q"]) == 0
+    with lrenum.open(out) as f:
+        df = f.to_pandas(2)
+        assert isinstance(df, pd.DataFrame) and len(df) == f.counts[1]
+        assert set(df["n_children"]) and (df["n_children"] > 0).all()
