@@ -15,6 +15,13 @@ from .errors import InputError
 EXIT_BAD_INPUT = 2
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def _add_domain_args(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--box", nargs=2, type=float, metavar=("LO", "HI"),
@@ -111,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="write the region dataset to this HDF5 file")
     _add_domain_args(p)
     p.add_argument("--device", choices=["cpu", "gpu"], help="JAX device (default: JAX's default)")
-    p.add_argument("--batch-size", type=int, default=512, help="parent regions split together (default 512)")
+    p.add_argument("--batch-size", type=_positive_int, default=512, help="parent regions split together (default 512)")
     p.add_argument("--maps", choices=["all", "none"], default="all",
                    help="store each final region's affine map (default) or rebuild on demand")
     p.add_argument("--resume", action="store_true", help="continue an interrupted -o file")
@@ -136,8 +143,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if getattr(args, "batch_size", 1) is not None and getattr(args, "batch_size", 1) < 1:
-        parser.error("--batch-size must be at least 1")
     try:
         return args.func(args)
     except InputError as exc:

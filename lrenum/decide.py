@@ -69,7 +69,10 @@ class Decider:
         """One doubtful cell: Clarabel in float64, certified; else exact. Returns (empty, point)."""
         self.stats.certified_f64 += 1
         rows = np.nonzero(mask)[0]
-        t, x, y = margin_lp_clarabel(A[rows], b[rows], self.t_cap) if rows.size else (self.t_cap, np.zeros(A.shape[1]), None)
+        if rows.size:
+            t, x, y = margin_lp_clarabel(A[rows], b[rows], self.t_cap)
+        else:  # no constraints at all: all of R^d
+            t, x, y = self.t_cap, np.zeros(A.shape[1]), None
         if t is not None:
             if y is not None:
                 yy = np.zeros(A.shape[0])

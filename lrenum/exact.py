@@ -91,6 +91,14 @@ class ExactNetwork:
             M, c = newM, newc
         return M, c
 
+    def pre_activation(self, bits: Sequence[Sequence[bool]], j: int) -> tuple[list[Fraction], Fraction]:
+        """Exact ``(G, g)`` of neuron j of the layer after ``bits`` on the region: z = G.x + g."""
+        M, c = self.affine_map(bits)
+        Wj, l = self.W[len(bits)][j], len(bits)
+        G = [sum((Wj[i] * M[i][k] for i in range(len(M)) if Wj[i] and M[i][k]), Fraction(0)) for k in range(self.d)]
+        g = sum((Wj[i] * c[i] for i in range(len(c)) if Wj[i] and c[i]), Fraction(0)) + self.b[l][j]
+        return G, g
+
     def post_activation_map(self, bits: Sequence[Sequence[bool]]) -> list[list[Fraction]]:
         """Exact Jacobian of the last given layer's post-activation output on the region."""
         return self.affine_map(bits)[0]

@@ -229,10 +229,7 @@ class Splitter:
         for p, j in zip(*np.nonzero(unsure)):
             self.stats.exact += 1
             bits = [P.bits[p][self.offsets[q]:self.offsets[q + 1]] for q in range(P.layer)]
-            Mq, cq = self.decider.exact_net.affine_map(bits)
-            Wj = self.decider.exact_net.W[P.layer][j]
-            Gj = [sum((Wj[i] * Mq[i][k] for i in range(len(Mq))), exact.Fraction(0)) for k in range(self.d)]
-            gj = sum((Wj[i] * cq[i] for i in range(len(cq))), exact.Fraction(0)) + self.decider.exact_net.b[P.layer][j]
+            Gj, gj = self.decider.exact_net.pre_activation(bits, j)
             if any(Gj):
                 nonconst[p, j] = True   # a genuine (tiny) hyperplane; its decisions get certified
                 const[p, j] = False

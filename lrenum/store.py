@@ -1,18 +1,26 @@
 """Streaming, resumable HDF5 region datasets (format documented in docs/format.md).
 
-Writes happen only at *commits*: rows produced since the last commit are buffered in memory
-(bounded by the walk's frontier), then appended, the per-layer committed counts are updated
-and the file is flushed. Between commits nothing in the file is dirty, so a process killed at
-any moment outside a commit leaves the file exactly as the last commit left it, marked
-``complete = False``. Resuming truncates rows beyond the committed counts, recounts children
-and re-splits every region whose children are not all on disk, so the result equals an
-uninterrupted run: no region is lost or repeated.
+HDF5 files are not crash-safe while being modified: a SIGKILL inside a write can damage
+chunks that were already committed, and SWMR mode leaves a flag that blocks reopening. So no
+file is ever modified in a way a kill could tear:
+
+* ``FILE`` is written once at the start, atomically (tmp + rename): header, empty tables,
+  ``complete = False``.
+* Every commit (about once a second) writes the rows produced since the last one as a new
+  segment ``FILE.parts/seg_NNNNNNNN.h5``, again tmp + rename: a segment exists whole or not.
+* At the end the header and all segments are merged into ``FILE.tmp``, which is renamed over
+  ``FILE`` (now ``complete = True``); then the segments are removed.
+
+Resuming reads the committed segments, re-splits every region whose children are not all
+committed (a split region always has at least one child) and continues, so the result is the
+same set of regions as an uninterrupted run, none lost or repeated.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from typing import Optional
 
@@ -57,7 +65,6 @@ class RegionWriter:
         self.widths = net.hidden_widths
         self.offsets = np.concatenate([[0], np.cumsum(self.widths)]).astype(int)
         self.buffer: dict = {}
-        self.child_updates: list = []
         self.last_commit = time.perf_counter()
 
     # ------------------------------------------------------------------ creation / opening
@@ -93,6 +100,7 @@ class RegionWriter:
         f.flush()
         f.close()
         os.replace(tmp, path)   # an old file (with --force) is replaced only by a valid new one
+        shutil.rmtree(path + ".parts", ignore_errors=True)
         w.f = h5py.File(path, "r+")
         return w
 
@@ -166,11 +174,7 @@ class RegionWriter:
     def run(self, *, batch_size: int = 512, device: Optional[str] = None, progress: bool = False):
         from .enumerate import enumerate_regions
 
-        start = self._pending_state() if self.f.attrs["committed"].any() else None
-        if start is not None and not start[0]:
-            result = self._finish_summary()
-            return result
-        self._base_counts = None if start is None else list(start[1])
+        start = self._pending_state()
         result = enumerate_regions(self.net, self.domain, batch_size=batch_size, device=device,
                                    on_layer=self._on_layer, on_split=self._on_split, progress=progress,
                                    start=start)
@@ -180,120 +184,142 @@ class RegionWriter:
         a["regions"] = result.regions
         a["complete"] = True
         a["summary"] = json.dumps(result.summary())
-        self.f.flush()
+        self._merge()
         return result
-
-    def _finish_summary(self):
-        """Resuming a run that had already finished every split: just mark it complete."""
-        from .decide import DecisionStats
-        from .enumerate import EnumerationResult
-
-        committed = self.f.attrs["committed"]
-        counts = [int(c) for c in committed[1:]]
-        a = self.f.attrs
-        a["counts"] = np.array(counts, dtype=np.int64)
-        a["regions"] = counts[-1]
-        a["complete"] = True
-        self.f.flush()
-        return EnumerationResult(regions=counts[-1], per_layer=counts, seconds=0.0, device="none",
-                                 stats=DecisionStats())
 
     def _on_layer(self, layer: int, regions: RegionBatch) -> None:
         """New regions from the walk: buffer them (written at the next commit)."""
         self.buffer.setdefault(layer, []).append(regions)
 
     def _on_split(self, layer: int, ident: np.ndarray, n_children: np.ndarray) -> None:
-        """Regions that were split (their children were just buffered); maybe commit."""
-        self.child_updates.append((layer, ident.copy(), n_children.astype(np.int32)))
-        self.commit()
+        """Regions were split and their children buffered: a safe point to commit."""
+        self.commit()   # children and parents of one split always land in the same segment
+
+    # ------------------------------------------------------------------ commits: atomic segments
+    @property
+    def parts_dir(self) -> str:
+        return self.path + ".parts"
+
+    def _segments(self) -> list[str]:
+        if not os.path.isdir(self.parts_dir):
+            return []
+        return sorted(os.path.join(self.parts_dir, n) for n in os.listdir(self.parts_dir)
+                      if n.startswith("seg_") and n.endswith(".h5"))
 
     def commit(self, force: bool = False) -> None:
+        """Write everything buffered as one new segment file, atomically (tmp + rename)."""
         now = time.perf_counter()
         if not force and now - self.last_commit < COMMIT_SECONDS:
             return
         self.last_commit = now
-        f = self.f
-        committed = f.attrs["committed"].copy()
-        for layer in sorted(self.buffer):
-            for batch in self.buffer[layer]:
-                self._write_rows(layer, batch)
-                committed[layer] += len(batch)
+        if not self.buffer:
+            return
+        os.makedirs(self.parts_dir, exist_ok=True)
+        k = len(self._segments())
+        final = os.path.join(self.parts_dir, f"seg_{k:08d}.h5")
+        tmp = final + ".tmp"
+        with h5py.File(tmp, "w") as seg:
+            for layer in sorted(self.buffer):
+                batch = RegionBatch.concat(self.buffer[layer])
+                for name, rows in self._rows(layer, batch).items():
+                    seg[f"layer_{layer}/{name}"] = rows
+        os.replace(tmp, final)
         self.buffer.clear()
-        for layer, ident, n_children in self.child_updates:
-            ds = f[f"layer_{layer}/n_children"]
-            order = np.argsort(ident)
-            ds[ident[order]] = n_children[order]   # h5py needs increasing indices
-        self.child_updates.clear()
-        f.attrs["committed"] = committed
-        f.flush()
 
-    def _write_rows(self, layer: int, batch: RegionBatch) -> None:
-        g = self.f[f"layer_{layer}"]
+    def _rows(self, layer: int, batch: RegionBatch) -> dict:
         lo, hi = self.offsets[layer - 1], self.offsets[layer]
-        _append(g["parent"], batch.parent)
-        _append(g["pattern"], pack_bits(batch.bits[:, lo:hi]))
-        _append(g["constant"], pack_bits(batch.const[:, lo:hi]))
-        _append(g["rank"], batch.rank[:, -1].astype(np.int16))
-        _append(g["witness"], batch.witness)
-        _append(g["radius"], batch.radius)
-        if layer < self.L:
-            _append(g["n_children"], np.full(len(batch), -1, np.int32))
-        else:
-            fin = self.f["final"]
-            _append(fin["pattern"], pack_bits(batch.bits))
-            _append(fin["rank"], batch.rank.astype(np.int16))
+        rows = {"parent": batch.parent, "pattern": pack_bits(batch.bits[:, lo:hi]),
+                "constant": pack_bits(batch.const[:, lo:hi]), "rank": batch.rank[:, -1].astype(np.int16),
+                "witness": batch.witness, "radius": batch.radius}
+        if layer == self.L:
+            rows["final_pattern"] = pack_bits(batch.bits)
+            rows["final_rank"] = batch.rank.astype(np.int16)
             if self.maps:
                 Wout, bout = self.net.weights[-1], self.net.biases[-1]
-                _append(fin["A"], np.einsum("oj,bjd->bod", Wout, batch.M))
-                _append(fin["c"], batch.c @ Wout.T + bout)
+                rows["final_A"] = np.einsum("oj,bjd->bod", Wout, batch.M)
+                rows["final_c"] = batch.c @ Wout.T + bout
+        return rows
+
+    def _read_segments(self) -> dict:
+        """All committed rows per layer, in id order."""
+        rows: dict = {}
+        for path in self._segments():
+            try:
+                with h5py.File(path, "r") as seg:
+                    for l in range(1, self.L + 1):
+                        if f"layer_{l}" in seg:
+                            for name, ds in seg[f"layer_{l}"].items():
+                                rows.setdefault(l, {}).setdefault(name, []).append(ds[:])
+            except OSError as exc:
+                raise InputError(f"cannot resume {self.path}: segment {path} is unreadable ({exc})") from None
+        return {l: {n: np.concatenate(v) for n, v in d.items()} for l, d in rows.items()}
+
+    def _merge(self) -> None:
+        """Write the complete file (header layout plus every segment), then rename it into place."""
+        tmp = self.path + ".tmp"
+        attrs = dict(self.f.attrs)
+        self.f.close()
+        with h5py.File(tmp, "w") as out:
+            self.f = out
+            self._layout(attrs.get("network_path", ""))
+            for key, value in attrs.items():
+                out.attrs[key] = value
+            for path in self._segments():
+                with h5py.File(path, "r") as seg:
+                    for l in range(1, self.L + 1):
+                        if f"layer_{l}" not in seg:
+                            continue
+                        g, src = out[f"layer_{l}"], seg[f"layer_{l}"]
+                        for name in ("parent", "pattern", "constant", "rank", "witness", "radius"):
+                            _append(g[name], src[name][:])
+                        if l == self.L:
+                            fin = out["final"]
+                            _append(fin["pattern"], src["final_pattern"][:])
+                            _append(fin["rank"], src["final_rank"][:])
+                            if self.maps:
+                                _append(fin["A"], src["final_A"][:])
+                                _append(fin["c"], src["final_c"][:])
+            for l in range(1, self.L):   # children counted from the parents of the next layer
+                n = out[f"layer_{l}/parent"].shape[0]
+                par = out[f"layer_{l + 1}/parent"][:]
+                _append(out[f"layer_{l}/n_children"], np.bincount(par, minlength=n)[:n].astype(np.int32))
+            out.attrs["committed"] = np.array([1] + [out[f"layer_{l}/parent"].shape[0] for l in range(1, self.L + 1)],
+                                              dtype=np.int64)
+        os.replace(tmp, self.path)
+        shutil.rmtree(self.parts_dir, ignore_errors=True)
+        self.f = h5py.File(self.path, "r+")
 
     def _pending_state(self):
-        """Truncate to the committed rows and rebuild the regions still to split."""
+        """From the committed segments: the regions still to split and the id counters."""
         from .rebuild import rebuild_regions
 
-        f = self.f
-        committed = f.attrs["committed"].copy()
-        for l in range(1, self.L + 1):
-            g = f[f"layer_{l}"]
-            for name in g:
-                g[name].resize(int(committed[l]), axis=0)
-            if l == self.L:
-                for name in f["final"]:
-                    f["final"][name].resize(int(committed[l]), axis=0)
+        rows = self._read_segments()
+        if not rows:
+            return None
+        counts = [len(rows.get(l, {}).get("parent", [])) for l in range(1, self.L + 1)]
         pending = []
         for l in range(1, self.L):
-            g = f[f"layer_{l}"]
-            n_rows = int(committed[l])
-            child_parent = f[f"layer_{l + 1}/parent"][:]
-            counts = np.bincount(child_parent, minlength=n_rows)[:n_rows] if child_parent.size else np.zeros(n_rows, int)
-            g["n_children"][:] = np.where(counts > 0, counts, -1).astype(np.int32)
-            todo = np.nonzero(counts == 0)[0]
+            n_rows = counts[l - 1]
+            child_parent = rows.get(l + 1, {}).get("parent", np.zeros(0, np.int64))
+            n_ch = np.bincount(child_parent, minlength=n_rows)[:n_rows]
+            todo = np.nonzero(n_ch == 0)[0]      # every region has >= 1 child once split
             if todo.size:
-                pending.append((l, self._load_regions(l, todo, rebuild_regions)))
-        f.attrs["committed"] = committed
-        f.flush()
-        next_id = [1] + [int(c) for c in committed[1:]]
-        return pending, next_id
+                pending.append((l, self._load_regions(rows, l, todo, rebuild_regions)))
+        return pending, [1] + counts
 
-    def _load_regions(self, layer, idx, rebuild):
-        """Rebuild the splitter's state of layer-``layer`` rows ``idx`` from the file."""
-        # walk the ancestry to get the full patterns of layers 1..layer
+    def _load_regions(self, rows, layer, idx, rebuild):
+        """Rebuild the splitter's state of layer-``layer`` rows ``idx`` from committed rows."""
         cur = idx
-        full_bits = [None] * layer
-        full_const = [None] * layer
-        ranks = [None] * layer
+        bits, const, ranks = [None] * layer, [None] * layer, [None] * layer
         for l in range(layer, 0, -1):
-            g = self.f[f"layer_{l}"]
-            n = self.widths[l - 1]
-            full_bits[l - 1] = unpack_bits(g["pattern"][:][cur], n)
-            full_const[l - 1] = unpack_bits(g["constant"][:][cur], n)
-            ranks[l - 1] = g["rank"][:][cur].astype(np.int64)
+            r, n = rows[l], self.widths[l - 1]
+            bits[l - 1] = unpack_bits(r["pattern"][cur], n)
+            const[l - 1] = unpack_bits(r["constant"][cur], n)
+            ranks[l - 1] = r["rank"][cur].astype(np.int64)
             if l == layer:
-                witness = g["witness"][:][cur]
-                radius = g["radius"][:][cur]
-                parent = g["parent"][:][cur]
-            cur = g["parent"][:][cur]
-        return rebuild(self.net, self.domain, np.concatenate(full_bits, axis=1), np.concatenate(full_const, axis=1),
+                witness, radius, parent = r["witness"][cur], r["radius"][cur], r["parent"][cur]
+            cur = r["parent"][cur]
+        return rebuild(self.net, self.domain, np.concatenate(bits, axis=1), np.concatenate(const, axis=1),
                        witness, radius, np.stack(ranks, axis=1), parent, idx.astype(np.int64))
 
     def close(self) -> None:
