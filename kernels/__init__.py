@@ -2,7 +2,8 @@
 
 Everything that runs on the accelerator lives here: hyperplane propagation
 (:mod:`lrenum.kernels.propagate`) and the batched interior-margin LP solver
-(:mod:`lrenum.kernels.lp`). The host side (batching, certification, I/O) is in
+(:mod:`lrenum.kernels.lp`), and batched forward passes for point sampling
+(:mod:`lrenum.kernels.forward`). The host side (batching, certification, I/O) is in
 ``lrenum`` proper and treats these kernels as *proposers*: every answer they give
 is certified in float64 on the host before it is trusted.
 """

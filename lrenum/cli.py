@@ -15,6 +15,13 @@ from .errors import InputError
 EXIT_BAD_INPUT = 2
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``lrenum: error: ...``), like every other bad input."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(EXIT_BAD_INPUT, f"lrenum: error: {message} (see '{self.prog} --help')\n")
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -109,8 +116,67 @@ def cmd_verify(args) -> int:
     return 0
 
 
+def _confidence(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError("must lie strictly between 0 and 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return value
+
+
+def cmd_estimate(args) -> int:
+    from .estimate import points_estimate, tree_estimate
+
+    net, domain = _load(args)
+    if args.method == "tree":
+        est = tree_estimate(net, domain, probes=args.probes, branch=args.branch, seed=args.seed,
+                            confidence=args.confidence, device=args.device)
+        how = f"{args.probes} probes, branch {args.branch}"
+    else:
+        est = points_estimate(net, domain, points=args.points, seed=args.seed, confidence=args.confidence,
+                              device=args.device)
+        how = f"{args.points} points, {est.details['distinct']} distinct patterns"
+    print(f"{est.method} estimate {est.estimate:.6g} regions, {100 * est.confidence:g}% interval "
+          f"[{est.ci_low:.6g}, {est.ci_high:.6g}]; certain lower bound {est.lower_bound} ({how}, "
+          f"{est.seconds:.2f} s)")
+    if args.json:
+        print(json.dumps(est.summary()))
+    return 0
+
+
+def cmd_mipbound(args) -> int:
+    from .mipbound import mipbound
+
+    net, domain = _load(args)
+    res = mipbound(net, domain, trials=args.trials, confidence=args.confidence, time_limit=args.time_limit,
+                   seed=args.seed, backend=args.backend, max_xors=args.max_xors, progress=not args.quiet)
+    print(f"at least {res.lower_bound} regions with confidence {res.confidence:g} (MIPBound, {res.xors} XORs, "
+          f"{res.verified_patterns} distinct patterns verified, {res.backend}, {res.seconds:.2f} s)")
+    if args.json:
+        print(json.dumps(res.summary()))
+    return 0
+
+
+def cmd_bounds(args) -> int:
+    from .bounds import compute_bounds
+
+    net, domain = _load(args)
+    rep = compute_bounds(net, domain, use_milp=not args.no_milp, backend=args.backend, time_limit=args.time_limit)
+    for name, value in rep.bounds.items():
+        print(f"{name:>13}: {value} (about 10^{len(str(value)) - 1})")
+    if args.json:
+        print(json.dumps(rep.summary()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lrenum", description="Exact activation regions of ReLU networks.")
+    parser = _Parser(prog="lrenum", description="Exact activation regions of ReLU networks.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("enumerate", help="list every activation region exactly")
@@ -126,6 +192,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last line of stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=cmd_enumerate)
+
+    p = sub.add_parser("estimate", help="estimate the number of regions (tree probes or point sampling)")
+    p.add_argument("network")
+    _add_domain_args(p)
+    p.add_argument("--method", choices=["tree", "points"], default="tree")
+    p.add_argument("--probes", type=_positive_int, default=256, help="tree: independent probes (default 256)")
+    p.add_argument("--branch", type=_positive_int, default=1,
+                   help="tree: children followed per probe and layer (default 1, pure Knuth)")
+    p.add_argument("--points", type=_positive_int, default=100_000, help="points: sample size (default 100000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--confidence", type=_confidence, default=0.95)
+    p.add_argument("--device", choices=["cpu", "gpu"])
+    p.add_argument("--json", action="store_true", help="print a JSON summary as the last line of stdout")
+    p.set_defaults(func=cmd_estimate)
+
+    p = sub.add_parser("mipbound", help="probabilistic lower bound by MILP with random XOR constraints")
+    p.add_argument("network")
+    _add_domain_args(p)
+    p.add_argument("--trials", type=_positive_int, default=8, help="random XOR sets per level (default 8)")
+    p.add_argument("--confidence", type=_confidence, default=0.95)
+    p.add_argument("--time-limit", type=_positive_float, default=30.0, help="seconds per MILP solve (default 30)")
+    p.add_argument("--max-xors", type=_positive_int, help="stop after this many XORs")
+    p.add_argument("--backend", choices=["auto", "scip", "highs"], default="auto",
+                   help="MILP solver: SCIP (extra 'mipbound') or HiGHS via scipy (default: SCIP if installed)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print a JSON summary as the last line of stdout")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(func=cmd_mipbound)
+
+    p = sub.add_parser("bounds", help="analytic upper bounds on the number of regions")
+    p.add_argument("network")
+    _add_domain_args(p)
+    p.add_argument("--no-milp", action="store_true",
+                   help="skip the MILPs for the largest number of simultaneously active units")
+    p.add_argument("--backend", choices=["auto", "scip", "highs"], default="auto")
+    p.add_argument("--time-limit", type=_positive_float, default=10.0, help="seconds per MILP solve (default 10)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary as the last line of stdout")
+    p.set_defaults(func=cmd_bounds)
 
     p = sub.add_parser("inspect", help="summarise a region file")
     p.add_argument("file")

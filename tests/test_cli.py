@@ -102,3 +102,54 @@ def test_bundled_example_runs(capsys):
     s = json.loads(out.splitlines()[-1])
     net, _ = lrenum.load_npz(os.path.join(ROOT, "examples", "net_2_16_16.npz"))
     assert s["regions"] > 16
+
+
+COUNT_COMMANDS = {
+    "estimate": (["--probes", "16"], ("estimate", "ci_low", "ci_high", "lower_bound", "seconds")),
+    "estimate-points": (["--method", "points", "--points", "5000"], ("estimate", "ci_low", "ci_high", "lower_bound")),
+    "mipbound": (["--trials", "3", "--max-xors", "2", "-q"], ("lower_bound", "confidence", "xors", "seconds")),
+    "bounds": ([], ("bounds",)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(COUNT_COMMANDS))
+def test_count_commands_json(tmp_path, capsys, name):
+    path = save(tmp_path, **good_arrays())
+    extra, keys = COUNT_COMMANDS[name]
+    code, out, _ = run_main([name.split("-")[0], path, "--json"] + extra, capsys)
+    assert code == 0
+    s = json.loads(out.strip().splitlines()[-1])
+    for key in keys:
+        assert key in s
+    exact = lrenum.enumerate_regions(*_net_and_box(path)).regions
+    if name == "bounds":
+        assert all(isinstance(v, int) and v >= exact for v in s["bounds"].values())
+    else:
+        assert s["lower_bound"] <= exact
+
+
+def _net_and_box(path):
+    net, _ = lrenum.load_npz(path)
+    return net, lrenum.box_domain(-1, 1, net.input_dim)
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["estimate", "{p}", "--confidence", "1.5"], "confidence"),
+    (["estimate", "{p}", "--method", "points", "--domain", "unbounded"], "bounded domain"),
+    (["estimate", "{p}", "--probes", "0"], "probes"),
+    (["mipbound", "{p}", "--domain", "unbounded"], "bounded domain"),
+    (["mipbound", "{p}", "--time-limit", "-1"], "time-limit"),
+    (["bounds", "{bad}"], "error"),
+    (["estimate", "{missing}"], "not found"),
+])
+def test_count_commands_bad_input(tmp_path, capsys, args, needle):
+    good = save(tmp_path, **good_arrays())
+    bad = save(tmp_path, "bad.npz", **BAD["nan"])
+    args = [a.format(p=good, bad=bad, missing=str(tmp_path / "missing.npz")) for a in args]
+    try:
+        code = main(args)
+    except SystemExit as exc:   # argparse rejects option values before main runs
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("lrenum: error: ") and len(err.strip().splitlines()) == 1 and needle in err, err
