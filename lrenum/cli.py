@@ -175,6 +175,18 @@ def cmd_bounds(args) -> int:
     return 0
 
 
+def cmd_plot(args) -> int:
+    from .plot import plot_partition
+
+    net, domain = _load(args)
+    if not args.output.lower().endswith((".png", ".pdf", ".svg")):
+        raise InputError(f"output must end in .png, .pdf or .svg: {args.output}")
+    n = plot_partition(net, domain, args.output, point=args.point, u=args.u, v=args.v, title=args.title)
+    where = "the domain" if net.input_dim == 2 and args.u is None and args.v is None else "the 2-D slice"
+    print(f"{n} regions of {where} drawn to {args.output}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="lrenum", description="Exact activation regions of ReLU networks.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -230,6 +242,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--time-limit", type=_positive_float, default=10.0, help="seconds per MILP solve (default 10)")
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last line of stdout")
     p.set_defaults(func=cmd_bounds)
+
+    p = sub.add_parser("plot", help="draw the exact partition of a 2-D domain or of a 2-D slice")
+    p.add_argument("network")
+    p.add_argument("-o", "--output", required=True, help="image file (.png, .pdf or .svg)")
+    _add_domain_args(p)
+    p.add_argument("--point", nargs="+", type=float, help="a point of the slice (default: the domain's center)")
+    p.add_argument("--u", nargs="+", type=float, help="first slice direction (default: the first axis)")
+    p.add_argument("--v", nargs="+", type=float, help="second slice direction (default: the second axis)")
+    p.add_argument("--title", help="figure title (default: the number of regions)")
+    p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("inspect", help="summarise a region file")
     p.add_argument("file")
