@@ -75,7 +75,9 @@ def main(argv=None) -> int:
         sub = [r for r in rows if r["network"] == name]
         ep = [max(r["epoch"], 0.5) for r in sub]
         ax.errorbar(ep, [r["tree_estimate"] for r in sub],
-                    yerr=[[r["tree_estimate"] - r["ci_low"] for r in sub], [r["ci_high"] - r["tree_estimate"] for r in sub]],
+                    # the interval's lower end is raised to the certain lower bound, which can exceed the estimate
+                    yerr=[[max(0.0, r["tree_estimate"] - r["ci_low"]) for r in sub],
+                          [max(0.0, r["ci_high"] - r["tree_estimate"]) for r in sub]],
                     fmt="o", color=f"C{i}", alpha=0.5, capsize=2)
         ex = [(e, r["exact"]) for e, r in zip(ep, sub) if r["exact"] != ""]
         ax.plot([e for e, _ in ex], [v for _, v in ex], "-s", color=f"C{i}", label=f"{name} (exact; dots: tree estimate)")
