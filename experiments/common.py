@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import platform
@@ -46,3 +47,11 @@ def device_name(kind: str | None = None) -> str:
     desc = f"{dev.platform}:{getattr(dev, 'device_kind', '')}"
     cpu = platform.processor() or platform.machine()
     return f"{desc} (host {cpu}, {os.cpu_count()} cores)"
+
+
+def write_csv(rows: list[dict], path: str) -> None:
+    """Rows of one dict each, columns in the first row's order."""
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)

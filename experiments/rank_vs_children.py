@@ -10,7 +10,6 @@ rank-dimensional space). Writes results/rank_vs_children[-quick].{csv,png,md}.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
 from math import comb
@@ -60,10 +59,7 @@ def main(argv=None) -> int:
                          "max_possible": sum(comb(n_next, i) for i in range(r + 1))})
         print(f"{name}: {sum(1 for x in rows if x['network'] == name)} split regions", file=sys.stderr)
     stem = os.path.join(args.out, "rank_vs_children" + ("-quick" if args.quick else ""))
-    with open(stem + ".csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    common.write_csv(rows, stem + ".csv")
     summary = summarise(rows)
     with open(stem + ".md", "w") as f:
         f.write(f"# Rank after layer l against children at layer l+1\n\nDevice: {common.device_name()}.\n\n"

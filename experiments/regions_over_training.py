@@ -10,7 +10,6 @@ results/regions_over_training[-quick].{csv,png,md}.
 from __future__ import annotations
 
 import argparse
-import csv
 import glob
 import os
 import re
@@ -56,10 +55,7 @@ def main(argv=None) -> int:
                          "ci_high": round(est.ci_high, 2)})
             print(f"{name} epoch {epoch}: exact {exact}, estimate {est.estimate:.0f}", file=sys.stderr)
     stem = os.path.join(args.out, "regions_over_training" + ("-quick" if args.quick else ""))
-    with open(stem + ".csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    common.write_csv(rows, stem + ".csv")
     with open(stem + ".md", "w") as f:
         f.write(f"# Regions over training\n\nDevice: {common.device_name()}.\n\n| network | epoch | test accuracy | "
                 "exact | tree estimate [95% interval] |\n|---|---|---|---|---|\n")

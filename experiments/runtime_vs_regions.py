@@ -9,7 +9,6 @@ first run pays for compilation, the second is timed. Log-log plot with a least-s
 from __future__ import annotations
 
 import argparse
-import csv
 import glob
 import os
 import sys
@@ -52,10 +51,7 @@ def main(argv=None) -> int:
     dev = common.device_name(args.device)
     tag = rows[0]["device"].split(":")[0]
     stem = os.path.join(args.out, f"runtime_vs_regions-{tag}" + ("-quick" if args.quick else ""))
-    with open(stem + ".csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    common.write_csv(rows, stem + ".csv")
     x = np.log10([r["regions"] for r in rows])
     y = np.log10([r["seconds"] for r in rows])
     slope, icpt = np.polyfit(x, y, 1)
