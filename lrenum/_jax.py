@@ -10,15 +10,7 @@ from __future__ import annotations
 
 import os
 
-# XLA's multi-threaded Eigen pool on the CPU deadlocked lrenum's vmapped LP kernel here:
-# twice in long benchmark runs the process sat at 0% CPU in BlockUntilReady (py-spy --native),
-# the same symptom as https://github.com/PyAutoLabs/PyAutoFit/issues/1528, where this flag
-# removed the hangs. It cost nothing measurable on the bundled example (1.12-1.23 s with the
-# pool, 1.11-1.17 s without). Set before JAX creates its CPU client; an explicit setting wins.
-if "xla_cpu_multi_thread_eigen" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
-
-import jax  # noqa: E402
+import jax
 
 jax.config.update("jax_enable_x64", True)
 
