@@ -97,7 +97,7 @@ def max_active_units(net: Network, domain: Domain, pb, layer: int, backend: str 
     if unstable == 0:
         return active, "trivial"
     model = milp.encode(net, domain, pb, margin=-tol, layers=layer + 1)
-    offs = sum(net.hidden_widths[:layer])
+    offs = net.neuron_offsets[layer]
     c = model.c.copy()
     in_layer = model.neuron_of_binary >= offs
     c[model.binaries[in_layer]] = -1.0

@@ -132,7 +132,7 @@ def enumerate_regions(net: Network, domain: Optional[Domain] = None, *, batch_si
     t0 = time.perf_counter()
     stats = DecisionStats()
     splitter = Splitter(net, domain, dev, stats, lp_dtype=lp_dtype, batch_size=batch_size,
-                        lp_batch=lp_batch or (16384 if dev.platform == 'gpu' else 1024))
+                        lp_batch=lp_batch)
     L = net.n_hidden
     stacks = [_Stack() for _ in range(L)]
     next_id = [1] + [0] * L

@@ -93,8 +93,7 @@ def tree_estimate(net: Network, domain: Optional[Domain] = None, *, probes: int 
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     stats = DecisionStats()
-    splitter = Splitter(net, domain, dev, stats, batch_size=batch_size,
-                        lp_batch=16384 if dev.platform == "gpu" else 1024)
+    splitter = Splitter(net, domain, dev, stats, batch_size=batch_size)
     regions = root_region(net, domain)
     at = np.zeros(probes, np.int64)          # each particle's region (index into `regions`)
     weight = np.ones(probes)

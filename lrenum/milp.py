@@ -79,7 +79,7 @@ def encode(net: Network, domain: Domain, pb: PreactBounds, margin: float, layers
 
     cons = []  # (dict var->coef, lo, hi)
     for i in range(domain.A.shape[0]):
-        cut = max(margin, 0.0) * float(np.max(shrink / max(margin, 1e-300))) * np.linalg.norm(domain.A[i])
+        cut = float(np.max(shrink)) * np.linalg.norm(domain.A[i])   # the widest side's margin, along row i
         cons.append(({k: domain.A[i, k] for k in range(d) if domain.A[i, k]}, -np.inf, domain.b[i] - cut))
     prev = list(range(d))
     binaries, neuron_of_binary = [], []

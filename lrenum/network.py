@@ -51,9 +51,15 @@ class Network:
             raise ValueError(f"k must be in 1..{self.n_hidden}")
         return Network(self.weights[:k + 1], self.biases[:k + 1])
 
+    @property
+    def neuron_offsets(self) -> np.ndarray:
+        """Where each hidden layer starts in a flat per-neuron array: layer l (0-based) is
+        ``[offsets[l], offsets[l + 1])``."""
+        return np.concatenate([[0], np.cumsum(self.hidden_widths)]).astype(int)
+
     def layers_covered(self, n_bits: int) -> int:
         """How many hidden layers a pattern of ``n_bits`` leading neurons spans."""
-        return int(np.searchsorted(np.cumsum(self.hidden_widths), n_bits) + 1)
+        return int(np.searchsorted(self.neuron_offsets[1:], n_bits) + 1)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Network output for points ``x`` of shape ``(..., d)``, in float64."""

@@ -20,7 +20,7 @@ from .network import Network
 
 def split_layers(net: Network, flat: np.ndarray) -> list[np.ndarray]:
     """(K, N) flat per-neuron arrays -> list of (K, n_l) arrays, one per hidden layer."""
-    offs = np.concatenate([[0], np.cumsum(net.hidden_widths)]).astype(int)
+    offs = net.neuron_offsets
     return [flat[:, offs[l]:offs[l + 1]] for l in range(net.n_hidden)]
 
 

@@ -18,6 +18,8 @@ children that fail that check and are removed, so no decision is trusted uncerti
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 import jax
 
@@ -38,7 +40,7 @@ DECIDE_TOL = 1e-6     # LP lanes stop once |t*| is known to exceed DECIDE_TOL * 
 class Splitter:
     """Holds per-network constants; :meth:`split` does one layer for one batch."""
 
-    def __init__(self, net, domain, device, stats: DecisionStats, lp_batch: int = 1024,
+    def __init__(self, net, domain, device, stats: DecisionStats, lp_batch: Optional[int] = None,
                  lp_dtype=np.float64, lp_iters: int = 40, batch_size: int = 512):
         self.net = net
         self.domain = domain
@@ -46,12 +48,13 @@ class Splitter:
         self.stats = stats
         self.d = net.input_dim
         self.widths = net.hidden_widths
-        self.offsets = np.concatenate([[0], np.cumsum(self.widths)]).astype(int)
+        self.offsets = net.neuron_offsets
         self.m_dom = domain.A.shape[0]
         self.scale = domain.scale()
         self.t_cap = self.scale if domain.box is not None else 1.0
         self.x_bound = float(np.max(np.abs(domain.box))) if domain.box is not None else 1e6
-        self.lp_batch = lp_batch
+        # LPs per device call: a GPU needs ~10^4 lanes to amortise its launches
+        self.lp_batch = lp_batch or (16384 if device.platform == "gpu" else 1024)
         self.lp_dtype = lp_dtype
         self.lp_iters = lp_iters
         # one LP row count for every layer so that jit compiles one shape per batch bucket

@@ -63,7 +63,7 @@ class RegionWriter:
         self.maps = maps
         self.L = net.n_hidden
         self.widths = net.hidden_widths
-        self.offsets = np.concatenate([[0], np.cumsum(self.widths)]).astype(int)
+        self.offsets = net.neuron_offsets
         self.buffer: dict = {}
         self.last_commit = time.perf_counter()
 

@@ -59,7 +59,7 @@ def verify_file(path: str, net, domain) -> dict:
         widths = net.hidden_widths
         if tuple(widths) != rf.widths:
             raise Mismatch("layer widths differ from the network")
-        offsets = np.concatenate([[0], np.cumsum(widths)]).astype(int)
+        offsets = net.neuron_offsets
         rng = np.random.default_rng(0)
         full_bits_prev = None
         checked = 0

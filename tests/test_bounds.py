@@ -66,7 +66,7 @@ def test_every_upper_bound_is_at_least_the_exact_count():
         det = rep.details["activation"]
         saw_stable |= sum(det["stably_active"]) + sum(det["stably_inactive"]) > 0
         # the cap on simultaneously active units must hold for every region found exactly
-        offs = np.concatenate([[0], np.cumsum(net.hidden_widths)])
+        offs = net.neuron_offsets
         for l in range(net.n_hidden):
             most = int(res.patterns[:, offs[l]:offs[l + 1]].sum(axis=1).max())
             assert det["max_active"][l] >= most
