@@ -36,6 +36,7 @@ sys.path.insert(0, HERE)
 import common  # noqa: E402
 
 import lrenum  # noqa: E402
+import lrenum.runtime  # noqa: E402
 
 FAMILIES = {
     "a": [("a-d2-n64", 2, [64]), ("a-d3-n32", 3, [32]), ("a-d4-n24", 4, [24]), ("a-d6-n16", 6, [16]),
@@ -125,11 +126,11 @@ def run_case(case, device, counter, budget):
     sec = time.perf_counter() - t
     c2, _ = counter.snapshot()
     assert res.regions == first.regions
-    mem, mem_kind = peak_memory(lrenum._jax.select_device(device))
+    mem, mem_kind = peak_memory(lrenum.runtime.select_device(device))
     row = {"case": case[0], "family": case[0][0], "input_dim": net.input_dim, "widths": list(net.hidden_widths),
            "regions": res.regions, "seconds": round(sec, 4), "regions_per_second": round(res.regions / sec, 1),
-           "lps": res.stats.lps, "lps_avoided": res.stats.avoided, "float64_redecisions": res.stats.certified_f64,
-           "exact_decisions": res.stats.exact, "compilations_first_run": c1 - c0,
+           "lps": res.stats.lps, "lps_avoided": res.stats.avoided, "float64_redecisions": res.stats.float_redecisions,
+           "exact_decisions": res.stats.exact_decisions, "compilations_first_run": c1 - c0,
            "compile_seconds_first_run": round(s1 - s0, 3), "first_run_seconds": round(first_sec, 3),
            "compilations_second_run": c2 - c1, "peak_memory_bytes": mem, "peak_memory_kind": mem_kind,
            "device": res.device}
@@ -147,11 +148,11 @@ def roofline(device) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from lrenum.kernels.lp import margin_lp
+    from lrenum.kernels.lp_dense import margin_lp_dense as margin_lp
 
-    dev = lrenum._jax.select_device(device)
+    dev = lrenum.runtime.select_device(device)
     out = {}
-    with jax.default_device(dev):
+    with lrenum.runtime.on_device(dev):
         x = jnp.ones((32 * 1024 * 1024,), jnp.float64)          # 256 MB
         copy = jax.jit(lambda v: v * 1.0 + 0.0)
         copy(x).block_until_ready()
@@ -231,7 +232,7 @@ def main(argv=None) -> int:
     if args.quick:
         cases = [c for c in cases if c[0] in QUICK]
         args.reference_budget = min(args.reference_budget, 10.0)
-    if (args.device or lrenum._jax.select_device(None).platform) == "cpu" and not args.all:
+    if (args.device or lrenum.runtime.select_device(None).platform) == "cpu" and not args.all:
         cases = [c for c in cases if c[0] not in CPU_SKIP]
     rows = []
     for case in cases:

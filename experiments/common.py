@@ -10,7 +10,7 @@ import platform
 import numpy as np
 
 import lrenum
-from lrenum.domain import resolve_domain
+from lrenum.model.domain import resolve_domain
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODELS = os.path.join(HERE, "models")

@@ -20,9 +20,9 @@ sys.path.insert(0, HERE)
 import common  # noqa: E402
 
 import lrenum  # noqa: E402
-from lrenum.bounds import compute_bounds  # noqa: E402
-from lrenum.estimate import points_estimate, tree_estimate  # noqa: E402
-from lrenum.mipbound import mipbound  # noqa: E402
+from lrenum.counting.bounds import compute_bounds  # noqa: E402
+from lrenum.counting.estimate import points_estimate, tree_estimate  # noqa: E402
+from lrenum.counting.mipbound import mipbound  # noqa: E402
 
 RANDOM = [("rand_2_8x8x8", 2, [8, 8, 8]), ("rand_3_10x10", 3, [10, 10]), ("rand_4_8x8", 4, [8, 8])]
 TRAINED = ["pca2_8x8x8", "pca4_8x8", "pca8_8x8", "pca16_6x6", "full64_4x4"]

@@ -21,7 +21,7 @@ sys.path.insert(0, HERE)
 import common  # noqa: E402
 
 import lrenum  # noqa: E402
-from lrenum.estimate import tree_estimate  # noqa: E402
+from lrenum.counting.estimate import tree_estimate  # noqa: E402
 
 
 def main(argv=None) -> int:

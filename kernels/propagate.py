@@ -1,9 +1,9 @@
 """Hyperplane propagation: each region's next-layer pre-activation map, with error bounds.
 
-On a region whose layer-l post-activation is ``h = M x + c``, layer l+1's pre-activation
-is ``z = G x + g`` with ``G = W M`` and ``g = W c + b``. The bounds returned with them
-(``eG >= ||G~_j - G_j||_1`` and ``eg >= |g~_j - g_j|``) propagate the errors of ``M, c``
-and add the rounding of the products (gamma bound); they must be computed in float64.
+On a region whose layer-l post-activation is ``h = M y + c`` (``y = U x``, basis coordinates),
+layer l+1's pre-activation is ``z = G y + g`` with ``G = W M`` and ``g = W c + b``. The bounds
+returned with them (``eG >= ||G~_j - G_j||_1`` and ``eg >= |g~_j - g_j|``) propagate the errors of
+``M, c`` and add the rounding of the products (gamma bound); they must be computed in float64.
 """
 
 from __future__ import annotations
@@ -11,18 +11,16 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-U64 = 2.0 ** -53
-SAFETY = 1.0 + 1e-6
+from lrenum.tolerances import SAFETY, gamma
 
 
 @jax.jit
 def propagate(M, c, eM, ec, W, b):
-    """M: (B, n_in, d), c: (B, n_in), eM/ec: (B, n_in); W: (n, n_in), b: (n,).
+    """M: (B, n_in, r), c: (B, n_in), eM/ec: (B, n_in); W: (n, n_in), b: (n,).
 
-    Returns G (B, n, d), g (B, n), eG (B, n), eg (B, n).
+    Returns G (B, n, r), g (B, n), eG (B, n), eg (B, n).
     """
-    n_in = W.shape[1]
-    gam = SAFETY * (n_in + 1) * U64 / (1.0 - (n_in + 1) * U64)
+    gam = gamma(W.shape[1] + 1)
     aW = jnp.abs(W)
     G = jnp.einsum("ji,bik->bjk", W, M)
     g = jnp.einsum("ji,bi->bj", W, c) + b

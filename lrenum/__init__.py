@@ -7,14 +7,16 @@
 """
 
 from ._version import __version__
-from .domain import Domain, box_domain, polytope_domain, unbounded_domain
-from .enumerate import EnumerationResult, enumerate_regions
-from .dataset import RegionFile, open
+from .core.walk import EnumerationResult, enumerate_regions
+from .datasets.reader import RegionFile, open
 from .errors import InputError
-from .network import Network, from_torch, load_npz, make_network, save_npz
+from .model.domain import Domain, box_domain, polytope_domain, unbounded_domain
+from .model.network import Network, make_network
+from .model.npz import load_npz, save_npz
+from .model.torch_import import from_torch
 
 __all__ = [
     "__version__", "Domain", "box_domain", "polytope_domain", "unbounded_domain",
     "EnumerationResult", "enumerate_regions", "InputError", "Network", "from_torch",
-    "load_npz", "make_network", "save_npz", "open", "RegionFile",
+    "load_npz", "save_npz", "make_network", "open", "RegionFile",
 ]

@@ -11,9 +11,9 @@ from typing import Optional
 
 import numpy as np
 
-from .domain import Domain
 from .errors import InputError
-from .network import Network
+from .model.domain import Domain
+from .model.network import Network
 
 
 def clip_polygon(poly: np.ndarray, a: np.ndarray, b: float) -> np.ndarray:
@@ -34,7 +34,8 @@ def clip_polygon(poly: np.ndarray, a: np.ndarray, b: float) -> np.ndarray:
 
 def region_polygons(net: Network, domain: Domain, extent: float = 1e3) -> tuple[list, np.ndarray]:
     """Exact regions of a 2-input network as polygons, with their flat patterns."""
-    from .enumerate import enumerate_regions
+    from .core.frame import Frame
+    from .core.walk import enumerate_regions
 
     if net.input_dim != 2:
         raise InputError("region_polygons needs a 2-input network (slice it first)")
@@ -42,18 +43,21 @@ def region_polygons(net: Network, domain: Domain, extent: float = 1e3) -> tuple[
         lo, hi = domain.box
     else:
         lo, hi = np.full(2, -extent), np.full(2, extent)
-    frame = np.array([[lo[0], lo[1]], [hi[0], lo[1]], [hi[0], hi[1]], [lo[0], hi[1]]], dtype=np.float64)
+    corners = np.array([[lo[0], lo[1]], [hi[0], lo[1]], [hi[0], hi[1]], [lo[0], hi[1]]], dtype=np.float64)
     polys, pats = [], []
+    U = Frame(net, domain).geometry.U     # rows are stored in basis coordinates: a = C U
 
     def keep(layer, batch):
         if layer != net.n_hidden:
             return
+        A = batch.rows.C @ U
         for i in range(len(batch)):
-            P = frame
-            for k in np.nonzero(batch.rmask[i])[0]:
-                a = batch.A[i, k]
-                if np.any(a):
-                    P = clip_polygon(P, a, batch.b[i, k])
+            P = corners
+            for a, b in zip(domain.A, domain.b):
+                P = clip_polygon(P, a, b)
+            for k in np.nonzero(batch.rows.mask[i])[0]:
+                if np.any(A[i, k]):
+                    P = clip_polygon(P, A[i, k], batch.rows.b[i, k])
             polys.append(P)
             pats.append(batch.bits[i])
 
@@ -71,7 +75,7 @@ def plot_partition(net: Network, domain: Domain, path: str, *, point=None, u=Non
         from matplotlib.collections import PolyCollection
     except ImportError:
         raise InputError("lrenum plot needs matplotlib: pip install 'lrenum[plot]'") from None
-    from .slicing import slice_network
+    from .model.slicing import slice_network
 
     sub, dom2, (p, uu, vv) = slice_network(net, domain, point, u, v)
     polys, _ = region_polygons(sub, dom2)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import lrenum
-from lrenum.bounds import activation_bound, compute_bounds, montufar2017, serra2018
-from lrenum.preact import preactivation_bounds
+from lrenum.counting.bounds import activation_bound, compute_bounds, montufar2017, serra2018
+from lrenum.counting.preact import preactivation_bounds
 from nets import random_net
 
 

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 import lrenum
-from lrenum import milp
-from lrenum.estimate import chao1, points_estimate, tree_estimate
-from lrenum.mipbound import level_bound, mipbound
-from lrenum.preact import preactivation_bounds
+from lrenum.counting import milp
+from lrenum.counting.estimate import chao1, points_estimate, tree_estimate
+from lrenum.counting.mipbound import level_bound, mipbound
+from lrenum.counting.preact import preactivation_bounds
 from nets import patterns_of, random_net, tent_net
 
 

@@ -5,7 +5,7 @@ import pytest
 
 import lrenum
 from lrenum.plot import region_polygons
-from lrenum.slicing import slice_network
+from lrenum.model.slicing import slice_network
 from nets import random_net
 
 

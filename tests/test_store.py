@@ -104,7 +104,7 @@ def test_verify_catches_tampering(tmp_path, deep_net, capsys, what):
     with h5py.File(out, "r+") as f:
         TAMPER[what](f)
     capsys.readouterr()
-    assert main(["verify", out, path]) == 1
+    assert main(["verify", out, path, "-q"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("lrenum: verify failed:") and len(err.strip().splitlines()) == 1
 

@@ -1,0 +1,172 @@
+"""Float64 certificates with a priori rounding-error bounds.
+
+The device kernels only *propose*. Nothing is trusted until one of these checks (or the exact
+path in :mod:`lrenum.lp.exact`) has confirmed it:
+
+* **Non-empty cell**: a witness point whose constraint slacks exceed their error bounds. For
+  emitted regions the check is a forward pass through the network itself
+  (:func:`certify_witnesses`), independent of any region matrix.
+* **Empty interior**: a dual vector ``y >= 0`` with the safe bound
+  ``y.b + max_{x in box} (-(A^T y).x) + err < 0``. Weak duality then shows that no point of the
+  box satisfies all rows strictly.
+
+Rows are held in basis coordinates, ``a_i = C_i U`` (:class:`lrenum.lp.problem.LPGeometry`), and
+every row comes with ``eC_i >= ||C~_i - C_i||_1`` and ``eb_i >= |b~_i - b_i|`` against the exact
+network, propagated layer by layer with Higham's ``gamma_n`` bound for dot products
+(*Accuracy and Stability of Numerical Algorithms*, section 3.1). Bounds are inflated by
+``SAFETY`` to absorb the rounding of the bound computation itself.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..lp.problem import LPGeometry
+from ..model.network import Network
+from ..tolerances import SAFETY, U64, gamma
+
+
+def certify_empty(C, b, eC, eb, y, geo: LPGeometry) -> np.ndarray:
+    """Certify that cells ``{x in box : a_i . x < b_i}`` (``a_i = C_i U``) have no interior point.
+
+    C: (K, m, r); b, eC, eb, y: (K, m) with y >= 0 (rows not in use must carry y = 0; exact rows,
+    such as a polytope domain's, carry eC = eb = 0). Nothing is certified without a box (R^d):
+    there emptiness is decided exactly. Returns a (K,) bool array.
+    """
+    K, m = b.shape
+    if geo.box is None or K == 0:
+        return np.zeros(K, dtype=bool)
+    lo, hi = geo.box
+    U = geo.U
+    y = np.maximum(np.asarray(y, dtype=np.float64), 0.0)
+    X = np.maximum(np.abs(lo), np.abs(hi))
+    w = np.einsum("kmr,km->kr", C, y)                     # C^T y
+    v = w if geo.identity_basis else w @ U                # A^T y = U^T C^T y
+    val = np.einsum("km,km->k", y, b) + np.sum(np.maximum(-v * lo, -v * hi), axis=1)
+    r, d = C.shape[2], v.shape[1]
+    absU = np.abs(U)
+    wabs = np.einsum("kmr,km->kr", np.abs(C), y)          # |C|^T y
+    spread = wabs if geo.identity_basis else wabs @ absU  # |U|^T |C|^T y
+    uX = geo.u_row_1 * X.max()
+    err = (np.einsum("km,km->k", y, eb)                               # errors of b
+           + np.einsum("km,km->k", y, eC) * uX                        # errors of the rows
+           + (gamma(m) + gamma(r) + gamma(m) * gamma(r)) * (spread @ X)   # rounding of A^T y
+           + gamma(m) * np.einsum("km,km->k", y, np.abs(b))           # rounding of y.b
+           + gamma(d + 2) * (np.abs(v) @ X + np.abs(np.einsum("km,km->k", y, b))))  # the final sums
+    return val + SAFETY * err < 0.0
+
+
+def row_slacks(C, b, eC, eb, mask, x, geo: LPGeometry):
+    """Certified lower bounds of ``b_i - a_i . x`` for the exact rows (rows not in use: +inf).
+
+    C: (K, m, r), b/eC/eb/mask: (K, m), x: (K, d). Returns (K, m).
+    """
+    d = x.shape[1]
+    yx = geo.image(x)                                                   # U x, (K, r)
+    if geo.identity_basis:
+        ey = np.zeros_like(yx)
+    else:
+        ey = gamma(d) * (np.abs(x) @ np.abs(geo.U).T)                   # rounding of U x
+    r = C.shape[2]
+    slack = b - np.einsum("kmr,kr->km", C, yx)
+    yinf = np.max(np.abs(yx) + ey, axis=1, keepdims=True)
+    err = (eC * yinf + eb
+           + np.einsum("kmr,kr->km", np.abs(C), ey)
+           + gamma(r + 1) * (np.einsum("kmr,kr->km", np.abs(C), np.abs(yx)) + np.abs(b)))
+    return np.where(mask, slack - SAFETY * err, np.inf)
+
+
+def certify_points(C, b, eC, eb, mask, x, geo: LPGeometry):
+    """Is ``x`` strictly inside each cell ``{a_i . x < b_i}``? Returns (inside (K,), radius (K,)).
+
+    ``radius`` is a certified lower bound on the distance from ``x`` to the cell's rows (inf
+    where the cell has no rows).
+    """
+    low = row_slacks(C, b, eC, eb, mask, x, geo)
+    inside = np.all(low > 0, axis=1)
+    norms = geo.row_norms(C) * SAFETY + eC * geo.u_row_2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rr = np.where(mask, low / np.where(norms > 0, norms, np.inf), np.inf)
+    radius = np.min(rr, axis=1) if rr.shape[1] else np.full(rr.shape[0], np.inf)
+    return inside, np.where(inside, radius, 0.0)
+
+
+def forward_with_bounds(net: Network, x: np.ndarray, n_layers: int):
+    """Float64 forward pass through the first ``n_layers`` hidden layers with error bounds.
+
+    x: (K, d). Returns lists ``z[l]`` (K, n_l) and ``ez[l]`` with ``|z~ - z_exact| <= ez``.
+    """
+    h = np.asarray(x, dtype=np.float64)
+    eh = np.zeros_like(h)
+    zs, ezs = [], []
+    for W, b, a in zip(net.weights[:n_layers], net.biases[:n_layers], net.slopes[:n_layers]):
+        n_in = W.shape[1]
+        z = h @ W.T + b
+        aW = np.abs(W)
+        ez = SAFETY * (eh @ aW.T + gamma(n_in + 1) * (np.abs(h) @ aW.T + np.abs(b)))
+        zs.append(z)
+        ezs.append(ez)
+        h = np.where(z > 0, z, a * z)
+        # the activation is max(1, |slope|)-Lipschitz; multiplying by a slope rounds once more
+        eh = SAFETY * (np.maximum(1.0, np.abs(a)) * ez + U64 * np.abs(np.where(z > 0, 0.0, a * z)))
+    return zs, ezs
+
+
+def certify_witnesses(net: Network, domain, x, bits, const_mask, row_norms, row_errs):
+    """Certify that witness points lie strictly inside their regions, by forward pass.
+
+    Parameters
+    ----------
+    net, domain; x : (K, d) witnesses.
+    bits : list over the first ``len(bits)`` hidden layers of (K, n_l) bool (active).
+    const_mask : same shapes, True where the neuron is constant on the region.
+    row_norms, row_errs : same shapes, an upper bound on ``||grad z_j||_2`` on the region and on
+        its error (used only for the radius).
+
+    Returns
+    -------
+    status : (K,) int8, 0 certified, 1 witness certainly outside, 2 undecided in float64.
+    radius : (K,) certified lower bound on the distance to the region's boundary (0 unless 0).
+    """
+    K = x.shape[0]
+    L = len(bits)
+    zs, ezs = forward_with_bounds(net, x, L)
+    status = np.zeros(K, dtype=np.int8)
+    radius = np.full(K, np.inf)
+    for l in range(L):
+        z, ez, bit, const = zs[l], ezs[l], bits[l], const_mask[l]
+        certain = np.abs(z) > ez
+        exact_zero = (z == 0) & (ez == 0)
+        wrong = certain & ((z > 0) != bit)
+        # constant neurons: a certain sign must agree; an exact zero must be inactive
+        unsure = ~certain & ~(const & exact_zero & ~bit)
+        status = np.maximum(status, np.where(np.any(wrong, axis=1), 1, 0).astype(np.int8))
+        bad = np.any(unsure, axis=1) & (status == 0)
+        status[bad] = 2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            denom = row_norms[l] * SAFETY + row_errs[l]
+            r = (np.abs(z) - ez) / np.where(denom > 0, denom, np.inf)
+        r = np.where(const, np.inf, r)
+        radius = np.minimum(radius, np.min(r, axis=1) if r.shape[1] else np.inf)
+    inside, droom = domain_slack(domain, x)
+    status[~inside & (status == 0)] = 2
+    radius = np.minimum(radius, droom)
+    radius = np.where(status == 0, np.maximum(radius, 0.0), 0.0)
+    return status, radius
+
+
+def domain_slack(domain, x):
+    """(strictly inside the domain (K,), certified distance to the domain's boundary (K,))."""
+    K, d = x.shape
+    if domain.A.shape[0] == 0:
+        return np.ones(K, bool), np.full(K, np.inf)
+    if domain.kind == "box":      # exact: x - lo and hi - x are computed with one rounding each
+        lo, hi = domain.box
+        room = np.minimum(x - lo, hi - x) * (1 - 2 * U64)
+        room = np.min(room, axis=1)
+        return room > 0, np.maximum(room, 0.0)
+    slack = domain.b - x @ domain.A.T
+    err = gamma(d + 1) * (np.abs(x) @ np.abs(domain.A).T + np.abs(domain.b))
+    low = slack - SAFETY * err
+    rr = low / (np.linalg.norm(domain.A, axis=1) * SAFETY)
+    return np.all(low > 0, axis=1), np.min(rr, axis=1)

@@ -1,0 +1,93 @@
+"""Ranks of each region's affine map, proven.
+
+Upper bound (structure): the rank after layer l is at most the number of neurons whose map row
+can be nonzero, the basis dimension r, and the rank after layer l-1.
+
+Lower bound (a proven perturbation bound): Gaussian elimination with complete pivoting picks a
+k x k submatrix S of the float map ``M~`` (k = the upper bound). If an approximate inverse X
+of S gives ``rho = ||I - X S||_F < 1`` (evaluated with its rounding error), then
+``sigma_min(S) >= (1 - rho) / ||X||_F``; the exact map's submatrix differs from S by at most
+``eps = sqrt(sum_j eM_j^2)`` in the 2-norm (``eM_j >= ||row error||_1 >= ||row error||_2``), so
+by Weyl's inequality ``sigma_min(S + dS) >= (1 - rho) / ||X||_F - eps > 0`` proves rank >= k.
+
+Where the bounds meet the rank is certain; elsewhere (maps whose exact rank is below the
+structural bound, or too ill-conditioned to tell) the caller computes it exactly in rationals.
+With the basis ``U`` of full row rank (:mod:`lrenum.core.frame`), rank(M U) = rank(M).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..tolerances import SAFETY, gamma
+
+
+def structural_upper(M: np.ndarray, eM: np.ndarray, prev_rank: np.ndarray) -> np.ndarray:
+    """Rank upper bound of maps M (B, n, r) from their possibly-nonzero rows."""
+    nonzero = np.any(M != 0, axis=2) | (eM > 0)
+    return np.minimum(np.minimum(nonzero.sum(axis=1), M.shape[2]), prev_rank).astype(np.int64)
+
+
+def pivot_submatrices(M: np.ndarray, k: np.ndarray):
+    """Row and column indices (B, kmax) chosen by complete pivoting, k_b of them meaningful."""
+    B, n, r = M.shape
+    kmax = int(k.max(initial=0))
+    A = M.copy()
+    rows_left = np.ones((B, n), bool)
+    cols_left = np.ones((B, r), bool)
+    rsel = np.zeros((B, kmax), np.int64)
+    csel = np.zeros((B, kmax), np.int64)
+    bidx = np.arange(B)
+    for s in range(kmax):
+        mag = np.where(rows_left[:, :, None] & cols_left[:, None, :], np.abs(A), -1.0)
+        flat = mag.reshape(B, -1).argmax(axis=1)
+        i, j = flat // r, flat % r
+        rsel[:, s], csel[:, s] = i, j
+        piv = A[bidx, i, j]
+        safe = np.where(piv != 0, piv, 1.0)
+        factor = A[bidx, :, j] / safe[:, None]                  # eliminate column j from the other rows
+        factor[bidx, i] = 0.0
+        A = A - factor[:, :, None] * A[bidx, i, :][:, None, :]
+        rows_left[bidx, i] = False
+        cols_left[bidx, j] = False
+    return rsel, csel
+
+
+def proven_rank_at_least(M: np.ndarray, eM: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """(B,) bool: the exact map (within eM of M) certainly has rank >= k (k = 0 is always true)."""
+    B = M.shape[0]
+    out = k == 0
+    todo = np.nonzero(~out)[0]
+    if todo.size == 0:
+        return out
+    rsel, csel = pivot_submatrices(M[todo], k[todo])
+    eps = np.sqrt(np.sum(eM[todo] ** 2, axis=1))
+    for kk in np.unique(k[todo]):
+        sel = np.nonzero(k[todo] == kk)[0]
+        rows, cols = rsel[sel, :kk], csel[sel, :kk]
+        S = M[todo[sel]][np.arange(sel.size)[:, None, None], rows[:, :, None], cols[:, None, :]]
+        with np.errstate(all="ignore"):
+            try:
+                X = np.linalg.inv(S)
+            except np.linalg.LinAlgError:
+                X = np.stack([np.linalg.pinv(s) for s in S])
+            R = np.eye(kk) - X @ S
+            R_err = gamma(kk + 1) * (np.abs(X) @ np.abs(S) + np.eye(kk))
+            rho = SAFETY * (np.linalg.norm(R, axis=(1, 2)) + np.linalg.norm(R_err, axis=(1, 2)))
+            xnorm = SAFETY * np.linalg.norm(X, axis=(1, 2))
+            sigma_low = (1.0 - rho) / xnorm
+        ok = np.isfinite(sigma_low) & (rho < 1.0) & (sigma_low > SAFETY * eps[sel])
+        out[todo[sel]] = ok
+    return out
+
+
+def certified_ranks(M: np.ndarray, eM: np.ndarray, prev_rank: np.ndarray):
+    """M: (B, n, r) maps, eM: (B, n) row error bounds (1-norm). Returns (rank (B,), sure (B,)).
+
+    Where ``sure`` is False the rank is only an upper bound and the caller decides exactly.
+    """
+    B = M.shape[0]
+    if B == 0:
+        return np.zeros(0, np.int64), np.zeros(0, bool)
+    upper = structural_upper(M, eM, prev_rank)
+    return upper, proven_rank_at_least(M, eM, upper)

@@ -1,0 +1,83 @@
+"""Step 4 of a split: turn finished cells into child regions, proven.
+
+Each child gets its full pattern, rows and map; its witness is certified by a forward pass
+through the network itself (independent of every row and LP used to find it); a witness that
+fails is repaired or the cell is proven empty and dropped (:meth:`Decider.repair_witness`).
+Ranks are proven (:mod:`lrenum.certify.rank`), exactly where the float bound cannot tell.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ..certify import floatcert
+from ..certify.decide import CellSpec, Decider, DecisionStats, WitnessStatus
+from ..certify.rank import certified_ranks
+from .frame import Frame
+from .hyperplanes import post_activation
+from .state import Hyperplanes, Regions, Rows
+
+
+class ChildCells(NamedTuple):
+    """Finished cells: parent, complete signs of this layer's neurons, a proposed witness."""
+
+    parent: np.ndarray    # (C,) index into the parent batch
+    signs: np.ndarray     # (C, n) int8 +1/-1 (constant neurons: their constant's side)
+    witness: np.ndarray   # (C, d)
+    vertices: object = None   # VertexSets of the cells (low-dimensional path) or None
+
+
+def assemble(frame: Frame, P: Regions, hyp: Hyperplanes, const: np.ndarray, cells: ChildCells,
+             decider: Decider, stats: DecisionStats) -> tuple[Regions, np.ndarray]:
+    """Child regions (in cell order) and the index of each one's parent in ``P``."""
+    l, net = P.layer, frame.net
+    p = cells.parent
+    s = cells.signs.astype(np.float64)
+    act = cells.signs > 0
+    cst = const[p]
+    Gc, gc = hyp.G[p], hyp.g[p]
+    R = P.rows
+    rows = Rows(np.concatenate([R.C[p], -s[:, :, None] * Gc], axis=1),
+                np.concatenate([R.b[p], s * gc], axis=1),
+                np.concatenate([R.eC[p], hyp.eG[p]], axis=1),
+                np.concatenate([R.eb[p], hyp.eg[p]], axis=1),
+                np.concatenate([R.mask[p], ~cst], axis=1))
+    bits = np.concatenate([P.bits[p], act], axis=1)
+    constall = np.concatenate([P.const[p], cst], axis=1)
+    maps = post_activation(hyp._replace(G=Gc, g=gc, eG=hyp.eG[p], eg=hyp.eg[p]), act, net.slopes[l])
+
+    wit = cells.witness.copy()
+    status, radius = certify_region_witnesses(frame, wit, bits, constall, rows)
+    wstatus = np.full(len(p), WitnessStatus.FLOAT, np.int8)
+    keep = np.ones(len(p), bool)
+    for i in np.nonzero(status != 0)[0]:
+        spec = CellSpec(frame.layer_signs(bits[i], l + 1), np.nonzero(rows.mask[i])[0])
+        ok, x, rr, ws = decider.repair_witness(
+            rows.C[i], rows.b[i], rows.mask[i], spec,
+            lambda x, i=i: tuple(v[0] for v in certify_region_witnesses(
+                frame, x[None], bits[i:i + 1], constall[i:i + 1], Rows(*(a[i:i + 1] for a in rows)))))
+        keep[i] = ok
+        if ok:
+            wit[i], radius[i], wstatus[i] = x, rr, ws
+
+    prev = P.rank[p, -1] if l > 0 else np.full(len(p), frame.r)
+    rank, sure = certified_ranks(maps.M, maps.eM, prev)
+    for i in np.nonzero(~sure & keep)[0]:
+        stats.exact_other += 1
+        rank[i] = frame.exact.rank_after(frame.net.layer_slices(bits[i], l + 1))
+    children = Regions(layer=l + 1, bits=bits, const=constall, rows=rows, maps=maps, witness=wit, radius=radius,
+                       wstatus=wstatus, rank=np.concatenate([P.rank[p], rank[:, None]], axis=1),
+                       parent=P.ident[p], ident=np.full(len(p), -1, np.int64), vertices=cells.vertices)
+    return children.take(keep), p[keep]
+
+
+def certify_region_witnesses(frame: Frame, x: np.ndarray, bits: np.ndarray, const: np.ndarray, rows: Rows):
+    """Forward-pass certificate of witnesses ``x`` against full patterns (status, radius)."""
+    geo = frame.geometry
+    L = frame.net.layers_covered(bits.shape[1])
+    split = lambda a: frame.net.layer_slices(a, L)
+    norms = geo.row_norms(rows.C)
+    errs = rows.eC * geo.u_row_2
+    return floatcert.certify_witnesses(frame.net, frame.domain, x, split(bits), split(const), split(norms), split(errs))

@@ -1,0 +1,88 @@
+"""Step 2 of a split: what each next-layer neuron does on each parent region, where it is cheap.
+
+* **constant**: its pre-activation does not depend on x on the region (exact zero gradient);
+  float64 decides this when the gradient's error bound allows, exact arithmetic otherwise
+  (a gradient float64 sees as zero may be a genuine tiny hyperplane);
+* **cuts**: the witness ball reaches across its hyperplane (geometric test);
+* **one-signed**: its sign is constant over the whole domain box (a float64 dual certificate
+  with the new row alone: the closed-form range of an affine function over a box, O(r d)).
+
+What is left needs an LP (:mod:`lrenum.core.arrangement`).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ..certify import floatcert
+from ..certify.decide import DecisionStats
+from ..tolerances import GEO_SAFETY
+from .frame import Frame
+from .state import Hyperplanes, Regions
+
+
+class Classes(NamedTuple):
+    """Per (parent, neuron) of the next layer."""
+
+    const: np.ndarray      # (B, n) bool: constant on the region (exact)
+    const_bit: np.ndarray  # (B, n) bool: its activation when constant (constant 0 is inactive)
+    cuts: np.ndarray       # (B, n) bool: proposed to cut the region (certified with the children)
+    open: np.ndarray       # (B, n) bool: undecided: needs an LP
+    sign: np.ndarray       # (B, n) int8: +1/-1 at the witness (the side of every non-cutting neuron)
+    norms: np.ndarray      # (B, n) x-space 2-norms of the hyperplanes' normals
+    dist: np.ndarray       # (B, n) distance from the witness to each hyperplane
+    unreliable: np.ndarray  # (B,) a genuine hyperplane below float64's resolution: split exactly
+
+
+def classify(frame: Frame, P: Regions, hyp: Hyperplanes, stats: DecisionStats) -> Classes:
+    geo = frame.geometry
+    G1 = np.abs(hyp.G).sum(axis=2)
+    nonconst = G1 > hyp.eG
+    const = (G1 == 0) & (hyp.eG == 0)
+    const_bit = hyp.g > hyp.eg
+    const_sure = (np.abs(hyp.g) > hyp.eg) | ((hyp.g == 0) & (hyp.eg == 0))
+    _settle_unsure(frame, P, hyp, nonconst, const, const_bit, const_sure, stats)
+
+    norms = geo.row_norms(hyp.G)
+    img = geo.image(P.witness)
+    val = np.einsum("bjr,br->bj", hyp.G, img) + hyp.g
+    sign = np.where(val >= 0, 1, -1).astype(np.int8)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dist = np.where(nonconst & (norms > 0), np.abs(val) / np.where(norms > 0, norms, 1.0), np.inf)
+    cuts = nonconst & (dist < GEO_SAFETY * P.radius[:, None])
+    open_ = nonconst & ~cuts
+    # a hyperplane whose sign is constant over the whole box cannot cut: the new row alone,
+    # oriented to the far side, is infeasible over the box (dual weight 1 on it)
+    ci, cj = np.nonzero(open_)
+    if ci.size and geo.box is not None:
+        s = sign[ci, cj].astype(np.float64)
+        C = (s[:, None] * hyp.G[ci, cj])[:, None, :]
+        b = (-s * hyp.g[ci, cj])[:, None]
+        stable = floatcert.certify_empty(C, b, hyp.eG[ci, cj][:, None], hyp.eg[ci, cj][:, None],
+                                         np.ones((ci.size, 1)), geo)
+        open_[ci[stable], cj[stable]] = False
+    stats.avoided += int(nonconst.sum() - open_.sum())
+    sign = np.where(const, np.where(const_bit, 1, -1), sign).astype(np.int8)
+    # exact arithmetic said "not constant" where the float gradient is within its own error:
+    # float64 cannot place this hyperplane (its float normal may even be zero), so no float LP may
+    unreliable = np.any(nonconst & ~(G1 > hyp.eG), axis=1)
+    return Classes(const, const_bit, cuts, open_, sign, norms, dist, unreliable)
+
+
+def _settle_unsure(frame, P, hyp, nonconst, const, const_bit, const_sure, stats) -> None:
+    """Neurons whose constancy or constant sign float64 cannot tell: decide exactly (rare)."""
+    unsure = (~nonconst & ~const) | (const & ~const_sure)
+    for p, j in zip(*np.nonzero(unsure)):
+        stats.exact_other += 1
+        bits = [P.bits[p][frame.offsets[q]:frame.offsets[q + 1]] for q in range(P.layer)]
+        Gj, gj = frame.exact.pre_activation(bits, j)
+        if any(Gj):
+            nonconst[p, j] = True   # a genuine (tiny) hyperplane
+            const[p, j] = False
+        else:
+            const[p, j] = True
+            nonconst[p, j] = False
+            const_bit[p, j] = gj > 0
+

@@ -1,0 +1,69 @@
+"""Each region's next-layer hyperplanes (from its affine map) and, once its children's signs are
+known, their post-activation maps.
+
+Shapes are bucketed so that a run compiles one propagation shape: every layer's weights are
+zero-padded to the widest layer and batches to the device bucket.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..runtime import on_device
+from ..tolerances import U64
+from .frame import Frame
+from .state import AffineMaps, Hyperplanes, Regions
+
+
+class Propagator:
+    """Next-layer hyperplanes of region batches, on the device."""
+
+    def __init__(self, frame: Frame, device, batch: int):
+        self.frame = frame
+        self.device = device
+        self.batch = batch
+        net = frame.net
+        n_max = max(frame.widths)
+        self.n_in = max(n_max, frame.r)
+        # layer 1 is special-cased (its hyperplanes are its weights), so only layers 2.. are padded
+        self.W = [None] + [np.pad(W, [(0, n_max - W.shape[0]), (0, self.n_in - W.shape[1])])
+                           for W in net.weights[1:-1]]
+        self.b = [None] + [np.pad(b, (0, n_max - b.shape[0])) for b in net.biases[1:-1]]
+
+    def __call__(self, P: Regions) -> Hyperplanes:
+        from lrenum.kernels.propagate import propagate
+
+        frame = self.frame
+        l, B = P.layer, len(P)
+        n = frame.widths[l]
+        if l == 0:   # the first layer's hyperplanes are its weights, exactly (in basis coordinates)
+            G = np.broadcast_to(frame.layer1, (B, n, frame.r)).copy()
+            g = np.broadcast_to(frame.net.biases[0], (B, n)).copy()
+            return Hyperplanes(G, g, np.zeros((B, n)), np.zeros((B, n)))
+        parts = []
+        M = P.maps
+        pad_in = self.n_in - M.M.shape[1]
+        for start in range(0, B, self.batch):
+            stop = min(B, start + self.batch)
+            k = stop - start
+            pad = [(0, self.batch - k), (0, pad_in)]
+            args = (np.pad(M.M[start:stop], pad + [(0, 0)]),) + tuple(
+                np.pad(a[start:stop], pad) for a in (M.c, M.eM, M.ec))
+            with on_device(self.device):
+                res = propagate(*args, self.W[l], self.b[l])
+            parts.append([np.asarray(o)[:k, :n] for o in res])
+        return Hyperplanes(*(np.concatenate(p) for p in zip(*parts)))
+
+
+def post_activation(hyp: Hyperplanes, active: np.ndarray, slopes: np.ndarray) -> AffineMaps:
+    """The layer's map ``h = f * z`` on each region: f = 1 where active, else the neuron's slope.
+
+    Multiplying by a slope other than 0 or 1 rounds once: one more ulp of |f G| in the bound.
+    """
+    f = np.where(active, 1.0, slopes[None, :])
+    exact_f = (f == 0.0) | (f == 1.0)
+    M = hyp.G * f[:, :, None]
+    c = hyp.g * f
+    eM = np.abs(f) * hyp.eG + np.where(exact_f, 0.0, U64 * np.abs(M).sum(axis=2))
+    ec = np.abs(f) * hyp.eg + np.where(exact_f, 0.0, U64 * np.abs(c))
+    return AffineMaps(M, c, eM, ec)

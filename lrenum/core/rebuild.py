@@ -1,0 +1,42 @@
+"""Rebuild regions' splitter state (rows, maps, error bounds) from their stored patterns.
+
+Resuming an interrupted run and verifying a file both need the state the splitter had: the same
+propagation (:class:`lrenum.core.hyperplanes.Propagator`) applied layer by layer with the stored
+activation bits, so a rebuilt region is bit-for-bit the region the walk would have produced.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .frame import Frame
+from .hyperplanes import Propagator, post_activation
+from .state import AffineMaps, Regions, Rows
+
+
+def rebuild_regions(frame: Frame, propagator: Propagator, bits: np.ndarray, const: np.ndarray,
+                    witness: np.ndarray, radius: np.ndarray, wstatus: np.ndarray, ranks: np.ndarray,
+                    parent: np.ndarray, ident: np.ndarray) -> Regions:
+    """Regions of the layer that ``bits`` (B, N_l) covers, ready to be split again."""
+    net = frame.net
+    B, r = bits.shape[0], frame.r
+    n_layers = net.layers_covered(bits.shape[1])
+    z = np.zeros((B, 0))
+    R = Rows(np.zeros((B, 0, r)), z, z, z, np.zeros((B, 0), bool))
+    cur = Regions(layer=0, bits=np.zeros((B, 0), bool), const=np.zeros((B, 0), bool), rows=R,
+                  maps=AffineMaps(np.zeros((B, 0, r)), z, z, z), witness=witness, radius=radius,
+                  wstatus=wstatus, rank=np.zeros((B, 0), np.int64), parent=parent, ident=ident)
+    offs = net.neuron_offsets
+    for l in range(n_layers):
+        hyp = propagator(cur)
+        act = bits[:, offs[l]:offs[l + 1]]
+        cst = const[:, offs[l]:offs[l + 1]]
+        s = np.where(act, 1.0, -1.0)
+        R = cur.rows
+        rows = Rows(np.concatenate([R.C, -s[:, :, None] * hyp.G], axis=1), np.concatenate([R.b, s * hyp.g], axis=1),
+                    np.concatenate([R.eC, hyp.eG], axis=1), np.concatenate([R.eb, hyp.eg], axis=1),
+                    np.concatenate([R.mask, ~cst], axis=1))
+        cur = Regions(layer=l + 1, bits=bits[:, :offs[l + 1]], const=const[:, :offs[l + 1]], rows=rows,
+                      maps=post_activation(hyp, act, net.slopes[l]), witness=witness, radius=radius,
+                      wstatus=wstatus, rank=ranks[:, :l + 1].astype(np.int64), parent=parent, ident=ident)
+    return cur

@@ -1,0 +1,98 @@
+"""Split a batch of layer-l regions into their layer-(l+1) children: the algorithm in five steps.
+
+    hyperplanes  each parent's next-layer hyperplanes, from its affine map (device kernel)
+    classify     constant / cuts / one-signed by cheap tests; the rest stays open
+    vertices     low dimension: certified signs at the parent's vertices decide every cut and
+                 build the children's vertex sets (no LP; see :mod:`lrenum.core.vertices`)
+    arrange      otherwise: LPs for the open neurons, then the cutting hyperplanes added one by
+                 one to every cell (see :mod:`lrenum.core.arrangement`)
+    assemble     children's patterns, rows and maps; witnesses certified by a forward pass; ranks
+
+Every "no interior" answer is certified where it is made, every "interior" answer with the
+children, so nothing the float kernels propose is trusted uncertified.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from ..certify.decide import Decider, DecisionStats
+from ..lp.device import choose_backend, default_lp_batch
+from .arrangement import SideTester, arrange, witnesses
+from .children import ChildCells, assemble
+from .classify import classify
+from .frame import Frame
+from .hyperplanes import Propagator
+from .state import Regions, SplitResult
+
+
+class Splitter:
+    """Holds what one enumeration shares; :meth:`split` does one layer for one batch of parents."""
+
+    def __init__(self, frame: Frame, device, stats: DecisionStats, *, lp_batch: Optional[int] = None,
+                 lp_dtype=np.float64, vertex_path: Optional[bool] = None):
+        self.frame = frame
+        self.device = device
+        self.stats = stats
+        batch = lp_batch or default_lp_batch(device)
+        self.propagate = Propagator(frame, device, batch)
+        rows = int(sum(frame.widths)) + 1
+        self.backend = choose_backend(frame.geometry, rows, device, lp_batch=batch, dtype=lp_dtype)
+        self.decider = Decider(frame.geometry, lambda: frame.exact, stats, frame.d)
+        from .vertices import VertexSplitter   # low-dimensional path
+
+        self.vertex = VertexSplitter.for_frame(frame, stats, enabled=vertex_path)
+
+    def split(self, P: Regions) -> SplitResult:
+        """Children of every region in ``P`` (grouped by parent) and each parent's number of children."""
+        frame, stats = self.frame, self.stats
+        hyp = self.propagate(P)
+        cls = classify(frame, P, hyp, stats)
+        done = np.zeros(len(P), bool)
+        parts = []
+        if self.vertex is not None and P.vertices is not None:
+            cells, handled = self.vertex.split(P, hyp, cls)
+            done |= handled
+            if cells is not None:
+                parts.append(cells)
+        exact = ~done & cls.unreliable
+        if np.any(exact):
+            from .exact_split import exact_cells
+
+            parts.append(exact_cells(frame, P, hyp, cls, np.nonzero(exact)[0], stats))
+            done |= exact
+        rest = np.nonzero(~done)[0]
+        if rest.size:
+            parts.append(self._arrange(P, hyp, cls, rest))
+        cells = _concat_cells(parts)
+        order = np.argsort(cells.parent, kind="stable")
+        cells = ChildCells(cells.parent[order], cells.signs[order], cells.witness[order],
+                           None if cells.vertices is None else cells.vertices.take(order))
+        children, local = assemble(frame, P, hyp, cls.const, cells, self.decider, stats)
+        return SplitResult(children, np.bincount(local, minlength=len(P)))
+
+    def _arrange(self, P: Regions, hyp, cls, which: np.ndarray) -> ChildCells:
+        """The LP path for parents ``which``."""
+        sub = P.take(which)
+        sub_hyp = hyp._replace(**{f: getattr(hyp, f)[which] for f in hyp._fields})
+        sub_cls = cls._replace(**{f: getattr(cls, f)[which] for f in cls._fields})
+        tester = SideTester(self.frame, sub, sub_hyp, self.backend, self.decider, self.stats)
+        cells, pool, cuts = arrange(self.frame, sub, sub_hyp, sub_cls, tester, self.stats)
+        wit, _ = witnesses(pool, len(cells.parent))
+        signs = np.where(cuts[cells.parent], cells.signs, sub_cls.sign[cells.parent]).astype(np.int8)
+        return ChildCells(which[cells.parent], signs, wit)
+
+
+def _concat_cells(parts: list) -> ChildCells:
+    if len(parts) == 1:
+        return parts[0]
+    with_v = [p.vertices is not None for p in parts]
+    if any(with_v) and not all(with_v):   # mixed batch: vertex sets are dropped for all (rare)
+        parts = [p._replace(vertices=None) for p in parts]
+    vertices = None
+    if parts[0].vertices is not None:
+        vertices = type(parts[0].vertices).concat([p.vertices for p in parts])
+    return ChildCells(np.concatenate([p.parent for p in parts]), np.concatenate([p.signs for p in parts]),
+                      np.concatenate([p.witness for p in parts]), vertices)

@@ -1,0 +1,239 @@
+"""Exact enumeration: walk the layer-by-layer region tree, batch by batch.
+
+The walk always splits a batch from the deepest layer that has regions waiting, so the live
+frontier stays bounded by (layers x batch x children per region), never by the number of
+regions. Regions go to a *sink* as soon as they exist (:class:`RegionSink`): the HDF5 writer
+is one (:mod:`lrenum.datasets.writer`), collecting patterns in memory is another.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import NamedTuple, Optional, Protocol
+
+import numpy as np
+
+from .. import runtime
+from ..certify.decide import DecisionStats, WitnessStatus
+from ..certify.floatcert import certify_witnesses
+from ..errors import InputError
+from ..model.domain import Domain, box_domain
+from ..model.network import Network
+from .frame import Frame
+from .progress import Progress
+from .split import Splitter
+from .state import AffineMaps, Regions, Rows
+
+
+class RegionSink(Protocol):
+    """Where the walk puts regions as they are found."""
+
+    def regions(self, layer: int, batch: Regions) -> None:
+        """New regions of hidden layer ``layer`` (numbered: ``batch.ident``; ``batch.parent``
+        points into layer - 1). Layer ``L`` holds the final regions."""
+
+    def split_done(self, layer: int, ident: np.ndarray, n_children: np.ndarray) -> None:
+        """Regions ``ident`` of ``layer`` have been split and all their children delivered."""
+
+
+class ResumeState(NamedTuple):
+    """Where an interrupted walk stands: regions still to split (per layer) and the id counters."""
+
+    pending: list          # [(layer, Regions)] regions whose children are not all committed
+    next_id: list          # [1, next id of layer 1, ..., next id of layer L]
+
+
+@dataclass
+class EnumerationResult:
+    """Summary of an enumeration. ``per_layer[l]`` counts the regions after hidden layer l+1."""
+
+    regions: int
+    per_layer: list[int]
+    seconds: float
+    device: str
+    stats: DecisionStats
+    compilations: int = 0
+    compile_seconds: float = 0.0
+    patterns: Optional[np.ndarray] = None   # (regions, N) bool, when collected
+    witnesses: Optional[np.ndarray] = None  # (regions, d), when collected
+    extra: dict = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        """The JSON summary printed by ``lrenum enumerate --json``."""
+        s = self.stats
+        out = {"regions": self.regions, "seconds": round(self.seconds, 6), "per_layer": self.per_layer,
+               "lps": s.lps, "lps_avoided": s.avoided, "vertex_decisions": s.vertex_decisions,
+               "clarabel_redecisions": s.float_redecisions,
+               "exact_decisions": s.exact_decisions, "exact_certificates": s.exact_certificates,
+               "exact_simplex": s.exact_simplex, "witness_repairs": s.witness_repairs,
+               "exact_witnesses": s.exact_witnesses, "compilations": self.compilations,
+               "compile_seconds": round(self.compile_seconds, 3), "device": self.device,
+               # deprecated alias of clarabel_redecisions (kept for one version, see README)
+               "certified": s.float_redecisions}
+        out.update(self.extra)
+        return out
+
+
+def root_region(frame: Frame) -> Regions:
+    """The whole domain as the single region of layer 0, with a certified witness."""
+    net, domain = frame.net, frame.domain
+    r = frame.r
+    w = domain.center()
+    status, radius = certify_witnesses(net, domain, w[None], [], [], [], [])
+    if status[0] != 0:
+        raise InputError("domain has no certified interior point (empty or too thin)")
+    z = np.zeros((1, 0))
+    return Regions(
+        layer=0, bits=np.zeros((1, 0), bool), const=np.zeros((1, 0), bool),
+        rows=Rows(np.zeros((1, 0, r)), z, z, z, np.zeros((1, 0), bool)),
+        maps=AffineMaps(np.zeros((1, 0, r)), z, z, z), witness=w[None].astype(np.float64), radius=radius,
+        wstatus=np.array([WitnessStatus.FLOAT], np.int8), rank=np.zeros((1, 0), np.int64),
+        parent=np.array([-1]), ident=np.array([0]), vertices=None)
+
+
+class _Stack:
+    """Regions of one layer waiting to be split, in chunks (each chunk homogeneous)."""
+
+    def __init__(self):
+        self.chunks: list[Regions] = []
+        self.size = 0
+
+    def push(self, batch: Regions) -> None:
+        if len(batch):
+            self.chunks.append(batch)
+            self.size += len(batch)
+
+    def pop(self, n: int) -> Regions:
+        taken, got = [], 0
+        while self.chunks and got < n:
+            chunk = self.chunks.pop()
+            need = n - got
+            if len(chunk) > need:
+                self.chunks.append(chunk.take(slice(need, None)))
+                chunk = chunk.take(slice(0, need))
+            taken.append(chunk)
+            got += len(chunk)
+        self.size -= got
+        return Regions.concat(taken)
+
+
+class Collector:
+    """A sink that keeps the final patterns and witnesses in memory (``collect=True``)."""
+
+    def __init__(self, n_layers: int):
+        self.L = n_layers
+        self.patterns: list = []
+        self.witnesses: list = []
+
+    def regions(self, layer: int, batch: Regions) -> None:
+        if layer == self.L:
+            self.patterns.append(batch.bits.copy())
+            self.witnesses.append(batch.witness.copy())
+
+    def split_done(self, layer, ident, n_children) -> None:
+        pass
+
+
+class _Callbacks:
+    """Adapts the older callback arguments to the sink interface."""
+
+    def __init__(self, on_layer, on_split):
+        self.on_layer, self.on_split = on_layer, on_split
+
+    def regions(self, layer, batch):
+        if self.on_layer is not None:
+            self.on_layer(layer, batch)
+
+    def split_done(self, layer, ident, n_children):
+        if self.on_split is not None:
+            self.on_split(layer, ident, n_children)
+
+
+def enumerate_regions(net: Network, domain: Optional[Domain] = None, *, batch_size: int = 512,
+                      device: Optional[str] = None, sink: Optional[RegionSink] = None, on_layer=None,
+                      on_split=None, collect: bool = False, progress: bool = False, lp_dtype=np.float64,
+                      resume: Optional[ResumeState] = None, lp_batch: Optional[int] = None,
+                      vertex_path: Optional[bool] = None) -> EnumerationResult:
+    """Enumerate every full-dimensional activation region of ``net`` over ``domain``.
+
+    Parameters
+    ----------
+    net : the network; domain : default ``[-1, 1]^d``.
+    batch_size : parents split together (bounds memory together with the widths).
+    device : 'cpu', 'gpu' or None (JAX's default device).
+    sink : receives every batch of regions as soon as they exist (:class:`RegionSink`);
+        ``on_layer(l, regions)`` / ``on_split(l, ident, n_children)`` are the same as callbacks.
+    collect : also return the final patterns and witnesses (memory grows with the count).
+    progress : a progress bar on stderr (from the first second).
+    lp_dtype : float type of the device LPs (float32 proposes, float64 still certifies).
+    resume : continue an interrupted walk (the dataset writer builds this state).
+    lp_batch : LPs per device call (default 16384 on a GPU, 256 on a CPU).
+    vertex_path : use the vertex path where it applies (default: by input dimension), or force it
+        off (False) or on where possible (True).
+    """
+    if domain is None:
+        domain = box_domain(-1.0, 1.0, net.input_dim)
+    if domain.dim != net.input_dim:
+        raise InputError(f"domain has dimension {domain.dim} but the network has {net.input_dim} inputs")
+    if batch_size < 1:
+        raise InputError("batch_size must be at least 1")
+    dev = runtime.select_device(device)
+    meter = Progress(net.n_hidden, enabled=progress)
+    t0 = time.perf_counter()
+    stats = DecisionStats()
+    frame = Frame(net, domain)
+    with runtime.CompileCounter() as compiles:
+        splitter = Splitter(frame, dev, stats, lp_batch=lp_batch, lp_dtype=lp_dtype, vertex_path=vertex_path)
+        sinks = [s for s in (sink, _Callbacks(on_layer, on_split) if (on_layer or on_split) else None) if s]
+        collector = Collector(net.n_hidden) if collect else None
+        if collector is not None:
+            sinks.append(collector)
+        counts = _walk(frame, splitter, sinks, batch_size, resume, meter)
+    meter.close(counts)
+    result = EnumerationResult(
+        regions=counts[-1], per_layer=counts, seconds=time.perf_counter() - t0,
+        device=runtime.describe_device(dev), stats=stats, compilations=compiles.count,
+        compile_seconds=compiles.seconds)
+    if collector is not None:
+        N = int(sum(net.hidden_widths))
+        result.patterns = np.concatenate(collector.patterns) if collector.patterns else np.zeros((0, N), bool)
+        result.witnesses = np.concatenate(collector.witnesses) if collector.witnesses else np.zeros((0, net.input_dim))
+    return result
+
+
+def _walk(frame: Frame, splitter: Splitter, sinks: list, batch_size: int, resume: Optional[ResumeState],
+          meter: Progress) -> list[int]:
+    L = frame.net.n_hidden
+    stacks = [_Stack() for _ in range(L)]
+    if resume is None:
+        root = root_region(frame)
+        if splitter.vertex is not None:
+            root = splitter.vertex.with_root_vertices(root)
+        stacks[0].push(root)
+        next_id = [1] + [0] * L
+    else:
+        for layer, batch in resume.pending:
+            if splitter.vertex is not None:
+                batch = splitter.vertex.with_vertices(batch)
+            stacks[layer].push(batch)
+        next_id = list(resume.next_id)
+    counts = list(next_id[1:])
+    while True:
+        level = next((l for l in range(L - 1, -1, -1) if stacks[l].size), None)
+        if level is None:
+            break
+        parents = stacks[level].pop(batch_size)
+        children, n_children = splitter.split(parents)
+        children = children.with_ids(np.arange(next_id[level + 1], next_id[level + 1] + len(children), dtype=np.int64))
+        next_id[level + 1] += len(children)
+        counts[level] += len(children)
+        for s in sinks:
+            s.regions(level + 1, children)
+        if level > 0:
+            for s in sinks:
+                s.split_done(level, parents.ident, n_children)
+        if level + 1 < L:
+            stacks[level + 1].push(children)
+        meter.update(counts, pending=[s.size for s in stacks])
+    return counts

@@ -1,0 +1,1 @@
+"""Region datasets: the HDF5 writer (a sink of the walk), reader and verifier."""

@@ -1,0 +1,192 @@
+"""Reading region datasets: ``lrenum.open("regions.h5")``."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Iterator, Optional
+
+import h5py
+import numpy as np
+
+from ..errors import InputError
+from .format import FORMAT_NAME, FORMAT_VERSION, unpack_bits
+
+
+def check_header(f: h5py.File, path: str) -> None:
+    """Raise InputError unless ``f`` is an lrenum region file this version can read."""
+    if f.attrs.get("format") != FORMAT_NAME:
+        raise InputError(f"{path} is not an lrenum region file")
+    version = int(f.attrs.get("format_version", -1))
+    if version > FORMAT_VERSION:
+        raise InputError(f"{path} has format version {version}; this lrenum reads up to {FORMAT_VERSION} (upgrade lrenum)")
+    if version < 1:
+        raise InputError(f"{path} has an invalid format version {version}")
+
+
+class RegionFile:
+    """A region dataset opened for reading (use as a context manager or call :meth:`close`)."""
+
+    def __init__(self, path: str):
+        if not os.path.exists(path):
+            raise InputError(f"region file not found: {path}")
+        try:
+            self.f = h5py.File(path, "r")
+        except OSError as exc:
+            raise InputError(f"cannot read {path}: not a valid HDF5 file, or truncated ({exc})") from None
+        try:
+            check_header(self.f, path)
+            a = self.f.attrs
+            self.path = path
+            self.complete = bool(a["complete"])
+            self.input_dim = int(a["input_dim"])
+            self.widths = tuple(int(v) for v in a["layer_widths"])
+            self.domain = json.loads(a["domain"])
+            self.format_version = int(a["format_version"])
+            self.maps = str(a["maps"])
+            self.n_layers = len(self.widths)
+            committed = a["committed"]
+            self.counts = [int(v) for v in committed[1:]]
+            for l in range(1, self.n_layers + 1):
+                if self.f[f"layer_{l}/parent"].shape[0] < self.counts[l - 1]:
+                    raise InputError(f"{path} is truncated: layer {l} has fewer rows than committed")
+        except (KeyError, ValueError) as exc:
+            self.f.close()
+            raise InputError(f"{path} is not a valid lrenum region file (missing {exc})") from None
+        except InputError:
+            self.f.close()
+            raise
+
+    # -------------------------------------------------------------- summaries
+    @property
+    def regions(self) -> int:
+        return self.counts[-1]
+
+    def __repr__(self) -> str:
+        state = "complete" if self.complete else "INCOMPLETE"
+        return f"<RegionFile {self.path!r}: {self.regions} regions, per layer {self.counts}, {state}>"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.f.close()
+
+    def _segment_paths(self) -> list[str]:
+        parts = self.path + ".parts"
+        if not os.path.isdir(parts):
+            return []
+        return sorted(os.path.join(parts, n) for n in os.listdir(parts) if n.startswith("seg_") and n.endswith(".h5"))
+
+    def n_segments(self) -> int:
+        """Committed segments of an interrupted run (0 for a complete file)."""
+        return len(self._segment_paths())
+
+    def committed_segments(self) -> list[int]:
+        """Rows per layer committed so far by an interrupted run (what ``--resume`` starts from)."""
+        counts = [0] * self.n_layers
+        for path in self._segment_paths():
+            try:
+                with h5py.File(path, "r") as seg:
+                    for l in range(1, self.n_layers + 1):
+                        if f"layer_{l}/parent" in seg:
+                            counts[l - 1] += seg[f"layer_{l}/parent"].shape[0]
+            except OSError:
+                continue   # a torn segment is ignored here; resume reports it
+        return counts
+
+    # -------------------------------------------------------------- tables
+    def layer(self, l: int) -> dict:
+        """Layer ``l`` (1-based) as numpy arrays; ``pattern`` is unpacked to bool (rows, n_l)."""
+        if not 1 <= l <= self.n_layers:
+            raise IndexError(f"layer must be in 1..{self.n_layers}")
+        g = self.f[f"layer_{l}"]
+        n = self.counts[l - 1]
+        out = {name: g[name][:n] for name in g}
+        out["pattern"] = unpack_bits(out["pattern"], self.widths[l - 1])
+        out["constant"] = unpack_bits(out["constant"], self.widths[l - 1])
+        if "witness_status" not in out:   # format version 1: every witness passed the float check
+            out["witness_status"] = np.zeros(n, np.int8)
+        return out
+
+    def final(self) -> dict:
+        """Final regions: full ``pattern`` (bool), ``rank`` after every layer, ``witness``, ``radius``,
+        ``witness_status`` and, when stored, the output maps ``A`` (regions, m, d) and ``c``; a file
+        with factored maps holds ``A_basis`` (regions, m, r) and ``basis`` (r, d): A = A_basis @ basis.
+        Everything is loaded into memory: iterate (``for region in file``) for large files."""
+        n = self.regions
+        g = self.f["final"]
+        out = {name: g[name][:n] for name in g if name != "basis"}
+        if "basis" in g:
+            out["basis"] = g["basis"][:]
+        out["pattern"] = unpack_bits(out["pattern"], sum(self.widths))
+        last = self.f[f"layer_{self.n_layers}"]
+        out["witness"] = last["witness"][:n]
+        out["radius"] = last["radius"][:n]
+        out["parent"] = last["parent"][:n]
+        out["witness_status"] = (last["witness_status"][:n] if "witness_status" in last else np.zeros(n, np.int8))
+        return out
+
+    def __iter__(self) -> Iterator[dict]:
+        """Iterate over final regions (chunk by chunk), each as a dict of its fields."""
+        g = self.f["final"]
+        last = self.f[f"layer_{self.n_layers}"]
+        N = sum(self.widths)
+        step = 4096
+        for start in range(0, self.regions, step):
+            stop = min(self.regions, start + step)
+            pat = unpack_bits(g["pattern"][start:stop], N)
+            rank = g["rank"][start:stop]
+            wit = last["witness"][start:stop]
+            rad = last["radius"][start:stop]
+            for i in range(stop - start):
+                yield {"index": start + i, "pattern": pat[i], "rank": rank[i], "witness": wit[i], "radius": rad[i]}
+
+    def affine_map(self, i: int, net=None) -> tuple[np.ndarray, np.ndarray]:
+        """The network output's affine map ``(A, c)`` on final region ``i``.
+
+        Read from the file, or rebuilt from the pattern when the file was written with
+        ``--maps none`` (then ``net`` must be given).
+        """
+        if not 0 <= i < self.regions:
+            raise IndexError(f"region index {i} out of range (0..{self.regions - 1})")
+        g = self.f["final"]
+        if "A" in g:
+            return g["A"][i], g["c"][i]
+        if "A_basis" in g:
+            return g["A_basis"][i] @ g["basis"][:], g["c"][i]
+        if net is None:
+            raise ValueError("this file stores no maps (--maps none): pass the network to rebuild them")
+        bits = unpack_bits(g["pattern"][i:i + 1], sum(self.widths))[0]
+        return net.affine_map(bits)
+
+    def ancestors(self, i: int) -> list[int]:
+        """Indices of final region ``i``'s ancestors: [i in layer L, its parent in L-1, ..., layer 1]."""
+        chain = [int(i)]
+        for l in range(self.n_layers, 1, -1):
+            chain.append(int(self.f[f"layer_{l}/parent"][chain[-1]]))
+        return chain
+
+    def to_pandas(self, l: Optional[int] = None):
+        """Layer ``l`` (default: the last) as a pandas DataFrame (pandas is optional)."""
+        try:
+            import pandas as pd
+        except ImportError as exc:
+            raise ImportError("to_pandas needs pandas: pip install pandas") from exc
+        l = self.n_layers if l is None else l
+        t = self.layer(l)
+        frame = {"parent": t["parent"], "rank": t["rank"], "radius": t["radius"]}
+        if "n_children" in t:
+            frame["n_children"] = t["n_children"]
+        for k in range(self.input_dim):
+            frame[f"witness_{k}"] = t["witness"][:, k]
+        frame["pattern"] = ["".join("1" if v else "0" for v in row) for row in t["pattern"]]
+        return pd.DataFrame(frame)
+
+
+def open(path: str) -> RegionFile:  # noqa: A001 - mirrors h5py.File / builtins.open
+    """Open a region dataset written by ``lrenum enumerate -o``."""
+    return RegionFile(os.fspath(path))

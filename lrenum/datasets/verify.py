@@ -1,0 +1,174 @@
+"""Independent re-check of a region file against its network (``lrenum verify``).
+
+Every stored region is rebuilt from its pattern (the same float64 propagation with error bounds
+the writer used) and checked again: its witness is certified inside it, by the forward pass for
+float witnesses and in exact arithmetic for the regions whose non-emptiness only the exact path
+could prove (``witness_status`` 1 and 2); its rank is proven again; the tree is consistent
+(parents exist, children counted, no pattern twice); the stored maps equal the network's.
+
+Memory: the packed patterns and ranks of one layer at a time (N/8 + 2 bytes per region); the
+rebuilt rows and maps only for one chunk of rows.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Callable, Optional
+
+import numpy as np
+
+from .. import runtime
+from ..certify.decide import WitnessStatus
+from ..certify.rank import certified_ranks
+from ..core.children import certify_region_witnesses
+from ..core.frame import Frame
+from ..core.hyperplanes import Propagator
+from ..core.rebuild import rebuild_regions
+from ..lp import exact
+from ..lp.device import default_lp_batch
+from ..model.domain import Domain
+from ..model.network import Network
+from ..tolerances import FORWARD_REL_TOL, MAP_REL_TOL
+from .format import pack_bits
+from .reader import RegionFile
+
+CHUNK = 4096   # rows rebuilt at once: bounds verify's memory
+
+
+class Mismatch(Exception):
+    """The first disagreement between the file and the network."""
+
+
+def verify_file(path: str, net: Network, domain: Domain, *, device: Optional[str] = None,
+                progress: Optional[Callable[[int, int], None]] = None) -> dict:
+    """Check every stored region; raise :class:`Mismatch` at the first problem. Returns counts.
+
+    ``progress(rows_checked, rows_total)`` is called after every chunk.
+    """
+    with RegionFile(path) as rf:
+        if rf.f.attrs["network_sha256"] != net.digest():
+            raise Mismatch("the file was written for a different network (SHA-256 differs)")
+        if rf.domain != domain.describe():
+            raise Mismatch(f"the file was written for a different domain ({json.dumps(rf.domain)[:120]})")
+        if not rf.complete:
+            raise Mismatch("the file is incomplete (interrupted run; use enumerate --resume)")
+        if tuple(net.hidden_widths) != rf.widths:
+            raise Mismatch("layer widths differ from the network")
+        return _Verifier(rf, net, domain, device, progress).run()
+
+
+class _Verifier:
+    def __init__(self, rf: RegionFile, net: Network, domain: Domain, device, progress):
+        self.rf, self.net, self.domain = rf, net, domain
+        self.frame = Frame(net, domain)
+        self.device = runtime.select_device(device)
+        self.propagator = Propagator(self.frame, self.device, default_lp_batch(self.device))
+        self.progress = progress
+        self.total = int(sum(rf.counts))
+        self.checked = 0
+
+    def run(self) -> dict:
+        rf, net = self.rf, self.net
+        prev_bits = np.zeros((1, 0), bool)       # layer 0: the domain
+        prev_const = np.zeros((1, 0), bool)
+        prev_rank = np.full(1, self.frame.r)
+        prev_children = None
+        counts = {int(s): 0 for s in WitnessStatus}
+        for l in range(1, rf.n_layers + 1):
+            t = rf.layer(l)
+            n = len(t["parent"])
+            par = t["parent"]
+            if n and (par.min() < 0 or par.max() >= len(prev_bits)):
+                raise Mismatch(f"layer {l}: parent index out of range")
+            if prev_children is not None:
+                got = np.bincount(par, minlength=len(prev_bits))
+                if np.any(got != prev_children):
+                    i = int(np.nonzero(got != prev_children)[0][0])
+                    raise Mismatch(f"layer {l - 1} region {i}: n_children {prev_children[i]} but {got[i]} children stored")
+            bits = np.concatenate([prev_bits[par], t["pattern"]], axis=1)
+            const = np.concatenate([prev_const[par], t["constant"]], axis=1)
+            keys = np.unique(pack_bits(bits), axis=0)
+            if keys.shape[0] != n:
+                raise Mismatch(f"layer {l}: a pattern appears twice")
+            for start in range(0, n, CHUNK):
+                sl = slice(start, min(n, start + CHUNK))
+                self._check_chunk(l, t, sl, bits[sl], const[sl], prev_rank[par[sl]], counts)
+                self.checked += sl.stop - sl.start
+                if self.progress is not None:
+                    self.progress(self.checked, self.total)
+            prev_bits, prev_const, prev_rank = bits, const, t["rank"].astype(np.int64)
+            prev_children = t.get("n_children")
+        fin = rf.final()
+        if not np.array_equal(fin["pattern"], prev_bits):
+            i = int(np.nonzero(np.any(fin["pattern"] != prev_bits, axis=1))[0][0])
+            raise Mismatch(f"final region {i}: full pattern differs from the layer tables")
+        if fin["rank"].shape[0] and not np.array_equal(fin["rank"][:, -1], prev_rank):
+            raise Mismatch("final ranks differ from the last layer's ranks")
+        return {"regions": rf.regions, "rows_checked": self.checked, "per_layer": rf.counts,
+                "witnesses_float": counts[0], "witnesses_exact": counts[1] + counts[2]}
+
+    def _check_chunk(self, l: int, t: dict, sl: slice, bits, const, prev_rank, counts) -> None:
+        frame, net = self.frame, self.net
+        wit, rad, ws = t["witness"][sl], t["radius"][sl], t["witness_status"][sl]
+        with runtime.on_device(self.device):
+            R = rebuild_regions(frame, self.propagator, bits, const, wit, rad, ws,
+                                np.zeros((len(wit), l), np.int64), t["parent"][sl], np.arange(sl.start, sl.stop))
+        status, radius = certify_region_witnesses(frame, wit, bits, const, R.rows)
+        for i in range(len(wit)):
+            where = f"layer {l} region {sl.start + i}"
+            counts[int(ws[i])] = counts.get(int(ws[i]), 0) + 1
+            if ws[i] == WitnessStatus.FLOAT:
+                if status[i] != 0:
+                    raise Mismatch(f"{where}: the witness is not certified inside the region")
+                if rad[i] > radius[i] * (1 + 1e-9):
+                    raise Mismatch(f"{where}: the ball of the stored radius {rad[i]:.3g} leaves the region")
+                continue
+            if rad[i] != 0:
+                raise Mismatch(f"{where}: an exact-only witness must have radius 0")
+            rows = frame.exact.region_rows(frame.layer_signs(bits[i], l))
+            if rows is None:
+                raise Mismatch(f"{where}: the region is empty in exact arithmetic")
+            if ws[i] == WitnessStatus.EXACT:
+                if not exact.point_strictly_inside(rows, wit[i]):
+                    raise Mismatch(f"{where}: the witness is not strictly inside in exact arithmetic")
+            elif not exact.has_interior(rows, net.input_dim)[0]:
+                raise Mismatch(f"{where}: the region has no interior in exact arithmetic")
+        rank, sure = certified_ranks(R.maps.M, R.maps.eM, prev_rank)
+        for i in np.nonzero(~sure)[0]:
+            rank[i] = frame.exact.rank_after(net.layer_slices(bits[i], l))
+        bad = rank != t["rank"][sl]
+        if np.any(bad):
+            i = int(np.nonzero(bad)[0][0])
+            raise Mismatch(f"layer {l} region {sl.start + i}: stored rank {t['rank'][sl][i]} but the Jacobian has rank {rank[i]}")
+        if l == self.rf.n_layers:
+            self._check_maps(sl, R, wit, rad, ws)
+
+    def _check_maps(self, sl: slice, R, wit, rad, ws) -> None:
+        """Stored maps equal the rebuilt ones; the map agrees with the network near each witness."""
+        net, geo = self.net, self.frame.geometry
+        W, b = net.weights[-1], net.biases[-1]
+        A_basis = np.einsum("oj,bjr->bor", W, R.maps.M)
+        A_net = A_basis if geo.identity_basis else A_basis @ geo.U
+        c_net = R.maps.c @ W.T + b
+        g = self.rf.f["final"]
+        if "A" in g or "A_basis" in g:
+            if "A" in g:
+                A_st = g["A"][sl]
+            else:
+                A_st = g["A_basis"][sl] @ g["basis"][:]
+            c_st = g["c"][sl]
+            scale = MAP_REL_TOL * (1 + np.abs(A_net).max(initial=0) + np.abs(c_net).max(initial=0))
+            bad = np.any(np.abs(A_st - A_net) > scale, axis=(1, 2)) | np.any(np.abs(c_st - c_net) > scale, axis=1)
+            if np.any(bad):
+                raise Mismatch(f"final region {sl.start + int(np.nonzero(bad)[0][0])}: stored affine map differs from the network's")
+        rng = np.random.default_rng(sl.start)
+        u = rng.normal(size=wit.shape)
+        u /= np.linalg.norm(u, axis=1, keepdims=True)
+        step = np.minimum(np.where(ws == WitnessStatus.FLOAT, rad, 0.0), geo.scale)   # an unbounded region has radius inf
+        pts = wit + 0.5 * step[:, None] * u
+        out = net.forward(pts)
+        pred = np.einsum("bod,bd->bo", A_net, pts) + c_net
+        bad = np.any(np.abs(out - pred) > FORWARD_REL_TOL * (1 + np.abs(out) + np.abs(A_net).sum(axis=2) * np.abs(pts).max()),
+                     axis=1)
+        if np.any(bad):
+            raise Mismatch(f"final region {sl.start + int(np.nonzero(bad)[0][0])}: affine map disagrees with the network near the witness")

@@ -1,0 +1,359 @@
+"""Streaming, resumable HDF5 region datasets (format documented in docs/format.md).
+
+HDF5 files are not crash-safe while being modified: a SIGKILL inside a write can damage
+chunks that were already committed, and SWMR mode leaves a flag that blocks reopening. So no
+file is ever modified in a way a kill could tear:
+
+* ``FILE`` is written once at the start, atomically (tmp + rename): header, empty tables,
+  ``complete = False``.
+* Every commit (about once a second) writes the rows produced since the last one as a new
+  segment ``FILE.parts/seg_NNNNNNNN.h5``, again tmp + rename: a segment exists whole or not.
+* At the end the header and all segments are merged into ``FILE.tmp``, which is renamed over
+  ``FILE`` (now ``complete = True``); then the segments are removed.
+
+Resuming reads the committed segments, re-splits every region whose children are not all
+committed (a split region always has at least one child) and continues, so the result is the
+same set of regions as an uninterrupted run, none lost or repeated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from typing import Optional
+
+import h5py
+import numpy as np
+
+from .. import runtime
+from .._version import __version__
+from ..core.frame import Frame
+from ..core.hyperplanes import Propagator
+from ..core.rebuild import rebuild_regions
+from ..core.state import Regions
+from ..core.walk import EnumerationResult, ResumeState, enumerate_regions
+from ..errors import InputError
+from ..lp.device import default_lp_batch
+from ..model.domain import Domain
+from ..model.network import Network
+from .. import tolerances
+from .format import FORMAT_NAME, FORMAT_VERSION, pack_bits, unpack_bits
+
+COMMIT_SECONDS = float(os.environ.get("LRENUM_COMMIT_SECONDS", "1.0"))  # seconds between commits
+CHUNK_ROWS = 4096
+
+
+def _append(ds: h5py.Dataset, rows: np.ndarray) -> None:
+    n = ds.shape[0]
+    ds.resize(n + rows.shape[0], axis=0)
+    ds[n:] = rows
+
+
+PER_LAYER = ("parent", "pattern", "constant", "rank", "witness", "radius", "witness_status")
+
+
+class RegionWriter:
+    """Runs an enumeration and streams its regions into an HDF5 file (it is the walk's sink)."""
+
+    def __init__(self, path: str, f: h5py.File, net: Network, domain: Domain, maps: str):
+        self.path = path
+        self.f = f
+        self.net = net
+        self.domain = domain
+        self.frame = Frame(net, domain)
+        # 'all' stores x-space maps; with a reduced basis (wide inputs) that would be m x d floats per
+        # region (62 KB at MNIST size), so 'all' becomes 'factored': m x r per region plus the basis once
+        if maps == "all" and not self.frame.geometry.identity_basis:
+            maps = "factored"
+        self.maps = maps
+        self.L = net.n_hidden
+        self.widths = net.hidden_widths
+        self.offsets = net.neuron_offsets
+        self.buffer: dict = {}
+        self.last_commit = time.perf_counter()
+
+    # ------------------------------------------------------------------ creation / opening
+    @classmethod
+    def create(cls, path: str, net: Network, domain: Domain, *, network_path: str = "", force: bool = False,
+               resume: bool = False, maps: Optional[str] = None) -> "RegionWriter":
+        """Open ``path`` for a new run, or for resuming (``resume=True``).
+
+        ``maps``: 'all' (default), 'none'; on resume it must match the file (or be None).
+        """
+        if maps not in (None, "all", "none"):
+            raise InputError(f"maps must be 'all' or 'none', not {maps!r}")
+        exists = os.path.exists(path)
+        if resume and exists:
+            return cls._open_for_resume(path, net, domain, maps)
+        if exists and not force:
+            try:
+                with h5py.File(path, "r") as f:
+                    complete = bool(f.attrs.get("complete", False))
+                    ours = f.attrs.get("format") == FORMAT_NAME
+            except OSError:
+                raise InputError(f"{path} exists and is not a readable HDF5 file; use --force to overwrite") from None
+            if not ours:
+                raise InputError(f"{path} exists and is not an lrenum file; use --force to overwrite")
+            if complete:
+                raise InputError(f"{path} is a complete region file; use --force to overwrite it")
+            raise InputError(f"{path} is an incomplete region file; use --resume to continue or --force to overwrite")
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            raise InputError(f"output directory does not exist: {directory}")
+        tmp = path + ".tmp"
+        try:
+            f = h5py.File(tmp, "w")
+        except OSError as exc:
+            raise InputError(f"cannot create {path}: {exc}") from None
+        w = cls(path, f, net, domain, maps or "all")
+        w._layout(network_path)
+        f.flush()
+        f.close()
+        os.replace(tmp, path)   # an old file (with --force) is replaced only by a valid new one
+        shutil.rmtree(path + ".parts", ignore_errors=True)
+        w.f = h5py.File(path, "r+")
+        return w
+
+    def _layout(self, network_path: str) -> None:
+        f, net, d = self.f, self.net, self.net.input_dim
+        a = f.attrs
+        a["format"] = FORMAT_NAME
+        a["format_version"] = FORMAT_VERSION
+        a["lrenum_version"] = __version__
+        a["network_sha256"] = net.digest()
+        a["network_path"] = network_path
+        a["input_dim"] = d
+        a["output_dim"] = net.output_dim
+        a["layer_widths"] = np.array(self.widths, dtype=np.int64)
+        a["activation"] = "relu" if net.is_relu else "leaky_relu"
+        a["domain"] = json.dumps(self.domain.describe())
+        a["tolerances"] = json.dumps({"cut_tol": tolerances.CUT_TOL, "decide_tol": tolerances.DECIDE_TOL,
+                                      "certification": "float64 a priori bounds, Clarabel, exact rationals"})
+        a["maps"] = self.maps
+        a["complete"] = False
+        a["committed"] = np.zeros(self.L + 1, dtype=np.int64)
+        a["counts"] = np.zeros(self.L, dtype=np.int64)
+        a["regions"] = 0
+        opts = dict(compression="gzip", compression_opts=4, shuffle=True)
+
+        def table(g, name, dtype, shape=()):
+            rows = max(1, min(CHUNK_ROWS, 2 ** 20 // max(1, int(np.prod(shape)) * np.dtype(dtype).itemsize)))
+            g.create_dataset(name, (0,) + shape, dtype, maxshape=(None,) + shape, chunks=(rows,) + shape, **opts)
+
+        if not net.is_relu:
+            for l, s in enumerate(net.slopes):
+                f.create_dataset(f"slopes/layer_{l + 1}", data=np.asarray(s, np.float64))
+        for l in range(1, self.L + 1):
+            g = f.create_group(f"layer_{l}")
+            nb = (self.widths[l - 1] + 7) // 8
+            table(g, "parent", np.int64)
+            table(g, "pattern", np.uint8, (nb,))
+            table(g, "constant", np.uint8, (nb,))
+            table(g, "rank", np.int16)
+            table(g, "witness", np.float64, (d,))
+            table(g, "radius", np.float64)
+            table(g, "witness_status", np.int8)
+            if l < self.L:
+                table(g, "n_children", np.int32)
+        g = f.create_group("final")
+        nb = (int(sum(self.widths)) + 7) // 8
+        m, r = net.output_dim, self.frame.r
+        table(g, "pattern", np.uint8, (nb,))
+        table(g, "rank", np.int16, (self.L,))
+        if self.maps == "all":
+            table(g, "A", np.float64, (m, d))
+            table(g, "c", np.float64, (m,))
+        elif self.maps == "factored":
+            table(g, "A_basis", np.float64, (m, r))
+            table(g, "c", np.float64, (m,))
+            g.create_dataset("basis", data=self.frame.geometry.U)
+
+    @classmethod
+    def _open_for_resume(cls, path: str, net: Network, domain: Domain, maps: Optional[str]) -> "RegionWriter":
+        from .reader import check_header
+
+        try:
+            f = h5py.File(path, "r+")
+        except OSError as exc:
+            raise InputError(f"cannot resume {path}: not a readable HDF5 file ({exc})") from None
+        try:
+            check_header(f, path)
+            if int(f.attrs["format_version"]) != FORMAT_VERSION:
+                raise InputError(f"cannot resume {path}: written in format version {int(f.attrs['format_version'])}")
+            if f.attrs["network_sha256"] != net.digest():
+                raise InputError(f"cannot resume {path}: it was written for a different network")
+            if json.loads(f.attrs["domain"]) != domain.describe():
+                raise InputError(f"cannot resume {path}: it was written for a different domain")
+            stored = str(f.attrs["maps"])
+            if maps is not None and (maps == "none") != (stored == "none"):
+                raise InputError(f"cannot resume {path} with --maps {maps}: it was started with --maps "
+                                 f"{'none' if stored == 'none' else 'all'}")
+        except InputError:
+            f.close()
+            raise
+        return cls(path, f, net, domain, stored)
+
+    # ------------------------------------------------------------------ the run
+    def run(self, *, batch_size: int = 512, device: Optional[str] = None, progress: bool = False,
+            **options) -> EnumerationResult:
+        """Enumerate (or finish enumerating) into the file; ``options`` go to :func:`enumerate_regions`."""
+        resume = self._pending_state(device)
+        result = enumerate_regions(self.net, self.domain, batch_size=batch_size, device=device, sink=self,
+                                   progress=progress, resume=resume, **options)
+        self.commit(force=True)
+        a = self.f.attrs
+        a["counts"] = np.array(result.per_layer, dtype=np.int64)
+        a["regions"] = result.regions
+        a["complete"] = True
+        a["summary"] = json.dumps(result.summary())
+        self._merge()
+        return result
+
+    def regions(self, layer: int, batch: Regions) -> None:
+        """New regions from the walk: buffer them (written at the next commit)."""
+        self.buffer.setdefault(layer, []).append(self._rows(layer, batch))
+
+    def split_done(self, layer: int, ident: np.ndarray, n_children: np.ndarray) -> None:
+        """Regions were split and their children buffered: a safe point to commit."""
+        self.commit()   # children and parents of one split always land in the same segment
+
+    # ------------------------------------------------------------------ commits: atomic segments
+    @property
+    def parts_dir(self) -> str:
+        return self.path + ".parts"
+
+    def _segments(self) -> list[str]:
+        if not os.path.isdir(self.parts_dir):
+            return []
+        return sorted(os.path.join(self.parts_dir, n) for n in os.listdir(self.parts_dir)
+                      if n.startswith("seg_") and n.endswith(".h5"))
+
+    def commit(self, force: bool = False) -> None:
+        """Write everything buffered as one new segment file, atomically (tmp + rename)."""
+        now = time.perf_counter()
+        if not force and now - self.last_commit < COMMIT_SECONDS:
+            return
+        self.last_commit = now
+        if not self.buffer:
+            return
+        os.makedirs(self.parts_dir, exist_ok=True)
+        k = len(self._segments())
+        final = os.path.join(self.parts_dir, f"seg_{k:08d}.h5")
+        tmp = final + ".tmp"
+        with h5py.File(tmp, "w") as seg:
+            for layer in sorted(self.buffer):
+                parts = self.buffer[layer]
+                for name in parts[0]:
+                    seg[f"layer_{layer}/{name}"] = np.concatenate([p[name] for p in parts])
+        os.replace(tmp, final)
+        self.buffer.clear()
+
+    def _rows(self, layer: int, batch: Regions) -> dict:
+        lo, hi = self.offsets[layer - 1], self.offsets[layer]
+        rows = {"parent": batch.parent, "pattern": pack_bits(batch.bits[:, lo:hi]),
+                "constant": pack_bits(batch.const[:, lo:hi]), "rank": batch.rank[:, -1].astype(np.int16),
+                "witness": batch.witness, "radius": batch.radius,
+                "witness_status": batch.wstatus.astype(np.int8)}
+        if layer == self.L:
+            rows["final_pattern"] = pack_bits(batch.bits)
+            rows["final_rank"] = batch.rank.astype(np.int16)
+            if self.maps != "none":
+                Wout, bout = self.net.weights[-1], self.net.biases[-1]
+                A_basis = np.einsum("oj,bjr->bor", Wout, batch.maps.M)
+                rows["final_A" if self.maps == "all" else "final_A_basis"] = (
+                    A_basis if self.frame.geometry.identity_basis else
+                    A_basis @ self.frame.geometry.U if self.maps == "all" else A_basis)
+                rows["final_c"] = batch.maps.c @ Wout.T + bout
+        return rows
+
+    def _read_segments(self) -> dict:
+        """All committed rows per layer, in id order."""
+        rows: dict = {}
+        for path in self._segments():
+            try:
+                with h5py.File(path, "r") as seg:
+                    for l in range(1, self.L + 1):
+                        if f"layer_{l}" in seg:
+                            for name, ds in seg[f"layer_{l}"].items():
+                                rows.setdefault(l, {}).setdefault(name, []).append(ds[:])
+            except OSError as exc:
+                raise InputError(f"cannot resume {self.path}: segment {path} is unreadable ({exc})") from None
+        return {l: {n: np.concatenate(v) for n, v in d.items()} for l, d in rows.items()}
+
+    def _merge(self) -> None:
+        """Write the complete file (header layout plus every segment), then rename it into place."""
+        tmp = self.path + ".tmp"
+        attrs = dict(self.f.attrs)
+        self.f.close()
+        final_names = {"final_pattern": "pattern", "final_rank": "rank", "final_A": "A",
+                       "final_A_basis": "A_basis", "final_c": "c"}
+        with h5py.File(tmp, "w") as out:
+            self.f = out
+            self._layout(attrs.get("network_path", ""))
+            for key, value in attrs.items():
+                out.attrs[key] = value
+            for path in self._segments():
+                with h5py.File(path, "r") as seg:
+                    for l in range(1, self.L + 1):
+                        if f"layer_{l}" not in seg:
+                            continue
+                        g, src = out[f"layer_{l}"], seg[f"layer_{l}"]
+                        for name in PER_LAYER:
+                            _append(g[name], src[name][:])
+                        if l == self.L:
+                            for name, target in final_names.items():
+                                if name in src:
+                                    _append(out["final"][target], src[name][:])
+            for l in range(1, self.L):   # children counted from the parents of the next layer
+                n = out[f"layer_{l}/parent"].shape[0]
+                par = out[f"layer_{l + 1}/parent"][:]
+                _append(out[f"layer_{l}/n_children"], np.bincount(par, minlength=n)[:n].astype(np.int32))
+            out.attrs["committed"] = np.array([1] + [out[f"layer_{l}/parent"].shape[0] for l in range(1, self.L + 1)],
+                                              dtype=np.int64)
+        os.replace(tmp, self.path)
+        shutil.rmtree(self.parts_dir, ignore_errors=True)
+        self.f = h5py.File(self.path, "r+")
+
+    def _pending_state(self, device: Optional[str]) -> Optional[ResumeState]:
+        """From the committed segments: the regions still to split and the id counters."""
+        rows = self._read_segments()
+        if not rows:
+            return None
+        dev = runtime.select_device(device)
+        propagator = Propagator(self.frame, dev, default_lp_batch(dev))
+        counts = [len(rows.get(l, {}).get("parent", [])) for l in range(1, self.L + 1)]
+        pending = []
+        for l in range(1, self.L):
+            n_rows = counts[l - 1]
+            child_parent = rows.get(l + 1, {}).get("parent", np.zeros(0, np.int64))
+            n_ch = np.bincount(child_parent, minlength=n_rows)[:n_rows]
+            todo = np.nonzero(n_ch == 0)[0]      # every region has >= 1 child once split
+            for start in range(0, todo.size, CHUNK_ROWS):   # rebuilt in chunks: bounded memory per step
+                pending.append((l, self._load_regions(rows, l, todo[start:start + CHUNK_ROWS], propagator)))
+        return ResumeState(pending, [1] + counts)
+
+    def _load_regions(self, rows: dict, layer: int, idx: np.ndarray, propagator: Propagator) -> Regions:
+        """Rebuild the splitter's state of layer-``layer`` rows ``idx`` from committed rows."""
+        cur = idx
+        bits, const, ranks = [None] * layer, [None] * layer, [None] * layer
+        for l in range(layer, 0, -1):
+            r, n = rows[l], self.widths[l - 1]
+            bits[l - 1] = unpack_bits(r["pattern"][cur], n)
+            const[l - 1] = unpack_bits(r["constant"][cur], n)
+            ranks[l - 1] = r["rank"][cur].astype(np.int64)
+            if l == layer:
+                witness, radius, parent = r["witness"][cur], r["radius"][cur], r["parent"][cur]
+                wstatus = r["witness_status"][cur]
+            cur = r["parent"][cur]
+        with runtime.on_device(propagator.device):
+            return rebuild_regions(self.frame, propagator, np.concatenate(bits, axis=1),
+                                   np.concatenate(const, axis=1), witness, radius, wstatus,
+                                   np.stack(ranks, axis=1), parent, idx.astype(np.int64))
+
+    def close(self) -> None:
+        try:
+            self.f.close()
+        except Exception:  # closing twice or after an error: nothing to lose
+            pass

@@ -1,0 +1,89 @@
+"""The one door to every margin-LP back end (modelled on cvxpy's conic solver interface).
+
+A *margin LP* asks how deep a cell can hold a ball:
+
+    max t  s.t.  a_i . x + ||a_i||_2 t <= b_i   (the cell's rows),   x in the domain,
+
+and ``t* > 0`` exactly when the cell has interior points. Every back end takes the same
+:class:`MarginProblems` (formatted once by the caller), solves it its own way, and maps its
+answer back to the same :class:`MarginSolutions`. Back ends: the small-d device IPM and the
+box-bounded device IPM (:mod:`lrenum.lp.device`), Clarabel (:mod:`lrenum.lp.clarabel`); the exact
+rational solver (:mod:`lrenum.lp.exact`) answers the same question on exact rows.
+
+Rows are given in *basis coordinates*: ``a_i = C_i U`` with ``U`` (r x d) the frame's basis
+(:class:`LPGeometry`). For most networks ``U`` is the identity; for wide inputs (784 pixels and
+a 12-unit first layer) it is the first layer's weight matrix, so that a cell's rows cost r, not
+d, numbers each.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional, Protocol
+
+import numpy as np
+
+
+class LPGeometry(NamedTuple):
+    """What every LP of one enumeration shares: the basis and the domain."""
+
+    U: np.ndarray                    # (r, d) basis: rows are a = C U
+    gram: np.ndarray                 # (r, r) U U^T, so that ||C U||_2 = sqrt(C gram C^T)
+    identity_basis: bool             # U is the d x d identity
+    box: Optional[tuple]             # (lo, hi) a box containing the domain; None for R^d
+    dom_C: np.ndarray                # (m_dom, r) polytope domain rows in basis coordinates (box domains: empty)
+    dom_b: np.ndarray                # (m_dom,)
+    box_is_domain: bool              # the box is the domain itself (not just a bounding box)
+    t_cap: float                     # cap on t: keeps LPs over unbounded cells bounded
+    scale: float                     # a length scale of the domain
+    u_row_1: float                   # max_q ||U_q||_1: an error e in C_i (1-norm) moves a_i by <= e * this (1-norm)
+    u_row_2: float                   # max_q ||U_q||_2: the same in the 2-norm (radii)
+
+    @property
+    def dim(self) -> int:
+        return int(self.U.shape[1])
+
+    @property
+    def rank(self) -> int:
+        return int(self.U.shape[0])
+
+    def row_norms(self, C: np.ndarray) -> np.ndarray:
+        """x-space 2-norms of rows given in basis coordinates (any leading shape)."""
+        if self.identity_basis:
+            return np.linalg.norm(C, axis=-1)
+        return np.sqrt(np.maximum(np.einsum("...i,ij,...j->...", C, self.gram, C), 0.0))
+
+    def to_x(self, C: np.ndarray) -> np.ndarray:
+        """Rows in x-space (materialised: only for small d or a few rows)."""
+        return C if self.identity_basis else C @ self.U
+
+    def image(self, x: np.ndarray) -> np.ndarray:
+        """Basis coordinates ``U x`` of points x (..., d)."""
+        return x if self.identity_basis else x @ self.U.T
+
+
+class MarginProblems(NamedTuple):
+    """A batch of margin LPs (the domain is implied by the :class:`LPGeometry`)."""
+
+    C: np.ndarray       # (K, m, r) cell rows in basis coordinates, unnormalised
+    b: np.ndarray       # (K, m)
+    mask: np.ndarray    # (K, m) bool, rows in use
+    start: np.ndarray   # (K, d) a point of the domain to start from (need not be feasible)
+
+
+class MarginSolutions(NamedTuple):
+    """Answers, all proposals until certified (:mod:`lrenum.certify`)."""
+
+    t: np.ndarray       # (K,) margin: > 0 proposes "the cell has interior points"
+    x: np.ndarray       # (K, d) a point strictly inside the domain, deep in the cell when t > 0
+    radius: np.ndarray  # (K,) estimated distance from x to the cell's boundary and the domain's (0 if t <= 0)
+    y: np.ndarray       # (K, m) dual weights >= 0 of the *unnormalised* cell rows
+    y_dom: np.ndarray   # (K, m_dom) dual weights >= 0 of the unnormalised polytope domain rows
+
+
+class MarginBackend(Protocol):
+    """A margin-LP back end: formats the problems its own way, solves, maps the answer back."""
+
+    name: str
+
+    def solve(self, problems: MarginProblems) -> MarginSolutions:
+        ...

@@ -1,0 +1,181 @@
+"""The network model: a stack of affine layers with ReLU (or fixed-slope leaky ReLU) between them.
+
+Everything lrenum enumerates is first lowered to this dense form (:mod:`lrenum.model.lowering`
+turns convolutions, pooling, batch norm and friends into it). A hidden neuron's activation is
+``z`` for ``z > 0`` and ``alpha * z`` otherwise; ``alpha = 0`` is the ReLU. The regions are the
+sign patterns either way; only the affine maps (and so the ranks) depend on ``alpha``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..errors import InputError
+
+
+@dataclass(frozen=True)
+class Network:
+    """``x -> W_L act(... act(W_1 x + b_1) ...) + b_L`` in PyTorch ``Linear`` layout ``(out, in)``.
+
+    All layers but the last are hidden layers; the last is the affine output and is never
+    split on. ``slopes[l]`` holds hidden layer l's negative-side slopes (zeros for ReLU).
+    """
+
+    weights: tuple[np.ndarray, ...]
+    biases: tuple[np.ndarray, ...]
+    slopes: tuple[np.ndarray, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.slopes:   # plain ReLU network
+            object.__setattr__(self, "slopes", tuple(np.zeros(W.shape[0]) for W in self.weights[:-1]))
+
+    @property
+    def input_dim(self) -> int:
+        return int(self.weights[0].shape[1])
+
+    @property
+    def hidden_widths(self) -> tuple[int, ...]:
+        return tuple(int(w.shape[0]) for w in self.weights[:-1])
+
+    @property
+    def n_hidden(self) -> int:
+        return len(self.weights) - 1
+
+    @property
+    def output_dim(self) -> int:
+        return int(self.weights[-1].shape[0])
+
+    @property
+    def is_relu(self) -> bool:
+        """True when every hidden neuron is a plain ReLU (slope 0)."""
+        return all(not np.any(a) for a in self.slopes)
+
+    @property
+    def neuron_offsets(self) -> np.ndarray:
+        """Where each hidden layer starts in a flat per-neuron array: layer l (0-based) is
+        ``[offsets[l], offsets[l + 1])``."""
+        return np.concatenate([[0], np.cumsum(self.hidden_widths)]).astype(int)
+
+    def layer_slices(self, flat: np.ndarray, n_layers: Optional[int] = None) -> list[np.ndarray]:
+        """Split the last axis of a flat per-neuron array into its hidden layers' parts."""
+        offs = self.neuron_offsets
+        n_layers = self.layers_covered(flat.shape[-1]) if n_layers is None else n_layers
+        return [flat[..., offs[l]:offs[l + 1]] for l in range(n_layers)]
+
+    def layers_covered(self, n_bits: int) -> int:
+        """How many hidden layers a pattern of ``n_bits`` leading neurons spans."""
+        return int(np.searchsorted(self.neuron_offsets[1:], n_bits) + 1) if n_bits else 0
+
+    def truncated(self, k: int) -> "Network":
+        """The network up to hidden layer k, with layer k+1 as its (affine) output layer."""
+        if not 1 <= k <= self.n_hidden:
+            raise ValueError(f"k must be in 1..{self.n_hidden}")
+        return Network(self.weights[:k + 1], self.biases[:k + 1], self.slopes[:k])
+
+    def activation_factors(self, layer: int, active: np.ndarray) -> np.ndarray:
+        """Per-neuron factor of the map ``h = factor * z`` on a region: 1 where active, else the slope."""
+        return np.where(active, 1.0, self.slopes[layer])
+
+    def pre_activations(self, x: np.ndarray) -> list[np.ndarray]:
+        """Pre-activations of every hidden layer at points ``x`` (float64)."""
+        h = np.asarray(x, dtype=np.float64)
+        out = []
+        for W, b, a in zip(self.weights[:-1], self.biases[:-1], self.slopes):
+            z = h @ W.T + b
+            out.append(z)
+            h = np.where(z > 0, z, a * z)
+        return out
+
+    def affine_map(self, bits: np.ndarray, n_layers: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
+        """Float64 map ``(A, c)`` of hidden layer ``n_layers``'s output (default: the network's
+        output) on the region with full pattern ``bits`` (N,); for reading, not for certifying."""
+        n_layers = self.n_hidden if n_layers is None else n_layers
+        A, c = np.eye(self.input_dim), np.zeros(self.input_dim)
+        for l, act in enumerate(self.layer_slices(np.asarray(bits, bool), n_layers)):
+            f = self.activation_factors(l, act)
+            A, c = f[:, None] * (self.weights[l] @ A), f * (self.weights[l] @ c + self.biases[l])
+        if n_layers == self.n_hidden:
+            A, c = self.weights[-1] @ A, self.weights[-1] @ c + self.biases[-1]
+        return A, c
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """Network output for points ``x`` of shape ``(..., d)``, in float64."""
+        h = np.asarray(x, dtype=np.float64)
+        for W, b, a in zip(self.weights[:-1], self.biases[:-1], self.slopes):
+            z = h @ W.T + b
+            h = np.where(z > 0, z, a * z)
+        return h @ self.weights[-1].T + self.biases[-1]
+
+    def digest(self) -> str:
+        """SHA-256 over the weight and bias arrays (shapes and float64 bytes), and the slopes
+        where any is non-zero (so a ReLU network keeps the digest of format version 1)."""
+        h = hashlib.sha256()
+        for W, b in zip(self.weights, self.biases):
+            for a in (W, b):
+                h.update(str(a.shape).encode())
+                h.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
+        if not self.is_relu:
+            for a in self.slopes:
+                h.update(b"slopes")
+                h.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
+        return h.hexdigest()
+
+
+def _as_real_array(value, what: str) -> np.ndarray:
+    arr = np.asarray(value)
+    if np.iscomplexobj(arr):
+        raise InputError(f"{what} is complex-valued; lrenum needs real weights")
+    try:
+        return np.array(arr, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{what} is not numeric ({exc})") from None
+
+
+def make_network(weights: Sequence, biases: Sequence, slopes: Optional[Sequence] = None) -> Network:
+    """Validate and build a :class:`Network` from lists of arrays (PyTorch layout).
+
+    ``slopes``: per hidden layer, a scalar or a vector of negative-side slopes (leaky ReLU,
+    PReLU); omitted for ReLU.
+    """
+    if len(weights) == 0:
+        raise InputError("network has no layers")
+    if len(weights) != len(biases):
+        raise InputError(f"network has {len(weights)} weight matrices but {len(biases)} bias vectors")
+    if len(weights) < 2:
+        raise InputError("network needs at least one hidden layer before the affine output layer")
+    Ws, bs = [], []
+    prev = None
+    for k, (W, b) in enumerate(zip(weights, biases), start=1):
+        W = _as_real_array(W, f"W{k}")
+        b = _as_real_array(b, f"b{k}")
+        if W.ndim != 2:
+            raise InputError(f"W{k} must be a 2-D (out, in) matrix, got shape {W.shape}")
+        if b.ndim != 1 or b.shape[0] != W.shape[0]:
+            raise InputError(f"b{k} must have shape ({W.shape[0]},) to match W{k} {W.shape}, got {b.shape}")
+        if W.shape[0] == 0 or W.shape[1] == 0:
+            raise InputError(f"W{k} has an empty dimension: shape {W.shape}")
+        if prev is not None and W.shape[1] != prev:
+            raise InputError(f"W{k} has {W.shape[1]} inputs but layer {k - 1} has {prev} outputs")
+        if not (np.all(np.isfinite(W)) and np.all(np.isfinite(b))):
+            raise InputError(f"layer {k} contains NaN or inf")
+        prev = W.shape[0]
+        Ws.append(W)
+        bs.append(b)
+    alphas = []
+    for k, W in enumerate(Ws[:-1], start=1):
+        a = 0.0 if slopes is None else slopes[k - 1]
+        a = _as_real_array(a, f"slope of layer {k}")
+        try:
+            a = np.broadcast_to(a, (W.shape[0],)).copy()
+        except ValueError:
+            raise InputError(f"slope of layer {k} must be a scalar or have {W.shape[0]} entries") from None
+        if not np.all(np.isfinite(a)):
+            raise InputError(f"slope of layer {k} contains NaN or inf")
+        alphas.append(a)
+    if slopes is not None and len(slopes) != len(Ws) - 1:
+        raise InputError(f"{len(slopes)} slope entries for {len(Ws) - 1} hidden layers")
+    return Network(tuple(Ws), tuple(bs), tuple(alphas))

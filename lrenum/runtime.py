@@ -1,0 +1,90 @@
+"""JAX set-up: float64 inside lrenum only, the persistent compilation cache, device choice.
+
+lrenum certifies in float64, so its device kernels run with 64-bit types. That is switched on
+with JAX's supported context manager (:func:`jax.enable_x64`) around lrenum's own calls only
+(:func:`on_device`); importing lrenum leaves the process-wide setting of a caller untouched.
+Compiled kernels are kept in a persistent cache (``$LRENUM_CACHE_DIR`` or
+``~/.cache/lrenum/jax``) so that a second run of the command line does not compile again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Iterator, Optional
+
+import jax
+
+from .errors import InputError
+
+_cache_dir = os.environ.get("LRENUM_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "lrenum", "jax"))
+if not jax.config.jax_compilation_cache_dir:   # never override a cache the caller configured
+    try:
+        os.makedirs(_cache_dir, exist_ok=True)
+        jax.config.update("jax_compilation_cache_dir", _cache_dir)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    except (OSError, AttributeError):  # read-only home or an older JAX: run without the cache
+        pass
+
+
+def select_device(kind: Optional[str]):
+    """The JAX device for ``kind`` ('cpu', 'gpu' or None for JAX's default)."""
+    if kind is None:
+        return jax.devices()[0]
+    try:
+        devices = jax.devices(kind)
+    except RuntimeError:
+        devices = []
+    if not devices:
+        raise InputError(f"no JAX device of kind '{kind}' is available (JAX sees: "
+                         f"{', '.join(sorted({d.platform for d in jax.devices()}))})")
+    return devices[0]
+
+
+def describe_device(device) -> str:
+    """'cpu' or 'gpu:0' (platform and index), as the summaries print it."""
+    if device.platform == "cpu":
+        return "cpu"
+    return f"{device.platform}:{device.id}"
+
+
+@contextlib.contextmanager
+def on_device(device) -> Iterator[None]:
+    """Run lrenum's kernels on ``device`` with 64-bit types enabled (scoped, not global)."""
+    with jax.enable_x64(True), jax.default_device(device):
+        yield
+
+
+class CompileCounter:
+    """Counts XLA compilations (and their seconds) while active, through ``jax.monitoring``.
+
+    The listener is registered once per process and forwards to the active counters, so
+    creating many counters does not pile up listeners.
+    """
+
+    _active: list = []
+    _registered = False
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.seconds = 0.0
+
+    @classmethod
+    def _on_event(cls, name: str, secs: float, **_kw) -> None:
+        if name.endswith("backend_compile_duration"):
+            for counter in cls._active:
+                counter.count += 1
+                counter.seconds += secs
+
+    def __enter__(self) -> "CompileCounter":
+        if not CompileCounter._registered:
+            from jax import monitoring
+
+            monitoring.register_event_duration_secs_listener(CompileCounter._on_event)
+            CompileCounter._registered = True
+        CompileCounter._active.append(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        CompileCounter._active.remove(self)
