@@ -3,7 +3,9 @@
 On a region whose layer-l post-activation is ``h = M y + c`` (``y = U x``, basis coordinates),
 layer l+1's pre-activation is ``z = G y + g`` with ``G = W M`` and ``g = W c + b``. The bounds
 returned with them (``eG >= ||G~_j - G_j||_1`` and ``eg >= |g~_j - g_j|``) propagate the errors of
-``M, c`` and add the rounding of the products (gamma bound); they must be computed in float64.
+``M, c`` and add the rounding of the products (gamma bound) and, for every product of two nonzero
+numbers, the absolute error ETA it makes if it underflows (a tiny genuine gradient that rounds to
+0 must not look like an exact zero); they must be computed in float64.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from lrenum.tolerances import SAFETY, gamma
+from lrenum.tolerances import ETA, SAFETY, gamma
 
 
 @jax.jit
@@ -25,6 +27,9 @@ def propagate(M, c, eM, ec, W, b):
     G = jnp.einsum("ji,bik->bjk", W, M)
     g = jnp.einsum("ji,bi->bj", W, c) + b
     M1 = jnp.sum(jnp.abs(M), axis=2)
-    eG = SAFETY * (jnp.einsum("ji,bi->bj", aW, eM) + gam * jnp.einsum("ji,bi->bj", aW, M1))
-    eg = SAFETY * (jnp.einsum("ji,bi->bj", aW, ec) + gam * (jnp.einsum("ji,bi->bj", aW, jnp.abs(c)) + jnp.abs(b)))
+    nzW = (W != 0).astype(M.dtype)
+    under_G = ETA * jnp.einsum("ji,bi->bj", nzW, jnp.sum((M != 0).astype(M.dtype), axis=2))
+    under_g = ETA * jnp.einsum("ji,bi->bj", nzW, (c != 0).astype(M.dtype))
+    eG = SAFETY * (jnp.einsum("ji,bi->bj", aW, eM) + gam * jnp.einsum("ji,bi->bj", aW, M1) + under_G)
+    eg = SAFETY * (jnp.einsum("ji,bi->bj", aW, ec) + gam * (jnp.einsum("ji,bi->bj", aW, jnp.abs(c)) + jnp.abs(b)) + under_g)
     return G, g, eG, eg

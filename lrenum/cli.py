@@ -112,6 +112,10 @@ def cmd_enumerate(args) -> int:
     from .core.walk import enumerate_regions
 
     net, domain = _load(args)
+    from .core import memory
+
+    memory.check_run(int(sum(net.hidden_widths)), min(net.input_dim, net.hidden_widths[0]), max(net.hidden_widths),
+                     args.batch_size)   # before the first progress line: bad input stays one line
     _start(args, f"enumerating {net.input_dim} inputs, hidden widths {list(net.hidden_widths)}, "
                  f"domain {domain.kind} (compiling kernels first)")
     writer = None
@@ -395,6 +399,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except MemoryError:
         print("lrenum: error: out of memory (try a smaller --batch-size)", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Exception as exc:   # the device ran out of memory: JAX raises its own error type
+        if type(exc).__name__ == "JaxRuntimeError" and "RESOURCE_EXHAUSTED" in str(exc):
+            print("lrenum: error: the device ran out of memory (try a smaller --batch-size)", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        raise
     except BrokenPipeError:
         # the reader went away (`lrenum inspect f.h5 | head`): stop quietly, as Unix tools do
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -14,6 +14,7 @@ import numpy as np
 
 # ----------------------------------------------------------------------------- rounding model
 U64 = float(np.finfo(np.float64).eps) / 2   # unit roundoff of float64 (round to nearest)
+ETA = 2.0 ** -1022   # smallest normal: the absolute error a product can make when it underflows (Higham 2.1: subnormal results err by 2^-1074, but XLA on CPU flushes them to zero, so up to 2^-1022); relative bounds miss it
 SAFETY = 1.0 + 1e-6                         # inflates computed error bounds: absorbs the rounding of the bound's own arithmetic (a few ulps) with a wide margin
 
 

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..lp.problem import LPGeometry
+from ..lp.problem import LPGeometry, norm2
 from ..model.network import Network
-from ..tolerances import SAFETY, U64, gamma
+from ..tolerances import ETA, SAFETY, U64, gamma
 
 
 def certify_empty(C, b, eC, eb, y, geo: LPGeometry) -> np.ndarray:
@@ -52,7 +52,8 @@ def certify_empty(C, b, eC, eb, y, geo: LPGeometry) -> np.ndarray:
            + np.einsum("km,km->k", y, eC) * uX                        # errors of the rows
            + (gamma(m) + gamma(r) + gamma(m) * gamma(r)) * (spread @ X)   # rounding of A^T y
            + gamma(m) * np.einsum("km,km->k", y, np.abs(b))           # rounding of y.b
-           + gamma(d + 2) * (np.abs(v) @ X + np.abs(np.einsum("km,km->k", y, b))))  # the final sums
+           + gamma(d + 2) * (np.abs(v) @ X + np.abs(np.einsum("km,km->k", y, b)))  # the final sums
+           + ETA * (m * r + m + r * d + d + 2))                                       # products that underflow
     return val + SAFETY * err < 0.0
 
 
@@ -72,7 +73,8 @@ def row_slacks(C, b, eC, eb, mask, x, geo: LPGeometry):
     yinf = np.max(np.abs(yx) + ey, axis=1, keepdims=True)
     err = (eC * yinf + eb
            + np.einsum("kmr,kr->km", np.abs(C), ey)
-           + gamma(r + 1) * (np.einsum("kmr,kr->km", np.abs(C), np.abs(yx)) + np.abs(b)))
+           + gamma(r + 1) * (np.einsum("kmr,kr->km", np.abs(C), np.abs(yx)) + np.abs(b))
+           + ETA * (r + 1))                                              # products that underflow
     return np.where(mask, slack - SAFETY * err, np.inf)
 
 
@@ -103,7 +105,7 @@ def forward_with_bounds(net: Network, x: np.ndarray, n_layers: int):
         n_in = W.shape[1]
         z = h @ W.T + b
         aW = np.abs(W)
-        ez = SAFETY * (eh @ aW.T + gamma(n_in + 1) * (np.abs(h) @ aW.T + np.abs(b)))
+        ez = SAFETY * (eh @ aW.T + gamma(n_in + 1) * (np.abs(h) @ aW.T + np.abs(b)) + ETA * (n_in + 1))
         zs.append(z)
         ezs.append(ez)
         h = np.where(z > 0, z, a * z)
@@ -168,5 +170,5 @@ def domain_slack(domain, x):
     slack = domain.b - x @ domain.A.T
     err = gamma(d + 1) * (np.abs(x) @ np.abs(domain.A).T + np.abs(domain.b))
     low = slack - SAFETY * err
-    rr = low / (np.linalg.norm(domain.A, axis=1) * SAFETY)
+    rr = low / (norm2(domain.A) * SAFETY)
     return np.all(low > 0, axis=1), np.min(rr, axis=1)

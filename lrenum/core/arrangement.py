@@ -25,6 +25,7 @@ import numpy as np
 from ..certify.decide import CellSpec, Decider, DecisionStats
 from ..lp.problem import MarginProblems
 from ..tolerances import CUT_TOL, GEO_SAFETY, POOL_MARGIN, RADIUS_CAP
+from . import memory
 from .classify import Classes
 from .frame import Frame
 from .state import Hyperplanes, Regions
@@ -60,10 +61,17 @@ class SideTester:
         self.backend, self.decider, self.stats = backend, decider, stats
 
     def __call__(self, parent, signs, k, side, start):
+        """(interior proven (K,), a point in each nonempty side, its radius); built in chunks so
+        that the stacked rows of K cells never exceed the LP memory budget."""
         K = parent.size
         d = self.frame.d
         if K == 0:
             return np.zeros(0, bool), np.zeros((0, d)), np.zeros(0)
+        step = memory.lp_chunk(self.P.rows.C.shape[1] + signs.shape[1] + 1, self.frame.r)
+        if K > step:
+            parts = [self(parent[s:s + step], signs[s:s + step], k[s:s + step], side[s:s + step], start[s:s + step])
+                     for s in range(0, K, step)]
+            return tuple(np.concatenate(p) for p in zip(*parts))
         test = np.zeros_like(signs)
         test[np.arange(K), k] = side
         R = self.P.rows
@@ -117,6 +125,8 @@ def arrange(frame: Frame, P: Regions, hyp: Hyperplanes, cls: Classes, tester: Si
                     np.concatenate([pool.cell, pi[ok]]), np.concatenate([pool.radius, rad[ok]]))
     cells = Cells(np.arange(B), np.zeros((B, n), np.int8))
     for k in range(n):
+        # every cut can at most double the cells: check before the arrays grow
+        memory.check_cells(2 * len(cells.parent), int(frame.offsets[P.layer + 1]), P.layer + 1, B)
         cells, pool = _add_hyperplane(frame, hyp, cls, cuts, cells, pool, k, tester, stats)
     return cells, pool, cuts
 

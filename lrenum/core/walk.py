@@ -20,6 +20,7 @@ from ..certify.floatcert import certify_witnesses
 from ..errors import InputError
 from ..model.domain import Domain, box_domain
 from ..model.network import Network
+from . import memory
 from .frame import Frame
 from .progress import Progress
 from .split import Splitter
@@ -90,6 +91,15 @@ def root_region(frame: Frame) -> Regions:
         maps=AffineMaps(np.zeros((1, 0, r)), z, z, z), witness=w[None].astype(np.float64), radius=radius,
         wstatus=np.array([WitnessStatus.FLOAT], np.int8), rank=np.zeros((1, 0), np.int64),
         parent=np.array([-1]), ident=np.array([0]), vertices=None)
+
+
+FIRST_PROBE = 16   # parents in the first split of a level, before its children per parent are known
+
+
+def children_per_split(device) -> int:
+    """Children one split may produce (bounds its memory): ~30 MB of rows at MNIST sizes on a CPU;
+    a GPU wants ~10^5 lanes at once."""
+    return 262_144 if device.platform == "gpu" else 16_384
 
 
 class _Stack:
@@ -183,6 +193,7 @@ def enumerate_regions(net: Network, domain: Optional[Domain] = None, *, batch_si
     t0 = time.perf_counter()
     stats = DecisionStats()
     frame = Frame(net, domain)
+    memory.check_run(int(sum(net.hidden_widths)), frame.r, max(net.hidden_widths), batch_size)
     with runtime.CompileCounter() as compiles:
         splitter = Splitter(frame, dev, stats, lp_batch=lp_batch, lp_dtype=lp_dtype, vertex_path=vertex_path)
         sinks = [s for s in (sink, _Callbacks(on_layer, on_split) if (on_layer or on_split) else None) if s]
@@ -219,12 +230,23 @@ def _walk(frame: Frame, splitter: Splitter, sinks: list, batch_size: int, resume
             stacks[layer].push(batch)
         next_id = list(resume.next_id)
     counts = list(next_id[1:])
+    per_parent = [None] * L        # children per parent seen so far at each level (None: not yet measured)
+    budget = children_per_split(splitter.device)
     while True:
         level = next((l for l in range(L - 1, -1, -1) if stacks[l].size), None)
         if level is None:
             break
-        parents = stacks[level].pop(batch_size)
+        # parents per split: the batch size, fewer where each parent has many children, so that one
+        # split's arrays (cells, rows, LPs) stay bounded whatever the children per parent (measured:
+        # 512 MNIST parents x 450 children each held 11.8 GB)
+        est = per_parent[level]
+        take = batch_size if est is None else int(np.clip(budget / est, 1, batch_size))
+        if est is None:
+            take = min(batch_size, FIRST_PROBE)
+        parents = stacks[level].pop(take)
         children, n_children = splitter.split(parents)
+        seen = len(children) / max(1, len(parents))
+        per_parent[level] = seen if est is None else max(seen, 0.5 * est)
         children = children.with_ids(np.arange(next_id[level + 1], next_id[level + 1] + len(children), dtype=np.int64))
         next_id[level + 1] += len(children)
         counts[level] += len(children)

@@ -15,7 +15,7 @@ from typing import NamedTuple, Optional
 import numpy as np
 
 from ..tolerances import CLARABEL_MAX_ITER, CLARABEL_TOL
-from .problem import LPGeometry
+from .problem import LPGeometry, norm2
 
 ROW_BUCKET = 8
 
@@ -55,7 +55,7 @@ class ClarabelLP:
             cons += [x + t <= hi, -x + t <= -lo]
         elif geo.dom_C.shape[0]:
             Ad = geo.to_x(geo.dom_C)
-            dom = Ad @ x + np.linalg.norm(Ad, axis=1) * t <= geo.dom_b
+            dom = Ad @ x + norm2(Ad) * t <= geo.dom_b
             cons.append(dom)
         prob = cp.Problem(cp.Maximize(t), cons)
         entry = (prob, x, t, A, nrm, b, rows, dom)
@@ -75,7 +75,7 @@ class ClarabelLP:
         A[:m] = geo.to_x(C)
         bb = np.ones(mb)          # padded rows read 0 <= 1
         bb[:m] = b
-        Ap.value, nrmp.value, bp.value = A, np.linalg.norm(A, axis=1), bb
+        Ap.value, nrmp.value, bp.value = A, norm2(A), bb
         fail = ClarabelAnswer(False, np.nan, np.zeros(geo.dim), np.zeros(m), np.zeros(geo.dom_C.shape[0]))
         try:
             prob.solve(solver=cp.CLARABEL, tol_gap_abs=CLARABEL_TOL, tol_gap_rel=CLARABEL_TOL,

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..runtime import on_device
 from ..tolerances import DECIDE_TOL, LP_ITERS
-from .problem import LPGeometry, MarginProblems, MarginSolutions
+from .problem import LPGeometry, MarginProblems, MarginSolutions, norm2
 
 ROW_BUCKET = 8           # rows are padded to a multiple of this: few distinct compiled shapes
 
@@ -88,7 +88,7 @@ class DenseDeviceLP(_DeviceLP):
         A = np.concatenate([self.geo.to_x(p.C), np.broadcast_to(self.dom_A, (k,) + self.dom_A.shape)], axis=1)
         b = np.concatenate([p.b, np.broadcast_to(self.dom_b, (k, m_dom))], axis=1)
         mask = np.concatenate([p.mask, np.ones((k, m_dom), bool)], axis=1)
-        norms = np.linalg.norm(A, axis=2)
+        norms = norm2(A)
         use = mask & (norms > 0)
         safe = np.where(use, norms, 1.0)
         width = _pad_rows(A.shape[1])

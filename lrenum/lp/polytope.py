@@ -15,6 +15,7 @@ import numpy as np
 from flint import fmpq_mat
 
 from .exact import ONE, ZERO, affine_solutions, q, to_float
+from .problem import norm2
 
 
 class PolytopeError(ValueError):
@@ -31,7 +32,7 @@ def chebyshev_center(A: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, float]:
     from scipy.optimize import linprog
 
     d = A.shape[1]
-    norms = np.linalg.norm(A, axis=1)
+    norms = norm2(A)
     res = linprog(np.r_[np.zeros(d), -1.0], A_ub=np.c_[A, norms], b_ub=b,
                   bounds=[(None, None)] * d + [(None, None)], method="highs")
     if res.status == 2:
@@ -64,6 +65,8 @@ def certified_bounding_box(A: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np
                 raise PolytopeError(f"bounding-box LP failed ({res.message})")
             y = np.maximum(-np.asarray(res.ineqlin.marginals, float), 0.0)
             bound = _dual_bound(rows, bq, y, i, sign)
+            if bound is None:   # badly scaled rows blur the float dual: use the rows active at the optimum
+                bound = _dual_bound(rows, bq, _active_rows(A, b, res.x), i, sign)
             if bound is None:
                 raise PolytopeError(f"could not certify the polytope's extent along x{i + 1} exactly "
                                     "(degenerate LP); give the domain as a box instead")
@@ -72,6 +75,15 @@ def certified_bounding_box(A: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np
             else:
                 lo[i] = -_round_up(bound)
     return lo, hi
+
+
+ACTIVE_REL = 1e-9   # a row counts as active at a float optimum when its slack is below this, relative to its scale
+
+
+def _active_rows(A: np.ndarray, b: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Indicator weights of the rows active at ``x`` (scale-free: each row's slack relative to its size)."""
+    scale = np.abs(b) + np.abs(A) @ np.abs(x) + 1e-300
+    return ((b - A @ x) <= ACTIVE_REL * scale).astype(float)
 
 
 def _dual_bound(rows, bq, y: np.ndarray, i: int, sign: float):

@@ -23,6 +23,14 @@ from typing import NamedTuple, Optional, Protocol
 import numpy as np
 
 
+def norm2(a: np.ndarray, axis: int = -1) -> np.ndarray:
+    """2-norms along ``axis`` that neither underflow nor overflow: a row of size 1e-200 has norm
+    1e-200, not 0 (``np.linalg.norm`` squares the entries first: 1e-400 rounds to 0)."""
+    big = np.max(np.abs(a), axis=axis, keepdims=True)
+    safe = np.where(big > 0, big, 1.0)
+    return np.squeeze(big, axis=axis) * np.sqrt(np.sum((a / safe) ** 2, axis=axis))
+
+
 class LPGeometry(NamedTuple):
     """What every LP of one enumeration shares: the basis and the domain."""
 
@@ -49,8 +57,10 @@ class LPGeometry(NamedTuple):
     def row_norms(self, C: np.ndarray) -> np.ndarray:
         """x-space 2-norms of rows given in basis coordinates (any leading shape)."""
         if self.identity_basis:
-            return np.linalg.norm(C, axis=-1)
-        return np.sqrt(np.maximum(np.einsum("...i,ij,...j->...", C, self.gram, C), 0.0))
+            return norm2(C)
+        big = np.max(np.abs(C), axis=-1)          # scaled first, so that tiny rows do not underflow
+        Cs = C / np.where(big > 0, big, 1.0)[..., None]
+        return big * np.sqrt(np.maximum(np.einsum("...i,ij,...j->...", Cs, self.gram, Cs), 0.0))
 
     def to_x(self, C: np.ndarray) -> np.ndarray:
         """Rows in x-space (materialised: only for small d or a few rows)."""

@@ -1,0 +1,110 @@
+"""Exactness where floats fail: unbounded domains, thin polytopes with badly scaled rows,
+gradients that underflow, rank deficiency hidden by rounding. Oracles: closed forms, the
+reference enumerator, exact rational arithmetic (fractions, independent of lrenum's FLINT code)."""
+
+from fractions import Fraction
+from math import comb
+
+import numpy as np
+import pytest
+
+import lrenum
+from nets import patterns_of, random_net
+from reference import reference_patterns
+
+
+@pytest.mark.parametrize("d,n,seed", [(5, 9, 0), (6, 9, 1)])
+def test_one_layer_on_Rd_closed_form(d, n, seed):
+    rng = np.random.default_rng(seed)
+    W, b = rng.normal(size=(n, d)), rng.normal(size=n)
+    res = lrenum.enumerate_regions(lrenum.make_network([W, np.ones((1, n))], [b, np.zeros(1)]),
+                                   lrenum.unbounded_domain(d))
+    assert res.regions == sum(comb(n, i) for i in range(d + 1))
+
+
+@pytest.mark.parametrize("d,widths,seed", [(3, [5, 4], 0), (4, [4, 4], 1), (2, [4, 3, 3], 2)])
+def test_deep_networks_on_Rd_match_reference(d, widths, seed):
+    rng = np.random.default_rng(seed)
+    Ws, bs = random_net(rng, d, widths)
+    res = lrenum.enumerate_regions(lrenum.make_network(Ws, bs), lrenum.unbounded_domain(d), collect=True)
+    assert patterns_of(res) == reference_patterns(Ws, bs)
+
+
+@pytest.mark.parametrize("n", [3, 6])
+def test_thin_polytope_with_badly_scaled_rows(n):
+    """The triangle 0 <= y <= 1e-7 x, x <= 1, its rows scaled by 1e-5, 1 and 1e5; vertical lines
+    x = c_i and the line y = 0.5e-7 x through its apex: exactly 2 (n + 1) regions."""
+    A = np.array([[0.0, -1e-5], [-1e-7, 1.0], [1e5, 0.0]])
+    b = np.array([0.0, 0.0, 1e5])
+    c = np.linspace(0.1, 0.9, n)
+    W = np.concatenate([np.stack([np.ones(n), np.zeros(n)], axis=1), [[-0.5e-7, 1.0]]])
+    bias = np.concatenate([-c, [0.0]])
+    net = lrenum.make_network([W, np.ones((1, n + 1))], [bias, np.zeros(1)])
+    res = lrenum.enumerate_regions(net, lrenum.polytope_domain(A, b, 2))
+    assert res.regions == 2 * (n + 1)
+
+
+def test_second_layer_gradient_that_underflows():
+    """z = 1e-200 relu(1e-200 x1) - 1e-200 relu(1e-200 x2): its gradient 1e-400 underflows to 0
+    in float64, yet it splits the positive quadrant along x1 = x2: 5 regions, not 4."""
+    W1 = np.array([[1e-200, 0.0], [0.0, 1e-200]])
+    W2 = np.array([[1e-200, -1e-200]])
+    net = lrenum.make_network([W1, W2, np.ones((1, 1))], [np.zeros(2), np.zeros(1), np.zeros(1)])
+    res = lrenum.enumerate_regions(net, lrenum.box_domain(-1.0, 1.0, 2), collect=True)
+    assert res.regions == 5
+    assert patterns_of(res) == {(0, 0, 0), (1, 0, 1), (0, 1, 0), (1, 1, 1), (1, 1, 0)}
+
+
+def _exact_rank(rows) -> int:
+    """Rank by fraction-free Gaussian elimination over Fractions (independent of lrenum)."""
+    M = [[v if isinstance(v, Fraction) else Fraction(float(v)) for v in row] for row in rows]
+    rank, cols = 0, len(M[0]) if M else 0
+    for c in range(cols):
+        piv = next((r for r in range(rank, len(M)) if M[r][c] != 0), None)
+        if piv is None:
+            continue
+        M[rank], M[piv] = M[piv], M[rank]
+        for r in range(len(M)):
+            if r != rank and M[r][c] != 0:
+                f = M[r][c] / M[rank][c]
+                M[r] = [a - f * b for a, b in zip(M[r], M[rank])]
+        rank += 1
+    return rank
+
+
+def _exact_map(net, bits):
+    """The Jacobian of the last hidden layer on a region, in Fractions."""
+    d = net.input_dim
+    J = [[Fraction(int(i == j)) for j in range(d)] for i in range(d)]
+    for W, act in zip(net.weights[:-1], net.layer_slices(np.asarray(bits, bool))):
+        J = [[sum((Fraction(float(W[i, k])) * J[k][j] for k in range(len(J))), Fraction(0)) if act[i] else Fraction(0)
+              for j in range(d)] for i in range(W.shape[0])]
+    return J
+
+
+def test_rank_deficiency_hidden_by_rounding():
+    """W2 = 2^-3 A B with integer A (6x2), B (2x6): rank 2, exactly representable; W1 has
+    non-dyadic entries, so the float product W2 W1 carries rounding noise that looks full rank."""
+    rng = np.random.default_rng(4)
+    W1 = rng.normal(size=(6, 4)) * 0.1
+    A, B = rng.integers(-3, 4, size=(6, 2)), rng.integers(-3, 4, size=(2, 6))
+    W2 = (A @ B).astype(np.float64) / 8.0
+    net = lrenum.make_network([W1, W2, np.ones((1, 6))], [rng.normal(size=6) * 0.1, rng.normal(size=6) * 0.1, np.zeros(1)])
+    dom = lrenum.box_domain(-1.0, 1.0, 4)
+    res = lrenum.enumerate_regions(net, dom, collect=True)
+    import tempfile, os
+    with tempfile.TemporaryDirectory() as tmp:
+        from lrenum.datasets.writer import RegionWriter
+        path = os.path.join(tmp, "r.h5")
+        w = RegionWriter.create(path, net, dom)
+        try:
+            w.run()
+        finally:
+            w.close()
+        with lrenum.open(path) as f:
+            fin = f.final()
+    assert len(fin["pattern"]) == res.regions
+    for bits, ranks in zip(fin["pattern"], fin["rank"]):
+        assert ranks[1] <= 2
+        assert ranks[1] == _exact_rank(_exact_map(net, bits))
+        assert ranks[0] == _exact_rank(_exact_map(net.truncated(1), bits[:6]))
