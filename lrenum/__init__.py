@@ -13,10 +13,12 @@ from .errors import InputError
 from .model.domain import Domain, box_domain, polytope_domain, unbounded_domain
 from .model.network import Network, make_network
 from .model.npz import load_npz, save_npz
+from .model.files import load_network
+from .model.onnx_import import from_onnx
 from .model.torch_import import from_torch
 
 __all__ = [
     "__version__", "Domain", "box_domain", "polytope_domain", "unbounded_domain",
     "EnumerationResult", "enumerate_regions", "InputError", "Network", "from_torch",
-    "load_npz", "save_npz", "make_network", "open", "RegionFile",
+    "load_npz", "save_npz", "make_network", "open", "RegionFile", "from_onnx", "load_network",
 ]

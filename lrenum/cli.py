@@ -64,9 +64,10 @@ def _vector(values, what: str) -> np.ndarray:
 
 def _load(args):
     from .model.domain import box_domain, resolve_domain
-    from .model.npz import load_npz
+    from .model.files import load_network
 
-    net, arrays = load_npz(args.network)
+    net, arrays = load_network(args.network, input_shape=getattr(args, "input_shape", None),
+                               unpickle=getattr(args, "unpickle", False))
     d = net.input_dim
     if getattr(args, "hi", None) is not None and getattr(args, "lo", None) is None:
         raise InputError("--hi needs --lo")
@@ -281,6 +282,30 @@ def cmd_bounds(args) -> int:
     return 0
 
 
+def cmd_convert(args) -> int:
+    from .model.files import load_network
+    from .model.npz import save_npz
+
+    net, arrays = load_network(args.model, input_shape=args.input_shape, unpickle=args.unpickle)
+    if not args.output.endswith(".npz"):
+        raise InputError(f"output must end in .npz: {args.output}")
+    if os.path.exists(args.output) and not args.force:
+        raise InputError(f"{args.output} exists; use --force to overwrite")
+    save_npz(args.output, net, **{k: v for k, v in arrays.items() if k in ("lo", "hi", "domain_A", "domain_b")})
+    _emit(args, f"{args.model}: {net.input_dim} inputs, hidden widths {list(net.hidden_widths)}, "
+                f"{net.output_dim} outputs{'' if net.is_relu else ', leaky slopes'} -> {args.output}",
+          {"input_dim": net.input_dim, "hidden_widths": list(net.hidden_widths), "output_dim": net.output_dim,
+           "leaky": not net.is_relu, "output": args.output})
+    return 0
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input-shape", type=int, nargs="+", metavar="N",
+                   help="one input's shape without the batch axis, e.g. 1 28 28 (torch models not starting with Linear)")
+    p.add_argument("--unpickle", action="store_true",
+                   help="allow reading a pickled PyTorch model (runs code from the file: only files you trust)")
+
+
 def cmd_plot(args) -> int:
     from .plot import plot_partition
 
@@ -302,7 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("enumerate", help="list every activation region exactly")
-    p.add_argument("network", help="network .npz (W1, b1, ..., WL, bL; optional lo/hi or domain_A/domain_b)")
+    p.add_argument("network", help="network .npz (W1, b1, ..., WL, bL; optional lo/hi or domain_A/domain_b), .onnx or .pt")
+    _add_model_args(p)
     p.add_argument("-o", "--output", help="write the region dataset to this HDF5 file")
     _add_domain_args(p)
     p.add_argument("--device", choices=["cpu", "gpu"], help="JAX device (default: JAX's default)")
@@ -315,6 +341,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="stdout: one JSON object (the human summary goes to stderr)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=cmd_enumerate)
+
+    p = sub.add_parser("convert", help="lower a PyTorch (.pt) or ONNX (.onnx) model to lrenum's .npz")
+    p.add_argument("model", help="model file (.onnx, .pt/.pth, or .npz)")
+    p.add_argument("-o", "--output", required=True, help="the .npz to write")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    _add_model_args(p)
+    p.add_argument("--json", action="store_true", help="stdout: one JSON object (the human summary goes to stderr)")
+    p.add_argument("-q", "--quiet", action="store_true", help="accepted for symmetry: convert shows no progress")
+    p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("estimate", help="estimate the number of regions (tree probes or point sampling)")
     p.add_argument("network", help="network .npz")

@@ -27,7 +27,7 @@ def _margin(A: np.ndarray, b: np.ndarray, d: int) -> float:
     return -res.fun
 
 
-def reference_patterns(weights, biases, lo=None, hi=None, A_dom=None, b_dom=None):
+def reference_patterns(weights, biases, lo=None, hi=None, A_dom=None, b_dom=None, slopes=None):
     """Set of activation patterns (tuples of 0/1 over all hidden neurons) of full-dim regions.
 
     ``lo``/``hi`` give a box domain; ``A_dom``/``b_dom`` a polytope ``A x <= b``; neither: R^d.
@@ -57,6 +57,8 @@ def reference_patterns(weights, biases, lo=None, hi=None, A_dom=None, b_dom=None
         def neuron(j, A, b, bits):
             if j == n:
                 act = np.array(bits, dtype=float)
+                if slopes is not None:          # leaky ReLU: inactive neurons keep slope * z
+                    act = np.where(act > 0, 1.0, np.broadcast_to(slopes[l], (n,)))
                 layer(l + 1, A, b, G * act[:, None], g * act, pattern + bits)
                 return
             if np.max(np.abs(G[j])) <= ZERO * max(1.0, np.max(np.abs(W[j]))):
