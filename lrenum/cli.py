@@ -117,16 +117,29 @@ def cmd_enumerate(args) -> int:
 
     memory.check_run(int(sum(net.hidden_widths)), min(net.input_dim, net.hidden_widths[0]), max(net.hidden_widths),
                      args.batch_size)   # before the first progress line: bad input stays one line
-    _start(args, f"enumerating {net.input_dim} inputs, hidden widths {list(net.hidden_widths)}, "
-                 f"domain {domain.kind} (compiling kernels first)")
     writer = None
+    if args.workers is not None:   # checked before any file is touched
+        if not args.output:
+            raise InputError("--workers needs -o FILE: the workers' regions are merged into a dataset")
+        from .distributed import start_ray
+
+        start_ray(args.workers, args.ray_address)
+    elif args.ray_address:
+        raise InputError("--ray-address needs --workers")
     if args.output:
         from .datasets.writer import RegionWriter
 
         writer = RegionWriter.create(args.output, net, domain, network_path=args.network,
                                      force=args.force, resume=args.resume, maps=args.maps)
+    _start(args, f"enumerating {net.input_dim} inputs, hidden widths {list(net.hidden_widths)}, "
+                 f"domain {domain.kind} (compiling kernels first)")
     try:
-        if writer is not None:
+        if writer is not None and args.workers is not None:
+            from .distributed import enumerate_sharded
+
+            result = enumerate_sharded(writer, workers=args.workers, address=args.ray_address,
+                                       batch_size=args.batch_size, device=args.device, progress=not args.quiet)
+        elif writer is not None:
             result = writer.run(batch_size=args.batch_size, device=args.device, progress=not args.quiet)
         else:
             result = enumerate_regions(net, domain, batch_size=args.batch_size, device=args.device,
@@ -337,6 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="store each final region's affine map (default 'all') or rebuild on demand; "
                         "on --resume it must match the file")
     p.add_argument("--resume", action="store_true", help="continue an interrupted -o file")
+    p.add_argument("--workers", type=_positive_int,
+                   help="shard the enumeration over N Ray workers (needs -o and pip install 'lrenum[ray]')")
+    p.add_argument("--ray-address", help="join this Ray cluster instead of starting a local one (with --workers)")
     p.add_argument("--force", action="store_true", help="overwrite a complete -o file")
     p.add_argument("--json", action="store_true", help="stdout: one JSON object (the human summary goes to stderr)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")

@@ -51,6 +51,27 @@ def _append(ds: h5py.Dataset, rows: np.ndarray) -> None:
     ds[n:] = rows
 
 
+def region_rows(net: Network, frame: Frame, maps: str, layer: int, batch: Regions) -> dict:
+    """The dataset rows of a batch of layer-``layer`` regions (a segment's layout, docs/format.md)."""
+    offsets = net.neuron_offsets
+    lo, hi = offsets[layer - 1], offsets[layer]
+    rows = {"parent": batch.parent, "pattern": pack_bits(batch.bits[:, lo:hi]),
+            "constant": pack_bits(batch.const[:, lo:hi]), "rank": batch.rank[:, -1].astype(np.int16),
+            "witness": batch.witness, "radius": batch.radius, "witness_status": batch.wstatus.astype(np.int8)}
+    if layer == net.n_hidden:
+        rows["final_pattern"] = pack_bits(batch.bits)
+        rows["final_rank"] = batch.rank.astype(np.int16)
+        if maps != "none":
+            Wout, bout = net.weights[-1], net.biases[-1]
+            A_basis = np.einsum("oj,bjr->bor", Wout, batch.maps.M)
+            if maps == "all":
+                rows["final_A"] = A_basis if frame.geometry.identity_basis else A_basis @ frame.geometry.U
+            else:
+                rows["final_A_basis"] = A_basis
+            rows["final_c"] = batch.maps.c @ Wout.T + bout
+    return rows
+
+
 PER_LAYER = ("parent", "pattern", "constant", "rank", "witness", "radius", "witness_status")
 
 
@@ -251,22 +272,7 @@ class RegionWriter:
         self.buffer.clear()
 
     def _rows(self, layer: int, batch: Regions) -> dict:
-        lo, hi = self.offsets[layer - 1], self.offsets[layer]
-        rows = {"parent": batch.parent, "pattern": pack_bits(batch.bits[:, lo:hi]),
-                "constant": pack_bits(batch.const[:, lo:hi]), "rank": batch.rank[:, -1].astype(np.int16),
-                "witness": batch.witness, "radius": batch.radius,
-                "witness_status": batch.wstatus.astype(np.int8)}
-        if layer == self.L:
-            rows["final_pattern"] = pack_bits(batch.bits)
-            rows["final_rank"] = batch.rank.astype(np.int16)
-            if self.maps != "none":
-                Wout, bout = self.net.weights[-1], self.net.biases[-1]
-                A_basis = np.einsum("oj,bjr->bor", Wout, batch.maps.M)
-                rows["final_A" if self.maps == "all" else "final_A_basis"] = (
-                    A_basis if self.frame.geometry.identity_basis else
-                    A_basis @ self.frame.geometry.U if self.maps == "all" else A_basis)
-                rows["final_c"] = batch.maps.c @ Wout.T + bout
-        return rows
+        return region_rows(self.net, self.frame, self.maps, layer, batch)
 
     def _read_segments(self) -> dict:
         """All committed rows per layer, in id order."""

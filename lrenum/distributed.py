@@ -1,0 +1,265 @@
+"""Enumeration sharded over Ray workers, with the same result as one process.
+
+The driver splits the top of the region tree in-process until a layer holds several times more
+regions than there are workers, commits those regions, and hands them out in small groups as
+Ray tasks (over-decomposition keeps workers busy although subtrees are very unequal). A task
+re-builds its roots from their patterns (:func:`lrenum.core.rebuild.rebuild_regions`), walks their
+whole subtrees with the ordinary enumerator, and streams the rows, numbered locally, into its own
+task file (written to ``.tmp`` and renamed, so a killed worker leaves nothing half-written). When
+a task finishes, the driver renumbers its rows to global ids and commits them as *one* segment of
+the dataset (:class:`lrenum.datasets.writer.RegionWriter`): a subtree is committed whole or not at
+all. Hence:
+
+* a worker killed mid-task: Ray re-runs the task, which rewrites its file; nothing was committed;
+* the driver killed: ``--resume --workers N`` finds the roots without committed children (the
+  writer's resume rule) and runs only those again.
+
+Ray is an optional dependency (``pip install 'lrenum[ray]'``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from typing import Optional
+
+import h5py
+import numpy as np
+
+from . import runtime
+from .certify.decide import DecisionStats
+from .core.frame import Frame
+from .core.hyperplanes import Propagator
+from .core.rebuild import rebuild_regions
+from .core.split import Splitter
+from .core.state import Regions
+from .core.walk import EnumerationResult, ResumeState, enumerate_regions, root_region
+from .datasets.writer import RegionWriter, region_rows
+from .errors import InputError
+from .lp.device import default_lp_batch
+from .model.domain import Domain
+from .model.network import Network
+
+TASKS_PER_WORKER = 8      # subtrees handed out per worker: enough that one long subtree does not idle the rest
+TASK_RETRIES = 3          # Ray re-runs a task whose worker died this many times
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError:
+        raise InputError("--workers needs Ray: pip install 'lrenum[ray]'") from None
+    return ray
+
+
+ADDRESS_TIMEOUT = 3.0     # seconds to reach a cluster's port before saying it is not there (Ray itself waits minutes)
+
+
+def _check_address(address: str) -> None:
+    """One clear line for an address nothing listens on, instead of Ray's minutes of retries."""
+    import socket
+
+    if address in ("auto", "local"):
+        return
+    host_port = address.split("://", 1)[-1]
+    host, _, port = host_port.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=ADDRESS_TIMEOUT):
+            pass
+    except ValueError:
+        raise InputError(f"--ray-address must look like HOST:PORT, got {address!r}") from None
+    except OSError as exc:
+        raise InputError(f"cannot reach a Ray cluster at {address} ({exc.strerror or exc})") from None
+
+
+def start_ray(workers: int, address: Optional[str]):
+    """Start a local Ray runtime with ``workers`` CPUs, or join the cluster at ``address``."""
+    ray = _ray()
+    if address:
+        _check_address(address)
+    if ray.is_initialized():
+        return ray
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
+                     runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(
+                         [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
+                         + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}})
+    except Exception as exc:   # Ray raises ConnectionError, RuntimeError, ValueError ... on a bad address
+        raise InputError(f"cannot start or join Ray{' at ' + address if address else ''}: "
+                         f"{str(exc).splitlines()[0][:160]}") from None
+    return ray
+
+
+# ---------------------------------------------------------------------------------- the worker
+class _TaskFile:
+    """The walk's sink inside a task: rows per layer appended to an HDF5 file, local ids."""
+
+    def __init__(self, path: str, writer_rows):
+        self.path = path
+        self.rows = writer_rows
+        self.f = h5py.File(path, "w")
+
+    def regions(self, layer: int, batch: Regions) -> None:
+        for name, arr in self.rows(layer, batch).items():
+            key = f"layer_{layer}/{name}"
+            if key not in self.f:
+                self.f.create_dataset(key, data=arr, maxshape=(None,) + arr.shape[1:], chunks=True)
+            else:
+                ds = self.f[key]
+                n = ds.shape[0]
+                ds.resize(n + arr.shape[0], axis=0)
+                ds[n:] = arr
+
+    def split_done(self, layer, ident, n_children) -> None:
+        pass
+
+    def close(self) -> None:
+        self.f.close()
+
+
+def run_task(net: Network, domain: Domain, roots: dict, layer: int, path: str, batch_size: int,
+             device: Optional[str], maps: str, kill_marker: Optional[str] = None) -> dict:
+    """Walk the subtrees of ``roots`` (regions of ``layer``; ``roots['ident']`` their global ids)
+    and write every region below them to ``path``. Returns the local counts per layer and stats.
+
+    ``kill_marker`` (tests only): the first task to find this file missing creates it and kills
+    its own worker process, as a crash would."""
+    if kill_marker:
+        marker = kill_marker
+        if not os.path.exists(marker):
+            open(marker, "w").close()
+            os.kill(os.getpid(), 9)
+    frame = Frame(net, domain)
+    dev = runtime.select_device(device)
+    regions = rebuild_regions(frame, Propagator(frame, dev, default_lp_batch(dev)), roots["bits"], roots["const"],
+                              roots["witness"], roots["radius"], roots["wstatus"], roots["rank"], roots["parent"],
+                              roots["ident"])
+    tmp = path + ".tmp"
+    sink = _TaskFile(tmp, lambda layer, batch: region_rows(net, frame, maps, layer, batch))
+    try:
+        res = enumerate_regions(net, domain, batch_size=batch_size, device=device, sink=sink,
+                                resume=ResumeState([(layer, regions)], [1] + [0] * net.n_hidden))
+    finally:
+        sink.close()
+    os.replace(tmp, path)
+    return {"counts": res.per_layer, "stats": res.stats.as_dict(), "seconds": res.seconds}
+
+
+# ---------------------------------------------------------------------------------- the driver
+def enumerate_sharded(writer: RegionWriter, *, workers: int, address: Optional[str] = None,
+                      batch_size: int = 512, device: Optional[str] = None, progress: bool = False,
+                      tasks_per_worker: int = TASKS_PER_WORKER) -> EnumerationResult:
+    """Fill ``writer``'s file using Ray workers; the file ends complete and merged."""
+    if workers < 1:
+        raise InputError("--workers must be at least 1")
+    ray = start_ray(workers, address)
+    t0 = time.perf_counter()
+    net, domain = writer.net, writer.domain
+    L = net.n_hidden
+    stats = DecisionStats()
+    counts = [0] * L
+    resume = writer._pending_state(device)
+    if resume is None:
+        frontier_layer, frontier = _split_top(writer, batch_size, device, workers * tasks_per_worker, stats, counts)
+        pending = [(frontier_layer, frontier)] if frontier is not None else []
+    else:
+        counts = list(resume.next_id[1:])
+        pending = resume.pending
+    remote = ray.remote(max_retries=TASK_RETRIES)(run_task)
+    task_dir = writer.path + ".tasks"
+    os.makedirs(task_dir, exist_ok=True)
+    futures = {}
+    n_roots = sum(len(r) for _, r in pending)
+    per_task = max(1, -(-n_roots // max(1, workers * tasks_per_worker)))
+    net_ref = ray.put(net)
+    k = 0
+    for layer, regions in pending:
+        for s in range(0, len(regions), per_task):
+            part = regions.take(slice(s, s + per_task))
+            roots = {"bits": part.bits, "const": part.const, "witness": part.witness, "radius": part.radius,
+                     "wstatus": part.wstatus, "rank": part.rank, "parent": part.parent, "ident": part.ident}
+            path = os.path.join(task_dir, f"task_{k:06d}.h5")
+            futures[remote.remote(net_ref, domain, roots, layer, path, batch_size, device, writer.maps,
+                                  os.environ.get("LRENUM_TEST_KILL_WORKER_ONCE"))] = (layer, path)
+            k += 1
+    stop_after = int(os.environ.get("LRENUM_TEST_STOP_AFTER_TASKS", "0"))   # interruption hook for the tests
+    done_tasks = 0
+    last = time.perf_counter()
+    while futures:
+        ready, _ = ray.wait(list(futures), num_returns=1)
+        fut = ready[0]
+        layer, path = futures.pop(fut)
+        try:
+            out = ray.get(fut)
+        except Exception as exc:   # a task failed for good (after retries): keep what is committed
+            raise InputError(f"a worker task failed ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}); "
+                             f"rerun with --resume to finish") from None
+        _commit_task(writer, path, layer, counts)
+        for key, v in out["stats"].items():
+            setattr(stats, key, getattr(stats, key) + v)
+        os.remove(path)
+        done_tasks += 1
+        if progress and (time.perf_counter() - last > 1.0 or not futures):
+            last = time.perf_counter()
+            print(f"[lrenum] {last - t0:7.1f}s  tasks {done_tasks}/{done_tasks + len(futures)}  "
+                  + " ".join(f"L{i + 1}={c}" for i, c in enumerate(counts)), flush=True, file=sys.stderr)
+        if stop_after and done_tasks >= stop_after:
+            raise KeyboardInterrupt
+    shutil.rmtree(task_dir, ignore_errors=True)
+    result = EnumerationResult(regions=counts[-1], per_layer=counts, seconds=time.perf_counter() - t0,
+                               device=f"ray:{workers} workers" if not address else f"ray:{address}", stats=stats)
+    a = writer.f.attrs
+    a["counts"] = np.array(counts, dtype=np.int64)
+    a["regions"] = counts[-1]
+    a["complete"] = True
+    a["summary"] = json.dumps(result.summary())
+    writer._merge()
+    return result
+
+
+def _split_top(writer: RegionWriter, batch_size: int, device, want: int, stats: DecisionStats, counts: list):
+    """Split in-process, layer by layer, until a layer has ``want`` regions (or the last hidden
+    layer is reached); commit every region found. Returns (layer, its regions) to hand out."""
+    frame = writer.frame
+    dev = runtime.select_device(device)
+    splitter = Splitter(frame, dev, stats)
+    regions = root_region(frame)
+    L = frame.net.n_hidden
+    for level in range(L):
+        kids, n = [], 0
+        for s in range(0, len(regions), batch_size):
+            ch, _ = splitter.split(regions.take(slice(s, s + batch_size)))
+            ch = ch.with_ids(np.arange(n, n + len(ch), dtype=np.int64))
+            n += len(ch)
+            writer.regions(level + 1, ch)
+            kids.append(ch)
+        regions = Regions.concat(kids)
+        counts[level] = len(regions)
+        writer.commit(force=True)
+        if level + 1 == L:
+            return level + 1, None
+        if len(regions) >= want or level + 2 == L:
+            return level + 1, regions
+    return L, None
+
+
+def _commit_task(writer: RegionWriter, path: str, layer: int, counts: list) -> None:
+    """Renumber a task's rows to global ids and commit them as one segment (all layers at once)."""
+    with h5py.File(path, "r") as f:
+        offsets = list(counts)
+        for l in range(layer + 1, writer.L + 1):
+            g = f.get(f"layer_{l}")
+            if g is None:
+                continue
+            rows = {name: g[name][:] for name in g}
+            if l > layer + 1:       # parents are this task's own rows of layer l-1: shift to global ids
+                rows["parent"] = rows["parent"] + offsets[l - 2]
+            writer.buffer.setdefault(l, []).append(rows)
+            counts[l - 1] += len(rows["parent"])
+    writer.commit(force=True)

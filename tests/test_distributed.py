@@ -1,0 +1,109 @@
+"""Sharded enumeration on a local Ray of 2 workers: the same regions as one process, a worker
+killed mid-run, an interrupted driver resumed, clear errors without Ray or with a bad address."""
+
+import sys
+
+import numpy as np
+import pytest
+
+import lrenum
+from lrenum.cli import main
+from nets import random_net, tent_net
+from reference import reference_patterns
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def _save(tmp_path, Ws, bs, name="net.npz"):
+    path = str(tmp_path / name)
+    lrenum.save_npz(path, lrenum.make_network(Ws, bs))
+    return path
+
+
+def _patterns(path):
+    with lrenum.open(path) as f:
+        assert f.complete
+        return {tuple(int(v) for v in p) for p in f.final()["pattern"]}
+
+
+def test_sharded_equals_reference_and_verifies(tmp_path, capsys):
+    rng = np.random.default_rng(11)
+    Ws, bs = random_net(rng, 3, [5, 4, 3])
+    net = _save(tmp_path, Ws, bs)
+    out = str(tmp_path / "r.h5")
+    assert main(["enumerate", net, "-o", out, "--workers", "2", "-q"]) == 0
+    assert _patterns(out) == reference_patterns(Ws, bs, -1.0, 1.0)
+    assert main(["verify", out, net, "-q"]) == 0
+
+
+def test_sharded_tent_map_closed_form_and_degenerate(tmp_path):
+    Ws, bs = tent_net(3, 2)
+    net = _save(tmp_path, Ws, bs, "tent.npz")
+    out = str(tmp_path / "t.h5")
+    assert main(["enumerate", net, "-o", out, "--workers", "2", "-q", "--box", "0", "1"]) == 0
+    with lrenum.open(out) as f:
+        assert f.regions == (2 ** 3) ** 2
+    # duplicated neurons: the sharded run must not count a region twice
+    rng = np.random.default_rng(2)
+    W1 = rng.normal(size=(3, 2))
+    Ws = [np.concatenate([W1, W1]), rng.normal(size=(4, 6)), np.ones((1, 4))]
+    bs = [np.zeros(6), rng.normal(size=4) * 0.3, np.zeros(1)]
+    net = _save(tmp_path, Ws, bs, "dup.npz")
+    one = lrenum.enumerate_regions(lrenum.make_network(Ws, bs), collect=True)
+    out = str(tmp_path / "d.h5")
+    assert main(["enumerate", net, "-o", out, "--workers", "2", "-q"]) == 0
+    assert _patterns(out) == {tuple(int(v) for v in p) for p in one.patterns}
+
+
+def test_killed_worker_is_retried_without_loss_or_duplicates(tmp_path, monkeypatch):
+    rng = np.random.default_rng(5)
+    Ws, bs = random_net(rng, 3, [6, 5])
+    net = _save(tmp_path, Ws, bs)
+    marker = str(tmp_path / "killed-once")
+    monkeypatch.setenv("LRENUM_TEST_KILL_WORKER_ONCE", marker)
+    out = str(tmp_path / "r.h5")
+    assert main(["enumerate", net, "-o", out, "--workers", "2", "-q"]) == 0
+    import os
+    assert os.path.exists(marker)                     # a worker really died
+    one = lrenum.enumerate_regions(lrenum.make_network(Ws, bs), collect=True)
+    assert _patterns(out) == {tuple(int(v) for v in p) for p in one.patterns}
+    with lrenum.open(out) as f:
+        assert f.regions == one.regions               # no duplicates either
+
+
+def test_interrupted_driver_resumes(tmp_path, monkeypatch, capsys):
+    rng = np.random.default_rng(6)
+    Ws, bs = random_net(rng, 3, [6, 5, 3])
+    net = _save(tmp_path, Ws, bs)
+    out = str(tmp_path / "r.h5")
+    monkeypatch.setenv("LRENUM_TEST_STOP_AFTER_TASKS", "2")
+    assert main(["enumerate", net, "-o", out, "--workers", "2", "-q"]) == 130
+    with lrenum.open(out) as f:
+        assert not f.complete
+    monkeypatch.delenv("LRENUM_TEST_STOP_AFTER_TASKS")
+    assert main(["enumerate", net, "-o", out, "--workers", "2", "-q", "--resume"]) == 0
+    one = lrenum.enumerate_regions(lrenum.make_network(Ws, bs), collect=True)
+    assert _patterns(out) == {tuple(int(v) for v in p) for p in one.patterns}
+    assert main(["verify", out, net, "-q"]) == 0
+
+
+def test_errors_without_ray_or_with_a_bad_address(tmp_path, capsys, monkeypatch):
+    rng = np.random.default_rng(7)
+    net = _save(tmp_path, *random_net(rng, 2, [3]))
+    out = tmp_path / "r.h5"
+    assert main(["enumerate", net, "-o", str(out), "--workers", "2", "--ray-address", "127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lrenum: error: cannot reach a Ray cluster") and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()
+    monkeypatch.setitem(sys.modules, "ray", None)     # as if Ray were not installed
+    assert main(["enumerate", net, "-o", str(out), "--workers", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'lrenum[ray]'" in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()
