@@ -118,6 +118,8 @@ def cmd_enumerate(args) -> int:
     memory.check_run(int(sum(net.hidden_widths)), min(net.input_dim, net.hidden_widths[0]), max(net.hidden_widths),
                      args.batch_size)   # before the first progress line: bad input stays one line
     writer = None
+    if args.geometry and not args.output:
+        raise InputError("--geometry needs -o FILE")
     if args.workers is not None:   # checked before any file is touched
         if not args.output:
             raise InputError("--workers needs -o FILE: the workers' regions are merged into a dataset")
@@ -148,6 +150,11 @@ def cmd_enumerate(args) -> int:
         if writer is not None:
             writer.close()
     s = result.summary()
+    if args.geometry:
+        from .geometry import add_geometry
+
+        _start(args, "geometry: facets and neighbours of every region (exact certificates)")
+        s["geometry"] = add_geometry(args.output, net, domain)
     _emit(args, f"{s['regions']} regions in {s['seconds']:.3f} s on {s['device']}; per layer {s['per_layer']}; "
                 f"{s['lps']} LPs ({s['lps_avoided']} avoided), {s['clarabel_redecisions']} float64 re-decisions, "
                 f"{s['exact_decisions']} exact" + (f"; written to {args.output}" if args.output else ""), s)
@@ -246,7 +253,7 @@ def cmd_estimate(args) -> int:
     _start(args, f"estimating by {args.method} (compiling kernels first)")
     if args.method == "tree":
         est = tree_estimate(net, domain, probes=args.probes, branch=args.branch, seed=args.seed,
-                            confidence=args.confidence, device=args.device)
+                            confidence=args.confidence, device=args.device, interval=args.interval)
         how = f"{args.probes} probes, branch {args.branch}"
     else:
         est = points_estimate(net, domain, points=args.points, seed=args.seed, confidence=args.confidence,
@@ -350,6 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="store each final region's affine map (default 'all') or rebuild on demand; "
                         "on --resume it must match the file")
     p.add_argument("--resume", action="store_true", help="continue an interrupted -o file")
+    p.add_argument("--geometry", action="store_true",
+                   help="with -o: also store each region's facets and the region adjacency graph (docs/format.md)")
     p.add_argument("--workers", type=_positive_int,
                    help="shard the enumeration over N Ray workers (needs -o and pip install 'lrenum[ray]')")
     p.add_argument("--ray-address", help="join this Ray cluster instead of starting a local one (with --workers)")
@@ -376,6 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--branch", type=_positive_int, default=1,
                    help="tree: children followed per probe and layer (default 1, pure Knuth)")
     p.add_argument("--points", type=_positive_int, default=100_000, help="points: sample size (default 100000)")
+    p.add_argument("--interval", choices=["log", "t"], default="log",
+                   help="tree: Cox's log-normal interval (default; measured coverage in experiments/results/"
+                        "estimator_coverage.md) or Student-t on the mean")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--confidence", type=_confidence, default=0.95, help="confidence level (default 0.95)")
     p.add_argument("--device", choices=["cpu", "gpu"], help="JAX device (default: JAX's default)")

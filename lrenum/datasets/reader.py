@@ -163,6 +163,45 @@ class RegionFile:
         bits = unpack_bits(g["pattern"][i:i + 1], sum(self.widths))[0]
         return net.affine_map(bits)
 
+    def _geometry(self):
+        if "geometry" not in self.f:
+            raise ValueError("this file stores no geometry: enumerate with --geometry (or lrenum.geometry.add_geometry)")
+        return self.f["geometry"]
+
+    def polytope(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Final region ``i`` as its irredundant H-representation ``A x <= b`` (facet rows only),
+        with the neuron of each row (-1 - k for the domain's row k). Needs ``--geometry``."""
+        g = self._geometry()
+        s, e = g["offsets"][i], g["offsets"][i + 1]
+        return g["A"][s:e], g["b"][s:e], g["neuron"][s:e]
+
+    def adjacency(self):
+        """The partition graph as a symmetric ``scipy.sparse`` matrix (entry = 1 where two final
+        regions share a facet). Needs ``--geometry``."""
+        from scipy import sparse
+
+        e = self._geometry()["edges"][:]
+        pairs = np.unique(e[:, :2], axis=0) if len(e) else np.zeros((0, 2), np.int64)
+        n = self.regions
+        m = sparse.coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+        return (m + m.T).tocsr()
+
+    def to_networkx(self):
+        """The partition graph as a ``networkx.Graph`` (edge attribute ``neurons``: the neurons
+        whose hyperplane the shared facet lies on). Needs networkx and ``--geometry``."""
+        try:
+            import networkx as nx
+        except ImportError as exc:
+            raise ImportError("to_networkx needs networkx: pip install networkx") from exc
+        G = nx.Graph()
+        G.add_nodes_from(range(self.regions))
+        for i, k, neuron in self._geometry()["edges"][:]:
+            if G.has_edge(int(i), int(k)):
+                G[int(i)][int(k)]["neurons"].append(int(neuron))
+            else:
+                G.add_edge(int(i), int(k), neurons=[int(neuron)])
+        return G
+
     def ancestors(self, i: int) -> list[int]:
         """Indices of final region ``i``'s ancestors: [i in layer L, its parent in L-1, ..., layer 1]."""
         chain = [int(i)]
