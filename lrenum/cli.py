@@ -250,10 +250,23 @@ def cmd_estimate(args) -> int:
     net, domain = _load(args)
     if args.method == "points" and domain.box is None:   # checked before any progress line: bad input is one line
         raise InputError("point sampling needs a bounded domain (there is no uniform distribution on R^d)")
+    if args.workers and args.method != "tree":
+        raise InputError("--workers applies to --method tree (point sampling is one batched device pass)")
+    if args.workers:
+        from .distributed import start_ray
+
+        start_ray(args.workers, args.ray_address)
     _start(args, f"estimating by {args.method} (compiling kernels first)")
     if args.method == "tree":
-        est = tree_estimate(net, domain, probes=args.probes, branch=args.branch, seed=args.seed,
-                            confidence=args.confidence, device=args.device, interval=args.interval)
+        if args.workers:
+            from .distributed import tree_estimate_sharded
+
+            est = tree_estimate_sharded(net, domain, workers=args.workers, address=args.ray_address,
+                                        probes=args.probes, branch=args.branch, seed=args.seed,
+                                        confidence=args.confidence, interval=args.interval, device=args.device)
+        else:
+            est = tree_estimate(net, domain, probes=args.probes, branch=args.branch, seed=args.seed,
+                                confidence=args.confidence, device=args.device, interval=args.interval)
         how = f"{args.probes} probes, branch {args.branch}"
     else:
         est = points_estimate(net, domain, points=args.points, seed=args.seed, confidence=args.confidence,
@@ -385,9 +398,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--branch", type=_positive_int, default=1,
                    help="tree: children followed per probe and layer (default 1, pure Knuth)")
     p.add_argument("--points", type=_positive_int, default=100_000, help="points: sample size (default 100000)")
-    p.add_argument("--interval", choices=["log", "t"], default="log",
-                   help="tree: Cox's log-normal interval (default; measured coverage in experiments/results/"
-                        "estimator_coverage.md) or Student-t on the mean")
+    p.add_argument("--workers", type=_positive_int, help="tree: spread the probes over N Ray workers (lrenum[ray])")
+    p.add_argument("--ray-address", help="join this Ray cluster instead of starting a local one (with --workers)")
+    p.add_argument("--interval", choices=["t", "log", "union"], default="union",
+                   help="tree: Student-t on the mean, Cox's log-normal interval, or the hull of both (default; "
+                        "measured coverage in experiments/results/estimator_coverage.md)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--confidence", type=_confidence, default=0.95, help="confidence level (default 0.95)")
     p.add_argument("--device", choices=["cpu", "gpu"], help="JAX device (default: JAX's default)")

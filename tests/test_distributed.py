@@ -107,3 +107,15 @@ def test_errors_without_ray_or_with_a_bad_address(tmp_path, capsys, monkeypatch)
     err = capsys.readouterr().err
     assert "pip install 'lrenum[ray]'" in err and len(err.strip().splitlines()) == 1, err
     assert not out.exists()
+
+
+def test_tree_estimate_with_workers(tmp_path, capsys):
+    import json
+    rng = np.random.default_rng(8)
+    Ws, bs = random_net(rng, 2, [6, 5])
+    net = _save(tmp_path, Ws, bs)
+    exact = lrenum.enumerate_regions(lrenum.make_network(Ws, bs)).regions
+    assert main(["estimate", net, "--workers", "2", "--probes", "64", "--json", "-q"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["workers"] == 2 and out["lower_bound"] <= exact
+    assert out["ci_low"] <= out["estimate"] <= out["ci_high"] and 0.3 * exact < out["estimate"] < 3 * exact

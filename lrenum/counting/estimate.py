@@ -98,6 +98,8 @@ def log_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
     k = len(v)
     if k < 2 or np.any(v <= 0):
         return -math.inf, math.inf
+    if np.all(v == v[0]):          # every probe agrees (a uniform tree): exp(log(v)) would round
+        return float(v[0]), float(v[0])
     y = np.log(v)
     ybar, s2 = float(np.mean(y)), float(np.var(y, ddof=1))
     z = float(stats.norm.ppf(0.5 + confidence / 2))
@@ -106,16 +108,17 @@ def log_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
     return math.exp(centre - half), math.exp(centre + half)
 
 
-INTERVALS = ("log", "t")
+INTERVALS = ("t", "log", "union")
 
 
 def tree_estimate(net: Network, domain: Optional[Domain] = None, *, probes: int = 256, branch: int = 1,
-                  seed: int = 0, confidence: float = 0.95, device: Optional[str] = None, interval: str = "log",
+                  seed: int = 0, confidence: float = 0.95, device: Optional[str] = None, interval: str = "union",
                   batch_size: int = 512, max_particles: int = 1_000_000) -> Estimate:
     """Knuth's tree-size estimator over the exact region tree (see the module docstring).
 
-    ``interval``: 'log' (default: Cox's log-normal interval, see :func:`log_interval`) or 't'
-    (Student-t on the mean); coverage of both is measured in experiments/estimator_coverage.py.
+    ``interval``: 't' (Student-t on the mean), 'log' (Cox's log-normal interval, see
+    :func:`log_interval`) or 'union' (the hull of both); their coverage is measured in
+    experiments/estimator_coverage.py and the default follows that measurement.
     """
     domain = _check_common(net, domain, confidence)
     if interval not in INTERVALS:
@@ -156,15 +159,26 @@ def tree_estimate(net: Network, domain: Optional[Domain] = None, *, probes: int 
         uniq, at = np.unique(chosen, return_inverse=True)
         regions = children.take(uniq)
     per_probe = np.bincount(probe, weights=weight, minlength=probes)
+    return tree_result(per_probe, int(max(seen)), confidence, interval, time.perf_counter() - t0,
+                       {"probes": probes, "branch": branch, "seed": seed, "regions_split": splits,
+                        "distinct_per_layer": seen[1:], "device": runtime.describe_device(dev), "lps": stats.lps})
+
+
+def tree_result(per_probe: np.ndarray, lower: int, confidence: float, interval: str, seconds: float,
+                details: dict) -> Estimate:
+    """The estimate, its interval and the certain lower bound from per-probe estimates (also used
+    to pool probes run by several workers)."""
     est, lo, hi = mean_interval(per_probe, confidence)
     if interval == "log":
         lo, hi = log_interval(per_probe, confidence)
-    lower = int(max(seen))
+    elif interval == "union":     # both intervals' ends: covers whenever either does
+        llo, lhi = log_interval(per_probe, confidence)
+        lo, hi = min(lo, llo), max(hi, lhi)
+    details = dict(details, interval=interval,
+                   std_per_probe=float(np.std(per_probe, ddof=1)) if len(per_probe) > 1 else None)
     # the certain lower bound raises both ends: an interval never reaches below what was found
-    return Estimate("tree", est, max(lo, lower), max(hi, lower), confidence, lower, time.perf_counter() - t0,
-                    {"probes": probes, "branch": branch, "seed": seed, "interval": interval, "regions_split": splits,
-                     "distinct_per_layer": seen[1:], "std_per_probe": float(np.std(per_probe, ddof=1)) if probes > 1 else None,
-                     "device": runtime.describe_device(dev), "lps": stats.lps}, samples=per_probe)
+    return Estimate("tree", est, max(lo, lower), max(hi, lower), confidence, lower, seconds, details,
+                    samples=per_probe)
 
 
 def _split_all(splitter: Splitter, regions: Regions, batch_size: int) -> tuple[Regions, np.ndarray]:
