@@ -26,10 +26,16 @@ from lrenum.counting.mipbound import mipbound  # noqa: E402
 
 RANDOM = [("rand_2_8x8x8", 2, [8, 8, 8]), ("rand_3_10x10", 3, [10, 10]), ("rand_4_8x8", 4, [8, 8])]
 TRAINED = ["pca2_8x8x8", "pca4_8x8", "pca8_8x8", "pca16_6x6", "full64_4x4"]
+MNIST = ["mnist_6x6", "mnist_6x6x6", "mnist_8x8"]   # 784 inputs on [0,1]^784, the MIPBound paper's setting
 FIELDS = ["network", "input_dim", "widths", "method", "value", "ci_low", "ci_high", "certain_lower", "seconds"]
 
 
-def networks(quick: bool):
+def networks(quick: bool, mnist: bool = False):
+    if mnist:
+        for name in (MNIST[:1] if quick else MNIST):
+            net, dom = common.load_model(name)
+            yield name, net, dom
+        return
     rand = RANDOM[:1] if quick else RANDOM
     for name, d, widths in rand:
         net, dom = common.random_network(d, widths, seed=0)
@@ -39,10 +45,10 @@ def networks(quick: bool):
         yield name, net, dom
 
 
-def run(quick: bool) -> list[dict]:
+def run(quick: bool, mnist: bool = False) -> list[dict]:
     rows = []
     probes, points, trials = (64, 20000, 3) if quick else (256, 100000, 5)
-    for name, net, dom in networks(quick):
+    for name, net, dom in networks(quick, mnist):
         base = {"network": name, "input_dim": net.input_dim, "widths": "x".join(map(str, net.hidden_widths))}
         t = time.perf_counter()
         exact = lrenum.enumerate_regions(net, dom).regions
@@ -123,11 +129,13 @@ def plot(rows: list[dict], path: str) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--mnist", action="store_true", help="the 784-input MNIST zoo instead (train_digits.py --mnist)")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     args = ap.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
-    rows = run(args.quick)
-    write(rows, os.path.join(args.out, "compare_counts" + ("-quick" if args.quick else "")), common.device_name())
+    rows = run(args.quick, args.mnist)
+    stem = "compare_counts" + ("-mnist" if args.mnist else "") + ("-quick" if args.quick else "")
+    write(rows, os.path.join(args.out, stem), common.device_name())
     return 0
 
 

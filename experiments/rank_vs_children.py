@@ -25,6 +25,7 @@ import lrenum  # noqa: E402
 TRAINED = ["pca2_8x8x8", "pca2_6x6x6x6", "pca4_8x8", "pca8_8x8", "pca16_8x4", "full64_4x4"]
 RANDOM = [("rand_3_6x8x8", 3, [6, 8, 8], 0), ("rand_4_3x10", 4, [3, 10], 1), ("rand_5_12x6x6", 5, [12, 6, 6], 2)]
 QUICK_TRAINED, QUICK_RANDOM = ["pca2_8x8x8"], RANDOM[:1]
+MNIST = ["mnist_6x6", "mnist_6x6x6", "mnist_8x8", "mnist_10x12"]   # 784 inputs (train_digits.py --mnist)
 
 
 def rank_children(net, domain) -> list[tuple[int, int, int]]:
@@ -46,11 +47,15 @@ def rank_children(net, domain) -> list[tuple[int, int, int]]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--mnist", action="store_true", help="the 784-input MNIST zoo instead")
     ap.add_argument("--out", default=common.RESULTS)
     args = ap.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
-    nets = [(n, *common.load_model(n)) for n in (QUICK_TRAINED if args.quick else TRAINED)]
-    nets += [(n, *common.random_network(d, w, seed=s)) for n, d, w, s in (QUICK_RANDOM if args.quick else RANDOM)]
+    if args.mnist:
+        nets = [(n, *common.load_model(n)) for n in (MNIST[:1] if args.quick else MNIST)]
+    else:
+        nets = [(n, *common.load_model(n)) for n in (QUICK_TRAINED if args.quick else TRAINED)]
+        nets += [(n, *common.random_network(d, w, seed=s)) for n, d, w, s in (QUICK_RANDOM if args.quick else RANDOM)]
     rows = []
     for name, net, dom in nets:
         for l, r, k in rank_children(net, dom):
@@ -58,7 +63,7 @@ def main(argv=None) -> int:
             rows.append({"network": name, "layer": l, "rank": r, "children": k, "next_width": n_next,
                          "max_possible": sum(comb(n_next, i) for i in range(r + 1))})
         print(f"{name}: {sum(1 for x in rows if x['network'] == name)} split regions", file=sys.stderr)
-    stem = os.path.join(args.out, "rank_vs_children" + ("-quick" if args.quick else ""))
+    stem = os.path.join(args.out, "rank_vs_children" + ("-mnist" if args.mnist else "") + ("-quick" if args.quick else ""))
     common.write_csv(rows, stem + ".csv")
     summary = summarise(rows)
     with open(stem + ".md", "w") as f:
