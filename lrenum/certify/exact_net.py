@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import Optional, Sequence
 
 import numpy as np
-from flint import fmpq_mat
+from flint import fmpq, fmpq_mat
 
 from ..lp.exact import ONE, ZERO, Row, q, q_matrix
 from ..model.domain import Domain

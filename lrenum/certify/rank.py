@@ -55,7 +55,6 @@ def pivot_submatrices(M: np.ndarray, k: np.ndarray):
 
 def proven_rank_at_least(M: np.ndarray, eM: np.ndarray, k: np.ndarray) -> np.ndarray:
     """(B,) bool: the exact map (within eM of M) certainly has rank >= k (k = 0 is always true)."""
-    B = M.shape[0]
     out = k == 0
     todo = np.nonzero(~out)[0]
     if todo.size == 0:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 import math
 from math import comb
-from typing import Optional, Sequence
+from typing import Sequence
 
 from ..model.domain import Domain
 from ..tolerances import MILP_INT_TOL

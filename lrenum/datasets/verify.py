@@ -68,7 +68,7 @@ class _Verifier:
         self.checked = 0
 
     def run(self) -> dict:
-        rf, net = self.rf, self.net
+        rf = self.rf
         prev_bits = np.zeros((1, 0), bool)       # layer 0: the domain
         prev_const = np.zeros((1, 0), bool)
         prev_rank = np.full(1, self.frame.r)

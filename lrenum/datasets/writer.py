@@ -27,19 +27,15 @@ from typing import Optional
 import h5py
 import numpy as np
 
-from .. import runtime
+from .. import tolerances
 from .._version import __version__
 from ..core.frame import Frame
-from ..core.hyperplanes import Propagator
-from ..core.rebuild import rebuild_regions
 from ..core.state import Regions
 from ..core.walk import EnumerationResult, ResumeState, enumerate_regions
 from ..errors import InputError
-from ..lp.device import default_lp_batch
 from ..model.domain import Domain
 from ..model.network import Network
-from .. import tolerances
-from .format import FORMAT_NAME, FORMAT_VERSION, pack_bits, unpack_bits
+from .format import FORMAT_NAME, FORMAT_VERSION, pack_bits
 
 COMMIT_SECONDS = float(os.environ.get("LRENUM_COMMIT_SECONDS", "1.0"))  # seconds between commits
 CHUNK_ROWS = 4096
@@ -324,39 +320,9 @@ class RegionWriter:
 
     def _pending_state(self, device: Optional[str]) -> Optional[ResumeState]:
         """From the committed segments: the regions still to split and the id counters."""
-        rows = self._read_segments()
-        if not rows:
-            return None
-        dev = runtime.select_device(device)
-        propagator = Propagator(self.frame, dev, default_lp_batch(dev))
-        counts = [len(rows.get(l, {}).get("parent", [])) for l in range(1, self.L + 1)]
-        pending = []
-        for l in range(1, self.L):
-            n_rows = counts[l - 1]
-            child_parent = rows.get(l + 1, {}).get("parent", np.zeros(0, np.int64))
-            n_ch = np.bincount(child_parent, minlength=n_rows)[:n_rows]
-            todo = np.nonzero(n_ch == 0)[0]      # every region has >= 1 child once split
-            for start in range(0, todo.size, CHUNK_ROWS):   # rebuilt in chunks: bounded memory per step
-                pending.append((l, self._load_regions(rows, l, todo[start:start + CHUNK_ROWS], propagator)))
-        return ResumeState(pending, [1] + counts)
+        from .resume import pending_state
 
-    def _load_regions(self, rows: dict, layer: int, idx: np.ndarray, propagator: Propagator) -> Regions:
-        """Rebuild the splitter's state of layer-``layer`` rows ``idx`` from committed rows."""
-        cur = idx
-        bits, const, ranks = [None] * layer, [None] * layer, [None] * layer
-        for l in range(layer, 0, -1):
-            r, n = rows[l], self.widths[l - 1]
-            bits[l - 1] = unpack_bits(r["pattern"][cur], n)
-            const[l - 1] = unpack_bits(r["constant"][cur], n)
-            ranks[l - 1] = r["rank"][cur].astype(np.int64)
-            if l == layer:
-                witness, radius, parent = r["witness"][cur], r["radius"][cur], r["parent"][cur]
-                wstatus = r["witness_status"][cur]
-            cur = r["parent"][cur]
-        with runtime.on_device(propagator.device):
-            return rebuild_regions(self.frame, propagator, np.concatenate(bits, axis=1),
-                                   np.concatenate(const, axis=1), witness, radius, wstatus,
-                                   np.stack(ranks, axis=1), parent, idx.astype(np.int64))
+        return pending_state(self, device)
 
     def close(self) -> None:
         try:

@@ -10,7 +10,7 @@ certified by :mod:`lrenum.certify` or handed on to :mod:`lrenum.lp.exact`.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import numpy as np
 

@@ -1,0 +1,236 @@
+"""The verbs: each parses nothing itself, calls the library, and reports through ``_emit``."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+
+from ..errors import InputError
+from .common import _emit, _load, _say, _start
+
+SMALL_ENOUGH_TO_ENUMERATE = 100_000   # an upper bound this small: enumeration takes seconds (measured ~1-10k regions/s on 2 cores)
+
+
+def cmd_enumerate(args) -> int:
+    from ..core.walk import enumerate_regions
+
+    net, domain = _load(args)
+    from ..core import memory
+
+    memory.check_run(int(sum(net.hidden_widths)), min(net.input_dim, net.hidden_widths[0]), max(net.hidden_widths),
+                     args.batch_size)   # before the first progress line: bad input stays one line
+    writer = None
+    if args.geometry and not args.output:
+        raise InputError("--geometry needs -o FILE")
+    if args.workers is not None:   # checked before any file is touched
+        if not args.output:
+            raise InputError("--workers needs -o FILE: the workers' regions are merged into a dataset")
+        from ..distributed import start_ray
+
+        start_ray(args.workers, args.ray_address)
+    elif args.ray_address:
+        raise InputError("--ray-address needs --workers")
+    if args.output:
+        from ..datasets.writer import RegionWriter
+
+        writer = RegionWriter.create(args.output, net, domain, network_path=args.network,
+                                     force=args.force, resume=args.resume, maps=args.maps)
+    _start(args, f"enumerating {net.input_dim} inputs, hidden widths {list(net.hidden_widths)}, "
+                 f"domain {domain.kind} (compiling kernels first)")
+    try:
+        if writer is not None and args.workers is not None:
+            from ..distributed import enumerate_sharded
+
+            result = enumerate_sharded(writer, workers=args.workers, address=args.ray_address,
+                                       batch_size=args.batch_size, device=args.device, progress=not args.quiet)
+        elif writer is not None:
+            result = writer.run(batch_size=args.batch_size, device=args.device, progress=not args.quiet)
+        else:
+            result = enumerate_regions(net, domain, batch_size=args.batch_size, device=args.device,
+                                       progress=not args.quiet)
+    finally:
+        if writer is not None:
+            writer.close()
+    s = result.summary()
+    if args.geometry:
+        from ..geometry import add_geometry
+
+        _start(args, "geometry: facets and neighbours of every region (exact certificates)")
+        s["geometry"] = add_geometry(args.output, net, domain)
+    _emit(args, f"{s['regions']} regions in {s['seconds']:.3f} s on {s['device']}; per layer {s['per_layer']}; "
+                f"{s['lps']} LPs ({s['lps_avoided']} avoided), {s['clarabel_redecisions']} float64 re-decisions, "
+                f"{s['exact_decisions']} exact" + (f"; written to {args.output}" if args.output else ""), s)
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    from ..datasets.reader import RegionFile
+
+    with RegionFile(args.file) as rf:
+        size = os.path.getsize(args.file)
+        info = {"file": args.file, "complete": rf.complete, "regions": rf.regions, "per_layer": rf.counts,
+                "input_dim": rf.input_dim, "widths": list(rf.widths), "domain": rf.domain, "bytes": size,
+                "format_version": rf.format_version, "maps": rf.maps,
+                "rank_histogram": {}, "children_per_rank": {}}
+        out = _say if args.json else print
+        if not rf.complete:
+            committed = rf.committed_segments()
+            info["committed_per_layer"] = committed
+            out(f"{args.file}: INCOMPLETE (resume with enumerate --resume); committed so far per layer "
+                f"{committed} in {rf.n_segments()} segments")
+            if args.json:
+                print(json.dumps(info))
+            return 0
+        out(f"{args.file}: complete, {rf.regions} regions, {size / 1e6:.2f} MB")
+        out(f"  input dim {rf.input_dim}, hidden widths {list(rf.widths)}, domain {rf.domain['kind']}, "
+            f"maps {rf.maps}")
+        for l in range(1, rf.n_layers + 1):
+            t = rf.layer(l)
+            ranks, counts = np.unique(t["rank"], return_counts=True)
+            hist = {int(r): int(c) for r, c in zip(ranks, counts)}
+            info["rank_histogram"][l] = hist
+            line = f"  layer {l}: {rf.counts[l - 1]} regions; rank histogram {hist}"
+            if "n_children" in t:
+                nch = t["n_children"]
+                per = {int(r): round(float(nch[t["rank"] == r].mean()), 3) for r in ranks if np.any(nch[t["rank"] == r] > 0)}
+                info["children_per_rank"][l] = per
+                line += f"; mean children per rank {per}"
+            out(line)
+    if args.json:
+        print(json.dumps(info))
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from ..datasets.verify import Mismatch, verify_file
+
+    net, domain = _load(args)
+    _start(args, f"verifying {args.file} against {args.network}")
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(desc="[lrenum] rows checked", unit=" rows", file=sys.stderr, mininterval=1.0)
+
+    def tick(done: int, total: int) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+    try:
+        out = verify_file(args.file, net, domain, device=args.device, progress=tick)
+    except Mismatch as exc:
+        print(f"lrenum: verify failed: {exc}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"ok": False, "error": str(exc)}))
+        return 1
+    finally:
+        if bar is not None:
+            bar.close()
+    _emit(args, f"OK: {out['regions']} regions ({out['rows_checked']} rows over {len(out['per_layer'])} layers) "
+                f"re-checked against {args.network}", dict(ok=True, **out))
+    return 0
+
+
+def cmd_estimate(args) -> int:
+    from ..counting.estimate import points_estimate, tree_estimate
+
+    net, domain = _load(args)
+    if args.method == "points" and domain.box is None:   # checked before any progress line: bad input is one line
+        raise InputError("point sampling needs a bounded domain (there is no uniform distribution on R^d)")
+    if args.workers and args.method != "tree":
+        raise InputError("--workers applies to --method tree (point sampling is one batched device pass)")
+    if args.workers:
+        from ..distributed import start_ray
+
+        start_ray(args.workers, args.ray_address)
+    _start(args, f"estimating by {args.method} (compiling kernels first)")
+    if args.method == "tree":
+        if args.workers:
+            from ..distributed import tree_estimate_sharded
+
+            est = tree_estimate_sharded(net, domain, workers=args.workers, address=args.ray_address,
+                                        probes=args.probes, branch=args.branch, seed=args.seed,
+                                        confidence=args.confidence, interval=args.interval, device=args.device)
+        else:
+            est = tree_estimate(net, domain, probes=args.probes, branch=args.branch, seed=args.seed,
+                                confidence=args.confidence, device=args.device, interval=args.interval)
+        how = f"{args.probes} probes, branch {args.branch}"
+    else:
+        est = points_estimate(net, domain, points=args.points, seed=args.seed, confidence=args.confidence,
+                              device=args.device)
+        how = f"{args.points} points, {est.details['distinct']} distinct patterns"
+    if args.method == "tree":
+        human = (f"tree estimate {est.estimate:.6g} regions, {100 * est.confidence:g}% interval "
+                 f"[{est.ci_low:.6g}, {est.ci_high:.6g}]; certain lower bound {est.lower_bound} ({how}, "
+                 f"{est.seconds:.2f} s)")
+    else:
+        human = (f"points: certain lower bound {est.lower_bound} regions; Chao1 {est.estimate:.6g} with interval "
+                 f"[{est.ci_low:.6g}, {est.ci_high:.6g}] ({how}, {est.seconds:.2f} s). Chao1 is biased low when "
+                 f"region volumes vary: its interval is for the number of patterns sampling would find, "
+                 f"not a bound on the true count")
+    _emit(args, human, est.summary())
+    return 0
+
+
+def cmd_mipbound(args) -> int:
+    from ..counting.bounds import compute_bounds
+    from ..counting.mipbound import mipbound
+
+    net, domain = _load(args)
+    if domain.box is None:
+        raise InputError("MIPBound needs a bounded domain (its MILP encoding needs finite pre-activation bounds)")
+    small = compute_bounds(net, domain, use_milp=False).best
+    if small <= SMALL_ENOUGH_TO_ENUMERATE:
+        _say(f"note: this network has at most {small} regions; `lrenum enumerate` counts them exactly, "
+             f"probably in seconds")
+    _start(args, "MIPBound: solving MILPs with random XOR constraints")
+    res = mipbound(net, domain, trials=args.trials, confidence=args.confidence, time_limit=args.time_limit,
+                   seed=args.seed, backend=args.backend, max_xors=args.max_xors, progress=not args.quiet)
+    _emit(args, f"at least {res.lower_bound} regions with confidence {res.confidence:g} (MIPBound, {res.xors} XORs, "
+                f"{res.verified_patterns} distinct patterns verified, {res.backend}, {res.seconds:.2f} s)", res.summary())
+    return 0
+
+
+def cmd_bounds(args) -> int:
+    from ..counting.bounds import compute_bounds
+
+    net, domain = _load(args)
+    _start(args, "analytic bounds" + ("" if args.no_milp else " (with MILPs for the most active units)"))
+    rep = compute_bounds(net, domain, use_milp=not args.no_milp, backend=args.backend, time_limit=args.time_limit)
+    human = "\n".join(f"{name:>13}: {value} (about 10^{len(str(value)) - 1})" for name, value in rep.bounds.items())
+    _emit(args, human, rep.summary())
+    return 0
+
+
+def cmd_convert(args) -> int:
+    from ..model.files import load_network
+    from ..model.npz import save_npz
+
+    net, arrays = load_network(args.model, input_shape=args.input_shape, unpickle=args.unpickle)
+    if not args.output.endswith(".npz"):
+        raise InputError(f"output must end in .npz: {args.output}")
+    if os.path.exists(args.output) and not args.force:
+        raise InputError(f"{args.output} exists; use --force to overwrite")
+    save_npz(args.output, net, **{k: v for k, v in arrays.items() if k in ("lo", "hi", "domain_A", "domain_b")})
+    _emit(args, f"{args.model}: {net.input_dim} inputs, hidden widths {list(net.hidden_widths)}, "
+                f"{net.output_dim} outputs{'' if net.is_relu else ', leaky slopes'} -> {args.output}",
+          {"input_dim": net.input_dim, "hidden_widths": list(net.hidden_widths), "output_dim": net.output_dim,
+           "leaky": not net.is_relu, "output": args.output})
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from ..plot import plot_partition
+
+    net, domain = _load(args)
+    _start(args, "enumerating the 2-D slice")
+    if not args.output.lower().endswith((".png", ".pdf", ".svg")):
+        raise InputError(f"output must end in .png, .pdf or .svg: {args.output}")
+    n = plot_partition(net, domain, args.output, point=args.point, u=args.u, v=args.v, title=args.title)
+    where = "the domain" if net.input_dim == 2 and args.u is None and args.v is None else "the 2-D slice"
+    _emit(args, f"{n} regions of {where} drawn to {args.output}", {"regions": n, "output": args.output})
+    return 0

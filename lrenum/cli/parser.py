@@ -1,0 +1,121 @@
+"""The argument parser: every verb, every option, with help text."""
+
+from __future__ import annotations
+
+import argparse
+
+from .commands import (cmd_bounds, cmd_convert, cmd_enumerate, cmd_estimate, cmd_inspect, cmd_mipbound, cmd_plot,
+                       cmd_verify)
+from .common import _add_domain_args, _add_model_args, _confidence, _Parser, _positive_float, _positive_int
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .._version import __version__
+
+    parser = _Parser(prog="lrenum", description="Exact activation regions of ReLU networks.")
+    parser.add_argument("--version", action="version", version=f"lrenum {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("enumerate", help="list every activation region exactly")
+    p.add_argument("network", help="network .npz (W1, b1, ..., WL, bL; optional lo/hi or domain_A/domain_b), .onnx or .pt")
+    _add_model_args(p)
+    p.add_argument("-o", "--output", help="write the region dataset to this HDF5 file")
+    _add_domain_args(p)
+    p.add_argument("--device", choices=["cpu", "gpu"], help="JAX device (default: JAX's default)")
+    p.add_argument("--batch-size", type=_positive_int, default=512, help="parent regions split together (default 512)")
+    p.add_argument("--maps", choices=["all", "none"],
+                   help="store each final region's affine map (default 'all') or rebuild on demand; "
+                        "on --resume it must match the file")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted -o file")
+    p.add_argument("--geometry", action="store_true",
+                   help="with -o: also store each region's facets and the region adjacency graph (docs/format.md)")
+    p.add_argument("--workers", type=_positive_int,
+                   help="shard the enumeration over N Ray workers (needs -o and pip install 'lrenum[ray]')")
+    p.add_argument("--ray-address", help="join this Ray cluster instead of starting a local one (with --workers)")
+    p.add_argument("--force", action="store_true", help="overwrite a complete -o file")
+    p.add_argument("--json", action="store_true", help="stdout: one JSON object (the human summary goes to stderr)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(func=cmd_enumerate)
+
+    p = sub.add_parser("convert", help="lower a PyTorch (.pt) or ONNX (.onnx) model to lrenum's .npz")
+    p.add_argument("model", help="model file (.onnx, .pt/.pth, or .npz)")
+    p.add_argument("-o", "--output", required=True, help="the .npz to write")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+    _add_model_args(p)
+    p.add_argument("--json", action="store_true", help="stdout: one JSON object (the human summary goes to stderr)")
+    p.add_argument("-q", "--quiet", action="store_true", help="accepted for symmetry: convert shows no progress")
+    p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("estimate", help="estimate the number of regions (tree probes or point sampling)")
+    p.add_argument("network", help="network .npz")
+    _add_domain_args(p)
+    p.add_argument("--method", choices=["tree", "points"], default="tree",
+                   help="tree: Knuth probes of the exact region tree (default); points: patterns of random points")
+    p.add_argument("--probes", type=_positive_int, default=256, help="tree: independent probes (default 256)")
+    p.add_argument("--branch", type=_positive_int, default=1,
+                   help="tree: children followed per probe and layer (default 1, pure Knuth)")
+    p.add_argument("--points", type=_positive_int, default=100_000, help="points: sample size (default 100000)")
+    p.add_argument("--workers", type=_positive_int, help="tree: spread the probes over N Ray workers (lrenum[ray])")
+    p.add_argument("--ray-address", help="join this Ray cluster instead of starting a local one (with --workers)")
+    p.add_argument("--interval", choices=["t", "log", "union"], default="union",
+                   help="tree: Student-t on the mean, Cox's log-normal interval, or the hull of both (default; "
+                        "measured coverage in experiments/results/estimator_coverage.md)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--confidence", type=_confidence, default=0.95, help="confidence level (default 0.95)")
+    p.add_argument("--device", choices=["cpu", "gpu"], help="JAX device (default: JAX's default)")
+    p.add_argument("--json", action="store_true", help="stdout: one JSON object (the human summary goes to stderr)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(func=cmd_estimate)
+
+    p = sub.add_parser("mipbound", help="probabilistic lower bound by MILP with random XOR constraints")
+    p.add_argument("network", help="network .npz")
+    _add_domain_args(p)
+    p.add_argument("--trials", type=_positive_int, default=8, help="random XOR sets per level (default 8)")
+    p.add_argument("--confidence", type=_confidence, default=0.95, help="confidence level (default 0.95)")
+    p.add_argument("--time-limit", type=_positive_float, default=30.0, help="seconds per MILP solve (default 30)")
+    p.add_argument("--max-xors", type=_positive_int, help="stop after this many XORs")
+    p.add_argument("--backend", choices=["auto", "scip", "highs"], default="auto",
+                   help="MILP solver: SCIP (extra 'mipbound') or HiGHS via scipy (default: SCIP if installed)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--json", action="store_true", help="stdout: one JSON object (the human summary goes to stderr)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(func=cmd_mipbound)
+
+    p = sub.add_parser("bounds", help="analytic upper bounds on the number of regions")
+    p.add_argument("network", help="network .npz")
+    _add_domain_args(p)
+    p.add_argument("--no-milp", action="store_true",
+                   help="skip the MILPs for the largest number of simultaneously active units")
+    p.add_argument("--backend", choices=["auto", "scip", "highs"], default="auto", help="MILP solver (default: SCIP if installed)")
+    p.add_argument("--time-limit", type=_positive_float, default=10.0, help="seconds per MILP solve (default 10)")
+    p.add_argument("--json", action="store_true", help="stdout: one JSON object (the human summary goes to stderr)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(func=cmd_bounds)
+
+    p = sub.add_parser("plot", help="draw the exact partition of a 2-D domain or of a 2-D slice")
+    p.add_argument("network", help="network .npz")
+    p.add_argument("-o", "--output", required=True, help="image file (.png, .pdf or .svg)")
+    _add_domain_args(p)
+    p.add_argument("--point", nargs="+", type=float, help="a point of the slice (default: the domain's center)")
+    p.add_argument("--u", nargs="+", type=float, help="first slice direction (default: the first axis)")
+    p.add_argument("--v", nargs="+", type=float, help="second slice direction (default: the second axis)")
+    p.add_argument("--title", help="figure title (default: the number of regions)")
+    p.add_argument("--json", action="store_true", help="stdout: one JSON object (the human summary goes to stderr)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("inspect", help="summarise a region file")
+    p.add_argument("file", help="region file (.h5) written by enumerate -o")
+    p.add_argument("--json", action="store_true", help="stdout: one JSON object (the human summary goes to stderr)")
+    p.add_argument("-q", "--quiet", action="store_true", help="accepted for symmetry: inspect shows no progress")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("verify", help="re-check every region of a file against its network")
+    p.add_argument("file", help="region file (.h5) written by enumerate -o")
+    p.add_argument("network", help="the network .npz the file was written for")
+    _add_domain_args(p)
+    p.add_argument("--device", choices=["cpu", "gpu"], help="JAX device (default: JAX's default)")
+    p.add_argument("--json", action="store_true", help="stdout: one JSON object (the human summary goes to stderr)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(func=cmd_verify)
+    return parser
