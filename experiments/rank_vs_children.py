@@ -92,6 +92,7 @@ def plot(rows, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     nets = list(dict.fromkeys(r["network"] for r in rows))
     cols = min(3, len(nets))
@@ -112,6 +113,7 @@ def plot(rows, path):
         ax.set_yscale("log")
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("rank after layer l")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # ranks are integers
         ax.set_ylabel("children at layer l+1")
         ax.legend(fontsize=6)
     for ax in list(axes.flat)[len(nets):]:

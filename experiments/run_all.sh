@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 QUICK=""
 if [[ "${1:-}" == "--quick" ]]; then QUICK="--quick"; fi
-OUT="${LRENUM_RESULTS:-results}"
+# quick runs write into an ignored folder, so that a smoke test never touches the committed results
+if [[ -n "$QUICK" ]]; then OUT="${LRENUM_RESULTS:-results-quick}"; else OUT="${LRENUM_RESULTS:-results}"; fi
 mkdir -p "$OUT"
 if [[ -z "$QUICK" ]]; then python train_digits.py; fi   # quick runs use the committed models
 python rank_vs_children.py $QUICK --out "$OUT"
