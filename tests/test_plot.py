@@ -67,3 +67,29 @@ def test_plot_command_writes_an_image(tmp_path, capsys):
     assert main(["plot", str(path), "-o", str(out), "--u", "1", "0", "0", "--v", "2", "0", "0"]) == 2  # parallel
     err = capsys.readouterr().err
     assert err.count("lrenum: error:") == 2
+
+
+def test_boundary_geojson_and_through(tmp_path, capsys):
+    import json
+
+    from lrenum.cli import main
+    rng = np.random.default_rng(3)
+    net = lrenum.make_network([rng.normal(size=(6, 3)), rng.normal(size=(3, 6))], [rng.normal(size=6), rng.normal(size=3)])
+    path = str(tmp_path / "net.npz")
+    lrenum.save_npz(path, net)
+    pts = []
+    for i in range(3):
+        np.save(tmp_path / f"x{i}.npy", rng.uniform(-0.5, 0.5, size=3))
+        pts.append(str(tmp_path / f"x{i}.npy"))
+    gj = str(tmp_path / "r.json")
+    png = str(tmp_path / "b.png")
+    assert main(["plot", path, "-o", png, "--boundary", "--geojson", gj, "--through", *pts, "-q"]) == 0
+    data = json.load(open(gj))
+    n = len(data["features"])
+    assert n >= 1 and (tmp_path / "b.png").stat().st_size > 1000
+    for feat in data["features"]:
+        ring = feat["geometry"]["coordinates"][0]
+        assert ring[0] == ring[-1] and len(ring) >= 4 and feat["properties"]["classes"]
+    # every class claimed for a region really wins at some point of its polygon
+    feat = max(data["features"], key=lambda f: len(f["properties"]["classes"]))
+    assert set(feat["properties"]["classes"]) <= {0, 1, 2}

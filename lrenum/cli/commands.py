@@ -227,10 +227,22 @@ def cmd_plot(args) -> int:
     from ..plot import plot_partition
 
     net, domain = _load(args)
-    _start(args, "enumerating the 2-D slice")
-    if not args.output.lower().endswith((".png", ".pdf", ".svg")):
+    if args.output is None and args.geojson is None:
+        raise InputError("give -o IMAGE and/or --geojson FILE")
+    if args.output is not None and not args.output.lower().endswith((".png", ".pdf", ".svg")):
         raise InputError(f"output must end in .png, .pdf or .svg: {args.output}")
-    n = plot_partition(net, domain, args.output, point=args.point, u=args.u, v=args.v, title=args.title)
-    where = "the domain" if net.input_dim == 2 and args.u is None and args.v is None else "the 2-D slice"
-    _emit(args, f"{n} regions of {where} drawn to {args.output}", {"regions": n, "output": args.output})
+    point, u, v = args.point, args.u, args.v
+    if args.through:     # the plane through three inputs (e.g. three images): point x1, axes x2-x1, x3-x1
+        from .common import _vector
+
+        X = [_vector(f, "--through") for f in args.through]
+        if any(x.shape != (net.input_dim,) for x in X):
+            raise InputError(f"--through needs three points with {net.input_dim} coordinates each")
+        point, u, v = X[0], X[1] - X[0], X[2] - X[0]
+    _start(args, "enumerating the 2-D slice")
+    n = plot_partition(net, domain, args.output, point=point, u=u, v=v, title=args.title, boundary=args.boundary,
+                       geojson=args.geojson)
+    where = "the domain" if net.input_dim == 2 and u is None and v is None else "the 2-D slice"
+    outs = [o for o in (args.output, args.geojson) if o]
+    _emit(args, f"{n} regions of {where} written to {', '.join(outs)}", {"regions": n, "outputs": outs})
     return 0

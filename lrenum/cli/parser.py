@@ -94,8 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plot", help="draw the exact partition of a 2-D domain or of a 2-D slice")
     p.add_argument("network", help="network .npz")
-    p.add_argument("-o", "--output", required=True, help="image file (.png, .pdf or .svg)")
+    p.add_argument("-o", "--output", help="image file (.png, .pdf or .svg)")
     _add_domain_args(p)
+    p.add_argument("--boundary", action="store_true",
+                   help="colour by predicted class and draw the decision boundary (classifier networks)")
+    p.add_argument("--geojson", help="also write the regions' polygons as GeoJSON to this file")
+    p.add_argument("--through", nargs=3, metavar="X.npy",
+                   help="the plane through three inputs (.npy files or comma lists), instead of --point/--u/--v")
     p.add_argument("--point", nargs="+", type=float, help="a point of the slice (default: the domain's center)")
     p.add_argument("--u", nargs="+", type=float, help="first slice direction (default: the first axis)")
     p.add_argument("--v", nargs="+", type=float, help="second slice direction (default: the second axis)")
