@@ -82,6 +82,20 @@ def main(argv=None) -> int:
             ax.legend(fontsize=7)
         fig.tight_layout()
         fig.savefig(stem + "_analysis.png", dpi=110)
+        if "geometry" in rf.f and rf.input_dim <= 6:   # written with --geometry: volumes and degrees
+            from lrenum.geometry import region_volumes
+
+            vol = region_volumes(rf)
+            deg = np.asarray(rf.adjacency().sum(axis=1)).ravel()
+            fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
+            ok = np.isfinite(vol) & (vol > 0)
+            axes[0].hist(np.log10(vol[ok]), bins=40)
+            axes[0].set(xlabel="log10 region volume", ylabel="regions", title="region volumes")
+            axes[1].hist(deg, bins=np.arange(deg.max() + 2) - 0.5)
+            axes[1].set(xlabel="neighbours (regions sharing a facet)", ylabel="regions", title="degree")
+            fig.tight_layout()
+            fig.savefig(stem + "_geometry.png", dpi=110)
+            print(f"volumes: total {vol[ok].sum():.6g}; mean degree {deg.mean():.2f}")
     print(f"wrote {stem}_analysis.png and {stem}_layer*.csv")
     return 0
 

@@ -188,3 +188,44 @@ def add_geometry(path: str, net: Network, domain: Domain, progress=None) -> dict
     os.replace(tmp, path)
     return {"facets": int(len(geo["b"])), "edges": int(len(geo["edges"])),
             "unresolved_neighbours": geo["unresolved_neighbours"]}
+
+
+def region_volumes(f, max_dim: int = 6) -> np.ndarray:
+    """Volumes of the final regions of a file written with ``--geometry`` (d <= ``max_dim``):
+    the vertices of each H-representation (qhull's halfspace intersection from the witness) and
+    their convex hull. Float64 geometry, not certified; unbounded regions get inf."""
+    from scipy.spatial import ConvexHull, HalfspaceIntersection, QhullError
+
+    d = f.input_dim
+    if d > max_dim:
+        raise InputError(f"exact-geometry volumes are for d <= {max_dim}; use monte_carlo_volumes for d = {d}")
+    fin = f.final()
+    out = np.full(f.regions, np.inf)
+    for i in range(f.regions):
+        A, b, _ = f.polytope(i)
+        try:
+            hs = HalfspaceIntersection(np.c_[A, -b], fin["witness"][i])
+            out[i] = ConvexHull(hs.intersections).volume
+        except (QhullError, ValueError):
+            out[i] = np.inf if f.domain["kind"] == "unbounded" else np.nan
+    return out
+
+
+def monte_carlo_volumes(f, net: Network, domain: Domain, samples: int = 100_000, seed: int = 0):
+    """(volume estimates (N,), standard errors (N,)) of the final regions of a box domain, from
+    uniform samples: the share of samples whose pattern is the region's, times the box volume."""
+    if domain.kind != "box":
+        raise InputError("Monte Carlo volumes need a box domain")
+    lo, hi = domain.box
+    rng = np.random.default_rng(seed)
+    X = lo + (hi - lo) * rng.random((samples, net.input_dim))
+    pats = np.concatenate([z > 0 for z in net.pre_activations(X)], axis=1)
+    index = {p.tobytes(): i for i, p in enumerate(np.packbits(f.final()["pattern"], axis=1))}
+    hits = np.zeros(f.regions)
+    for p in np.packbits(pats, axis=1):
+        k = index.get(p.tobytes())
+        if k is not None:
+            hits[k] += 1
+    share = hits / samples
+    vol = float(np.prod(hi - lo))
+    return share * vol, np.sqrt(share * (1 - share) / samples) * vol

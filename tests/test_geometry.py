@@ -71,3 +71,19 @@ def _has_networkx():
         return True
     except ImportError:
         return False
+
+
+def test_volumes_tile_the_box(tmp_path, capsys):
+    from lrenum.geometry import monte_carlo_volumes, region_volumes
+    rng = np.random.default_rng(9)
+    Ws, bs = random_net(rng, 2, [5, 3])
+    net = lrenum.make_network(Ws, bs)
+    path = str(tmp_path / "net.npz")
+    lrenum.save_npz(path, net)
+    out = str(tmp_path / "r.h5")
+    assert main(["enumerate", path, "-o", out, "-q", "--geometry"]) == 0
+    with lrenum.open(out) as f:
+        vol = region_volumes(f)
+        mc, se = monte_carlo_volumes(f, net, lrenum.box_domain(-1, 1, 2), samples=20000)
+    assert np.all(vol > 0) and abs(vol.sum() - 4.0) < 1e-9          # the regions tile [-1, 1]^2
+    assert np.all(np.abs(mc - vol) <= 5 * se + 1e-3)

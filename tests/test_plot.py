@@ -93,3 +93,27 @@ def test_boundary_geojson_and_through(tmp_path, capsys):
     # every class claimed for a region really wins at some point of its polygon
     feat = max(data["features"], key=lambda f: len(f["properties"]["classes"]))
     assert set(feat["properties"]["classes"]) <= {0, 1, 2}
+
+
+def test_line_counts_pieces_of_a_segment(tmp_path, capsys):
+    import json
+
+    from lrenum.cli import main
+    Ws, bs = tent_like()
+    path = str(tmp_path / "net.npz")
+    lrenum.save_npz(path, lrenum.make_network(Ws, bs))
+    # along the x1 axis from 0 to 1 (x2 = 0.3): the tent map of depth 2 folds x1 into 4 pieces
+    assert main(["line", path, "0,0.3", "1,0.3", "--json", "-q"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["regions"] == 4
+    np.testing.assert_allclose(out["breakpoints"], [0.25, 0.5, 0.75], atol=1e-9)
+
+
+def tent_like():
+    """Two tent maps on x1 composed (x2 passes through a unit kept active): breaks at 1/4, 1/2, 3/4."""
+    W1 = np.array([[1.0, 0.0], [1.0, 0.0]])
+    b1 = np.array([0.0, -0.5])
+    W2 = np.array([[2.0, -4.0], [2.0, -4.0]])
+    b2 = np.array([0.0, -0.5])
+    W3 = np.array([[2.0, -4.0]])
+    return [W1, W2, W3], [b1, b2, np.zeros(1)]

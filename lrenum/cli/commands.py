@@ -246,3 +246,37 @@ def cmd_plot(args) -> int:
     outs = [o for o in (args.output, args.geojson) if o]
     _emit(args, f"{n} regions of {where} written to {', '.join(outs)}", {"regions": n, "outputs": outs})
     return 0
+
+
+def cmd_line(args) -> int:
+    from ..core.walk import enumerate_regions
+    from ..model.files import load_network
+    from ..model.slicing import line_network
+    from .common import _vector
+
+    net, _ = load_network(args.network)
+    a, b = _vector(args.a, "A"), _vector(args.b, "B")
+    sub, dom = line_network(net, a, b)
+    _start(args, "enumerating the segment")
+    pieces = []
+
+    def keep(layer, batch):
+        if layer != sub.n_hidden:
+            return
+        for i in range(len(batch)):
+            lo, hi = 0.0, 1.0
+            C, bb, m = batch.rows.C[i, :, 0], batch.rows.b[i], batch.rows.mask[i]
+            for c, v in zip(C[m], bb[m]):        # rows c * s < v in the segment's coordinate
+                if c > 0:
+                    hi = min(hi, v / c)
+                elif c < 0:
+                    lo = max(lo, v / c)
+            pieces.append((lo, hi))
+
+    res = enumerate_regions(sub, dom, on_layer=keep, collect=False)
+    pieces.sort()
+    breaks = [round(p[0], 12) for p in pieces[1:]]
+    _emit(args, f"{res.regions} regions along the segment; pattern changes at s = "
+                + ", ".join(f"{v:.6g}" for v in breaks[:20]) + (" ..." if len(breaks) > 20 else ""),
+          {"regions": res.regions, "breakpoints": breaks, "pieces": [list(p) for p in pieces]})
+    return 0

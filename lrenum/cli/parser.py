@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from .commands import (cmd_bounds, cmd_convert, cmd_enumerate, cmd_estimate, cmd_inspect, cmd_mipbound, cmd_plot,
-                       cmd_verify)
+from .commands import (cmd_bounds, cmd_convert, cmd_enumerate, cmd_estimate, cmd_inspect, cmd_line, cmd_mipbound,
+                       cmd_plot, cmd_verify)
 from .common import _add_domain_args, _add_model_args, _confidence, _Parser, _positive_float, _positive_int
 
 
@@ -108,6 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="stdout: one JSON object (the human summary goes to stderr)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("line", help="regions along the segment between two inputs (a 1-D slice)")
+    p.add_argument("network", help="network file (.npz, .onnx, .pt)")
+    p.add_argument("a", help="start point: .npy file or comma list")
+    p.add_argument("b", help="end point: .npy file or comma list")
+    p.add_argument("--json", action="store_true", help="stdout: one JSON object (the human summary goes to stderr)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(func=cmd_line)
 
     p = sub.add_parser("inspect", help="summarise a region file")
     p.add_argument("file", help="region file (.h5) written by enumerate -o")

@@ -32,7 +32,7 @@ def slice_network(net: Network, domain: Domain, point: Optional[np.ndarray] = No
         raise InputError("the two slice directions must be linearly independent")
     Ws = [net.weights[0] @ D] + list(net.weights[1:])
     bs = [net.biases[0] + net.weights[0] @ p] + list(net.biases[1:])
-    sub = make_network(Ws, bs)
+    sub = make_network(Ws, bs, None if net.is_relu else list(net.slopes))
     if d == 2 and point is None and domain.kind != "polytope" and np.allclose(D, np.eye(2)) and domain.box is not None:
         lo, hi = domain.box
         return sub, box_domain(lo - p, hi - p, 2), (p, u, v)
@@ -52,3 +52,16 @@ def _vec(x, d: int, name: str) -> np.ndarray:
     if not np.all(np.isfinite(arr)):
         raise InputError(f"{name} contains NaN or inf")
     return arr
+
+
+def line_network(net: Network, a: np.ndarray, b: np.ndarray) -> tuple[Network, Domain]:
+    """The network on the segment ``x = a + s (b - a)``, s in [0, 1]: a 1-input network whose
+    regions are the pieces of the segment with one activation pattern."""
+    d = net.input_dim
+    a, b = _vec(a, d, "A"), _vec(b, d, "B")
+    if np.array_equal(a, b):
+        raise InputError("the two end points are equal: no segment")
+    u = (b - a)[:, None]
+    Ws = [net.weights[0] @ u] + list(net.weights[1:])
+    bs = [net.biases[0] + net.weights[0] @ a] + list(net.biases[1:])
+    return make_network(Ws, bs, None if net.is_relu else list(net.slopes)), box_domain(0.0, 1.0, 1)
