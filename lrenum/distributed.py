@@ -15,6 +15,9 @@ all. Hence:
   writer's resume rule) and runs only those again.
 
 Ray is an optional dependency (``pip install 'lrenum[ray]'``).
+
+One module: the driver, the task and the atomic commit are one protocol (a subtree is committed
+whole or not at all); reading it in one place is how one checks that.
 """
 
 from __future__ import annotations

@@ -3,7 +3,3 @@
 
 class InputError(ValueError):
     """Bad user input: a malformed network, domain or file. The message is shown as is."""
-
-
-class CertificationError(RuntimeError):
-    """A decision could be certified neither in float64 nor exactly (should never happen)."""

@@ -1,6 +1,7 @@
 """Property tests (hypothesis): invariances that any correct enumerator has."""
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import lrenum
@@ -59,3 +60,14 @@ def test_every_sampled_point_lies_in_an_enumerated_region(seed):
     x = rng.uniform(-1, 1, size=(2000, 2))
     seen = {tuple(np.concatenate([z > 0 for z in net.pre_activations(p[None])], axis=1)[0].astype(int)) for p in x}
     assert seen <= patterns_of(res)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_float32_lp_path_gives_the_same_regions(seed):
+    """lp_dtype=float32 only changes the proposals: certification stays float64 and exact."""
+    rng = np.random.default_rng(100 + seed)
+    Ws, bs = random_net(rng, 3, [6, 5, 4])
+    net = lrenum.make_network(Ws, bs)
+    a = lrenum.enumerate_regions(net, collect=True)
+    b = lrenum.enumerate_regions(net, collect=True, lp_dtype=np.float32)
+    assert {tuple(p) for p in a.patterns.tolist()} == {tuple(p) for p in b.patterns.tolist()}

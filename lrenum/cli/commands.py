@@ -1,4 +1,7 @@
-"""The verbs: each parses nothing itself, calls the library, and reports through ``_emit``."""
+"""The verbs: each parses nothing itself, calls the library, and reports through ``_emit``.
+
+The verbs side by side (about 30 lines each): one screen per verb, one file for all of them.
+"""
 
 from __future__ import annotations
 

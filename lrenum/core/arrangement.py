@@ -14,6 +14,8 @@ new hyperplane when
 An LP answer "no interior" is certified at once (:class:`lrenum.certify.decide.Decider`); "interior"
 claims are certified with the children (a forward pass at each child's witness), so a cell wrongly
 proposed non-empty only produces children that fail that check and are removed.
+
+One module: the side tester and the hyperplane insertion share the pool of points that avoids LPs.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ The walk always splits a batch from the deepest layer that has regions waiting, 
 frontier stays bounded by (layers x batch x children per region), never by the number of
 regions. Regions go to a *sink* as soon as they exist (:class:`RegionSink`): the HDF5 writer
 is one (:mod:`lrenum.datasets.writer`), collecting patterns in memory is another.
+
+The walk, its result type and its two small sinks stay together: the walk is the paper's loop.
 """
 
 from __future__ import annotations

@@ -18,6 +18,8 @@ Point sampling
     certain lower bound; Chao1 (Chao 1984, bias-corrected, log-normal interval of Chao 1987)
     estimates the number of patterns including those not seen. Small regions are rarely hit,
     so Chao1 itself tends to stay below the true count when region volumes vary widely.
+
+The two estimators share the Estimate type, interval helpers and input checks.
 """
 
 from __future__ import annotations

@@ -14,6 +14,9 @@ file is ever modified in a way a kill could tear:
 Resuming reads the committed segments, re-splits every region whose children are not all
 committed (a split region always has at least one child) and continues, so the result is the
 same set of regions as an uninterrupted run, none lost or repeated.
+
+One module because creation, commits and the final merge share the crash-safety invariants
+(tmp + rename, one segment per commit): split apart, each piece would have to restate them.
 """
 
 from __future__ import annotations
