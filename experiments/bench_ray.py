@@ -68,7 +68,9 @@ def main(argv=None) -> int:
            "one_process_seconds": round(one_wall, 2), "workers": args.workers,
            "sharded_seconds": round(many_wall, 2), "speedup": round(one_wall / many_wall, 2),
            "same_pattern_set": same, "sharded_regions": many["regions"], "device": device_name(),
-           "cpu_cores": os.cpu_count()}
+           "cpu_cores": os.cpu_count(),
+           **{k: many.get(k) for k in ("tasks", "ray_start_seconds", "top_split_seconds", "driver_commit_seconds",
+                                       "task_file_bytes", "worker_seconds")}}
     print(json.dumps(row))
     os.makedirs(RESULTS, exist_ok=True)
     stem = os.path.join(RESULTS, f"bench_ray-{dt.date.today().isoformat()}")
@@ -78,7 +80,10 @@ def main(argv=None) -> int:
                 f"(`lrenum enumerate -o ... --json -q`), Ray and worker start-up included.\n\n"
                 f"| network | regions | one process s | {args.workers} workers s | speed-up | same set |\n|---|---|---|---|---|---|\n"
                 f"| {row['network']} | {row['regions']:,} | {row['one_process_seconds']} | {row['sharded_seconds']} | "
-                f"{row['speedup']}x | {same} |\n")
+                f"{row['speedup']}x | {same} |\n\n"
+                f"Driver: Ray start {row['ray_start_seconds']} s, in-process top split {row['top_split_seconds']} s, "
+                f"{row['tasks']} tasks, commits {row['driver_commit_seconds']} s for {row['task_file_bytes']:,} bytes of "
+                f"task files; workers busy {row['worker_seconds']} s in all.\n")
     return 0
 
 

@@ -161,8 +161,10 @@ def enumerate_sharded(writer: RegionWriter, *, workers: int, address: Optional[s
     """Fill ``writer``'s file using Ray workers; the file ends complete and merged."""
     if workers < 1:
         raise InputError("--workers must be at least 1")
+    t_start = time.perf_counter()
     ray = start_ray(workers, address)
     t0 = time.perf_counter()
+    ray_start = t0 - t_start
     net, domain = writer.net, writer.domain
     L = net.n_hidden
     stats = DecisionStats()
@@ -193,6 +195,8 @@ def enumerate_sharded(writer: RegionWriter, *, workers: int, address: Optional[s
             k += 1
     stop_after = int(os.environ.get("LRENUM_TEST_STOP_AFTER_TASKS", "0"))   # interruption hook for the tests
     done_tasks = 0
+    commit_seconds, task_bytes, worker_seconds = 0.0, 0, 0.0
+    top_seconds = time.perf_counter() - t0
     last = time.perf_counter()
     while futures:
         ready, _ = ray.wait(list(futures), num_returns=1)
@@ -203,7 +207,11 @@ def enumerate_sharded(writer: RegionWriter, *, workers: int, address: Optional[s
         except Exception as exc:   # a task failed for good (after retries): keep what is committed
             raise InputError(f"a worker task failed ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}); "
                              f"rerun with --resume to finish") from None
+        tc = time.perf_counter()
+        task_bytes += os.path.getsize(path)
         _commit_task(writer, path, layer, counts)
+        commit_seconds += time.perf_counter() - tc
+        worker_seconds += out["seconds"]
         for key, v in out["stats"].items():
             setattr(stats, key, getattr(stats, key) + v)
         os.remove(path)
@@ -217,6 +225,10 @@ def enumerate_sharded(writer: RegionWriter, *, workers: int, address: Optional[s
     shutil.rmtree(task_dir, ignore_errors=True)
     result = EnumerationResult(regions=counts[-1], per_layer=counts, seconds=time.perf_counter() - t0,
                                device=f"ray:{workers} workers" if not address else f"ray:{address}", stats=stats)
+    # what experiments/NOTES-scale.md models: the driver's share of the work
+    result.extra.update({"tasks": k, "ray_start_seconds": round(ray_start, 3), "top_split_seconds": round(top_seconds, 3),
+                         "driver_commit_seconds": round(commit_seconds, 3), "task_file_bytes": task_bytes,
+                         "worker_seconds": round(worker_seconds, 3)})
     a = writer.f.attrs
     a["counts"] = np.array(counts, dtype=np.int64)
     a["regions"] = counts[-1]
