@@ -25,7 +25,7 @@ import lrenum  # noqa: E402
 TRAINED = ["pca2_8x8x8", "pca2_6x6x6x6", "pca4_8x8", "pca8_8x8", "pca16_8x4", "full64_4x4"]
 RANDOM = [("rand_3_6x8x8", 3, [6, 8, 8], 0), ("rand_4_3x10", 4, [3, 10], 1), ("rand_5_12x6x6", 5, [12, 6, 6], 2)]
 QUICK_TRAINED, QUICK_RANDOM = ["pca2_8x8x8"], RANDOM[:1]
-MNIST = ["mnist_6x6", "mnist_6x6x6", "mnist_8x8", "mnist_10x12"]   # 784 inputs (train_digits.py --mnist)
+MNIST = ["mnist_6x6", "mnist_6x6x6", "mnist_8x8"]   # 784 inputs (train_digits.py --mnist)
 
 
 def rank_children(net, domain) -> list[tuple[int, int, int]]:
