@@ -28,6 +28,9 @@ from .hyperplanes import Propagator
 from .state import Regions, SplitResult
 
 
+ASSEMBLE_CHUNK = 8192   # children assembled (rows, maps, certificates, ranks) at once: bounds a split's temporaries
+
+
 class Splitter:
     """Holds what one enumeration shares; :meth:`split` does one layer for one batch of parents."""
 
@@ -70,7 +73,18 @@ class Splitter:
         order = np.argsort(cells.parent, kind="stable")
         cells = ChildCells(cells.parent[order], cells.signs[order], cells.witness[order],
                            None if cells.vertices is None else cells.vertices.take(order))
-        children, local = assemble(frame, P, hyp, cls.const, cells, self.decider, stats)
+        # assembled in chunks: a single parent can have 10^4-10^5 children (the root of a 12-input
+        # network: 57,292), and certifying ranks and witnesses makes several copies of their rows
+        parts, locals_ = [], []
+        for s in range(0, len(cells.parent), ASSEMBLE_CHUNK):
+            rows = np.arange(s, min(s + ASSEMBLE_CHUNK, len(cells.parent)))
+            chunk = ChildCells(cells.parent[rows], cells.signs[rows], cells.witness[rows],
+                               None if cells.vertices is None else cells.vertices.take(rows))
+            ch, loc = assemble(frame, P, hyp, cls.const, chunk, self.decider, stats)
+            parts.append(ch)
+            locals_.append(loc)
+        children = Regions.concat(parts) if parts else assemble(frame, P, hyp, cls.const, cells, self.decider, stats)[0]
+        local = np.concatenate(locals_) if locals_ else np.zeros(0, np.int64)
         return SplitResult(children, np.bincount(local, minlength=len(P)))
 
     def _arrange(self, P: Regions, hyp, cls, which: np.ndarray) -> ChildCells:
