@@ -199,3 +199,29 @@ def test_torch_state_dict_and_maxpool_refused():
     with pytest.raises(lrenum.InputError, match="MaxPool2d"):
         lrenum.from_torch(nn.Sequential(nn.Conv2d(1, 1, 2), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(1, 1)),
                           input_shape=(1, 5, 5))
+
+
+@pytest.mark.parametrize("which", [0, 1])   # the conv model's ZeroPad2d exports as a dynamic Pad subgraph
+def test_torch_and_onnx_routes_give_the_same_regions(tmp_path, which):
+    """The same model through from_torch and through torch's ONNX export and from_onnx."""
+    import io
+    import warnings
+
+    name, model, shape, in_shape = _torch_models()[which]
+    model = model.eval()
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            torch.onnx.export(model, torch.zeros((1,) + in_shape), buf, dynamo=False)
+        except Exception as exc:   # the legacy exporter may be gone in a later torch
+            pytest.skip(f"torch.onnx.export unavailable: {exc}")
+    via_torch = lrenum.from_torch(model, input_shape=shape)
+    via_onnx = lrenum.from_onnx(onnx.load_from_string(buf.getvalue()))
+    d = via_torch.input_dim
+    dom = lrenum.box_domain(-0.5, 0.5, d)
+    a = lrenum.enumerate_regions(via_torch, dom, collect=True)
+    b = lrenum.enumerate_regions(via_onnx, dom, collect=True)
+    assert a.regions == b.regions > 1
+    X = np.random.default_rng(0).uniform(-0.5, 0.5, size=(20, d))
+    np.testing.assert_allclose(via_torch.forward(X), via_onnx.forward(X), rtol=1e-6, atol=1e-6)
