@@ -2,8 +2,8 @@
 
     hyperplanes  each parent's next-layer hyperplanes, from its affine map (device kernel)
     classify     constant / cuts / one-signed by cheap tests; the rest stays open
-    vertices     low dimension: certified signs at the parent's vertices decide every cut and
-                 build the children's vertex sets (no LP; see :mod:`lrenum.core.vertices`)
+    vertices     reserved for a low-dimensional vertex path (not implemented: see
+                 :mod:`lrenum.core.vertices`); every parent takes the next step
     arrange      otherwise: LPs for the open neurons, then the cutting hyperplanes added one by
                  one to every cell (see :mod:`lrenum.core.arrangement`)
     assemble     children's patterns, rows and maps; witnesses certified by a forward pass; ranks
