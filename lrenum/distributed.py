@@ -208,7 +208,11 @@ def enumerate_sharded(writer: RegionWriter, *, workers: int, address: Optional[s
         counts = list(resume.next_id[1:])
         pending = resume.pending
     remote = ray.remote(max_retries=TASK_RETRIES)(run_task)
-    task_dir = writer.path + ".tasks"
+    # one folder per run: tasks of an interrupted run may still be running (on a cluster they
+    # outlive their driver) and must never write over this run's task files
+    import uuid
+
+    task_dir = os.path.join(writer.path + ".tasks", uuid.uuid4().hex)
     os.makedirs(task_dir, exist_ok=True)
     futures = {}
     n_roots = sum(len(r) for _, r in pending)
@@ -225,9 +229,34 @@ def enumerate_sharded(writer: RegionWriter, *, workers: int, address: Optional[s
                                   os.environ.get("LRENUM_TEST_KILL_WORKER_ONCE"))] = (layer, path)
             k += 1
     stop_after = int(os.environ.get("LRENUM_TEST_STOP_AFTER_TASKS", "0"))   # interruption hook for the tests
+    top_seconds = time.perf_counter() - t0
+    try:
+        commit_seconds, task_bytes, worker_seconds = _collect(ray, futures, writer, counts, stats, t0, progress, stop_after)
+    finally:
+        for fut in futures:         # interrupted: stop this run's tasks (their files are discarded)
+            ray.cancel(fut, force=True)
+    shutil.rmtree(writer.path + ".tasks", ignore_errors=True)
+    result = EnumerationResult(regions=counts[-1], per_layer=counts, seconds=time.perf_counter() - t0,
+                               device=f"ray:{workers} workers" if not address else f"ray:{address}", stats=stats)
+    # what experiments/NOTES-scale.md models: the driver's share of the work
+    result.extra.update({"tasks": k, "ray_start_seconds": round(ray_start, 3), "top_split_seconds": round(top_seconds, 3),
+                         "driver_commit_seconds": round(commit_seconds, 3), "task_file_bytes": task_bytes,
+                         "worker_seconds": round(worker_seconds, 3)})
+    a = writer.f.attrs
+    a["counts"] = np.array(counts, dtype=np.int64)
+    a["regions"] = counts[-1]
+    a["complete"] = True
+    a["summary"] = json.dumps(result.summary())
+    writer._merge()
+    return result
+
+
+def _collect(ray, futures: dict, writer: RegionWriter, counts: list, stats: DecisionStats, t0: float,
+             progress: bool, stop_after: int) -> tuple[float, int, float]:
+    """Commit tasks as they finish (any order), each as one segment. Returns the driver's commit
+    seconds, the task files' bytes and the workers' busy seconds."""
     done_tasks = 0
     commit_seconds, task_bytes, worker_seconds = 0.0, 0, 0.0
-    top_seconds = time.perf_counter() - t0
     last = time.perf_counter()
     while futures:
         ready, _ = ray.wait(list(futures), num_returns=1)
@@ -253,20 +282,7 @@ def enumerate_sharded(writer: RegionWriter, *, workers: int, address: Optional[s
                   + " ".join(f"L{i + 1}={c}" for i, c in enumerate(counts)), flush=True, file=sys.stderr)
         if stop_after and done_tasks >= stop_after:
             raise KeyboardInterrupt
-    shutil.rmtree(task_dir, ignore_errors=True)
-    result = EnumerationResult(regions=counts[-1], per_layer=counts, seconds=time.perf_counter() - t0,
-                               device=f"ray:{workers} workers" if not address else f"ray:{address}", stats=stats)
-    # what experiments/NOTES-scale.md models: the driver's share of the work
-    result.extra.update({"tasks": k, "ray_start_seconds": round(ray_start, 3), "top_split_seconds": round(top_seconds, 3),
-                         "driver_commit_seconds": round(commit_seconds, 3), "task_file_bytes": task_bytes,
-                         "worker_seconds": round(worker_seconds, 3)})
-    a = writer.f.attrs
-    a["counts"] = np.array(counts, dtype=np.int64)
-    a["regions"] = counts[-1]
-    a["complete"] = True
-    a["summary"] = json.dumps(result.summary())
-    writer._merge()
-    return result
+    return commit_seconds, task_bytes, worker_seconds
 
 
 def _split_top(writer: RegionWriter, batch_size: int, device, want: int, stats: DecisionStats, counts: list):
