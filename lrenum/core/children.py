@@ -38,12 +38,7 @@ def assemble(frame: Frame, P: Regions, hyp: Hyperplanes, const: np.ndarray, cell
     act = cells.signs > 0
     cst = const[p]
     Gc, gc = hyp.G[p], hyp.g[p]
-    R = P.rows
-    rows = Rows(np.concatenate([R.C[p], -s[:, :, None] * Gc], axis=1),
-                np.concatenate([R.b[p], s * gc], axis=1),
-                np.concatenate([R.eC[p], hyp.eG[p]], axis=1),
-                np.concatenate([R.eb[p], hyp.eg[p]], axis=1),
-                np.concatenate([R.mask[p], ~cst], axis=1))
+    rows = extend_rows(Rows(*(a[p] for a in P.rows)), hyp._replace(G=Gc, g=gc, eG=hyp.eG[p], eg=hyp.eg[p]), s, cst)
     bits = np.concatenate([P.bits[p], act], axis=1)
     constall = np.concatenate([P.const[p], cst], axis=1)
     maps = post_activation(hyp._replace(G=Gc, g=gc, eG=hyp.eG[p], eg=hyp.eg[p]), act, net.slopes[l])
@@ -71,6 +66,14 @@ def assemble(frame: Frame, P: Regions, hyp: Hyperplanes, const: np.ndarray, cell
                        wstatus=wstatus, rank=np.concatenate([P.rank[p], rank[:, None]], axis=1),
                        parent=P.ident[p], ident=np.full(len(p), -1, np.int64), vertices=cells.vertices)
     return children.take(keep), p[keep]
+
+
+def extend_rows(rows: Rows, hyp: Hyperplanes, s: np.ndarray, const: np.ndarray) -> Rows:
+    """A region's rows plus one layer's: neuron j on side s_j (+1 active) gives ``-s G y < s g``;
+    neurons constant on the region give no row (masked)."""
+    return Rows(np.concatenate([rows.C, -s[:, :, None] * hyp.G], axis=1), np.concatenate([rows.b, s * hyp.g], axis=1),
+                np.concatenate([rows.eC, hyp.eG], axis=1), np.concatenate([rows.eb, hyp.eg], axis=1),
+                np.concatenate([rows.mask, ~const], axis=1))
 
 
 def certify_region_witnesses(frame: Frame, x: np.ndarray, bits: np.ndarray, const: np.ndarray, rows: Rows):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .children import extend_rows
 from .frame import Frame
 from .hyperplanes import Propagator, post_activation
 from .state import AffineMaps, Regions, Rows
@@ -31,11 +32,7 @@ def rebuild_regions(frame: Frame, propagator: Propagator, bits: np.ndarray, cons
         hyp = propagator(cur)
         act = bits[:, offs[l]:offs[l + 1]]
         cst = const[:, offs[l]:offs[l + 1]]
-        s = np.where(act, 1.0, -1.0)
-        R = cur.rows
-        rows = Rows(np.concatenate([R.C, -s[:, :, None] * hyp.G], axis=1), np.concatenate([R.b, s * hyp.g], axis=1),
-                    np.concatenate([R.eC, hyp.eG], axis=1), np.concatenate([R.eb, hyp.eg], axis=1),
-                    np.concatenate([R.mask, ~cst], axis=1))
+        rows = extend_rows(cur.rows, hyp, np.where(act, 1.0, -1.0), cst)
         cur = Regions(layer=l + 1, bits=bits[:, :offs[l + 1]], const=const[:, :offs[l + 1]], rows=rows,
                       maps=post_activation(hyp, act, net.slopes[l]), witness=witness, radius=radius,
                       wstatus=wstatus, rank=ranks[:, :l + 1].astype(np.int64), parent=parent, ident=ident)

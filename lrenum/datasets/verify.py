@@ -31,6 +31,7 @@ from ..model.network import Network
 from ..tolerances import FORWARD_REL_TOL, MAP_REL_TOL
 from .format import pack_bits
 from .reader import RegionFile
+from .writer import output_maps
 
 CHUNK = 4096   # rows rebuilt at once: bounds verify's memory
 
@@ -146,10 +147,8 @@ class _Verifier:
     def _check_maps(self, sl: slice, R, wit, rad, ws) -> None:
         """Stored maps equal the rebuilt ones; the map agrees with the network near each witness."""
         net, geo = self.net, self.frame.geometry
-        W, b = net.weights[-1], net.biases[-1]
-        A_basis = np.einsum("oj,bjr->bor", W, R.maps.M)
+        A_basis, c_net = output_maps(net, R.maps)
         A_net = A_basis if geo.identity_basis else A_basis @ geo.U
-        c_net = R.maps.c @ W.T + b
         g = self.rf.f["final"]
         if "A" in g or "A_basis" in g:
             if "A" in g:

@@ -61,14 +61,19 @@ def region_rows(net: Network, frame: Frame, maps: str, layer: int, batch: Region
         rows["final_pattern"] = pack_bits(batch.bits)
         rows["final_rank"] = batch.rank.astype(np.int16)
         if maps != "none":
-            Wout, bout = net.weights[-1], net.biases[-1]
-            A_basis = np.einsum("oj,bjr->bor", Wout, batch.maps.M)
+            A_basis, c = output_maps(net, batch.maps)
             if maps == "all":
                 rows["final_A"] = A_basis if frame.geometry.identity_basis else A_basis @ frame.geometry.U
             else:
                 rows["final_A_basis"] = A_basis
-            rows["final_c"] = batch.maps.c @ Wout.T + bout
+            rows["final_c"] = c
     return rows
+
+
+def output_maps(net: Network, maps) -> tuple[np.ndarray, np.ndarray]:
+    """The network output ``A (U x) + c`` on regions whose last hidden layer maps as ``maps``."""
+    Wout, bout = net.weights[-1], net.biases[-1]
+    return np.einsum("oj,bjr->bor", Wout, maps.M), maps.c @ Wout.T + bout
 
 
 PER_LAYER = ("parent", "pattern", "constant", "rank", "witness", "radius", "witness_status")
