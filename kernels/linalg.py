@@ -1,11 +1,14 @@
 """Small dense SPD solves for one lane of a vmapped kernel.
 
-Measured on the 2-core CPU (experiments/NOTES-gpu.md, v0.2), per batch of 256 margin LPs:
+Measured on the 2-core CPU (2026-11-22), per batch of 256 margin LPs:
 ``jnp.linalg.cholesky`` + ``cho_solve`` ran 7.6 / 12 / 15 ms at d = 5 / 9 / 12 and compiled in
 about 1 s; fully unrolled scalar code ran as fast but its compile time grows as n^3 (3 s at
 n = 10); ``fori_loop`` and column-unrolled versions compiled in ~1.3 s but ran 3-5x slower. So
-the library factorisation is used. (An XLA CPU hang seen once with it in a long run on
-2026-11-21 did not reproduce in the stress test recorded in the same notes.)
+the library factorisation is used above UNROLL_MAX. Below it (d <= 4 in the dense kernel), the
+library call's per-lane overhead dominates: unrolled scalar code made family (a) of bench.py
+5-10% faster (a-d4-n24 0.705 -> 0.672 s, a-d2-n64 1.30 -> 1.17 s) and compiles fast at n <= 5. (An XLA CPU
+hang seen once with the library path in a long run on 2026-11-21 did not reproduce in the stress
+test recorded in the same notes.)
 """
 
 from __future__ import annotations
@@ -14,14 +17,38 @@ import jax
 import jax.numpy as jnp
 
 
+UNROLL_MAX = 5   # systems up to this size are factorised by unrolled scalar code (compile time grows as n^3)
+
+
 def spd_factor(H: jax.Array) -> jax.Array:
     """Lower Cholesky factor of a symmetric positive definite ``H`` (callers regularise H)."""
-    return jnp.linalg.cholesky(H)
+    n = H.shape[-1]
+    if n > UNROLL_MAX:
+        return jnp.linalg.cholesky(H)
+    L = [[None] * n for _ in range(n)]
+    for j in range(n):
+        diag = jnp.sqrt(H[j, j] - sum((L[j][k] * L[j][k] for k in range(j)), jnp.zeros((), H.dtype)))
+        L[j][j] = diag
+        for i in range(j + 1, n):
+            L[i][j] = (H[i, j] - sum((L[i][k] * L[j][k] for k in range(j)), jnp.zeros((), H.dtype))) / diag
+    zero = jnp.zeros((), H.dtype)
+    return jnp.stack([jnp.stack([L[i][j] if j <= i else zero for j in range(n)]) for i in range(n)])
 
 
 def spd_solve(L: jax.Array, R: jax.Array) -> jax.Array:
     """``H^{-1} R`` for R (n,) or (n, q), with ``L`` from :func:`spd_factor`."""
-    return jax.scipy.linalg.cho_solve((L, True), R)
+    n = L.shape[-1]
+    if n > UNROLL_MAX:
+        return jax.scipy.linalg.cho_solve((L, True), R)
+    y = []
+    for i in range(n):                       # L y = R
+        acc = R[i] - sum((L[i, k] * y[k] for k in range(i)), jnp.zeros_like(R[i]))
+        y.append(acc / L[i, i])
+    x = [None] * n
+    for i in reversed(range(n)):             # L^T x = y
+        acc = y[i] - sum((L[k, i] * x[k] for k in range(i + 1, n)), jnp.zeros_like(y[i]))
+        x[i] = acc / L[i, i]
+    return jnp.stack(x)
 
 
 def max_step(v: jax.Array, dv: jax.Array) -> jax.Array:
