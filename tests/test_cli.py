@@ -173,3 +173,15 @@ def test_cells_outgrowing_memory_stop_with_one_line(tmp_path, capsys, monkeypatc
     code, out, err = run_main(["enumerate", path, "--batch-size", "1", "-q"], capsys)
     assert code == 2
     assert err.startswith("lrenum: error: ") and len(err.strip().splitlines()) == 1 and "cells" in err, err
+
+
+def test_closed_pipe_is_quiet(tmp_path):
+    """`lrenum inspect f.h5 | head -1`: no traceback when the reader goes away."""
+    path = save(tmp_path, **good_arrays())
+    out = str(tmp_path / "r.h5")
+    assert main(["enumerate", path, "-o", out, "-q"]) == 0
+    r, w = os.pipe()
+    os.close(r)                      # the reader is gone before lrenum writes: every write fails
+    proc = subprocess.run([sys.executable, "-m", "lrenum", "inspect", out], stdout=w, stderr=subprocess.PIPE, text=True)
+    os.close(w)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr

@@ -31,16 +31,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except MemoryError:
         print("lrenum: error: out of memory (try a smaller --batch-size)", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except Exception as exc:   # the device ran out of memory: JAX raises its own error type
-        if type(exc).__name__ == "JaxRuntimeError" and "RESOURCE_EXHAUSTED" in str(exc):
-            print("lrenum: error: the device ran out of memory (try a smaller --batch-size)", file=sys.stderr)
-            return EXIT_BAD_INPUT
-        raise
     except BrokenPipeError:
         # the reader went away (`lrenum inspect f.h5 | head`): stop quietly, as Unix tools do
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except Exception as exc:   # the device ran out of memory: JAX raises its own error type
+        if type(exc).__name__ == "JaxRuntimeError" and "RESOURCE_EXHAUSTED" in str(exc):
+            print("lrenum: error: the device ran out of memory (try a smaller --batch-size)", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        raise
     except KeyboardInterrupt:
         print("lrenum: interrupted", file=sys.stderr)
         return 130
