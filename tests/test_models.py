@@ -225,3 +225,24 @@ def test_torch_and_onnx_routes_give_the_same_regions(tmp_path, which):
     assert a.regions == b.regions > 1
     X = np.random.default_rng(0).uniform(-0.5, 0.5, size=(20, d))
     np.testing.assert_allclose(via_torch.forward(X), via_onnx.forward(X), rtol=1e-6, atol=1e-6)
+
+
+def test_torchscript_file_through_the_command_line(tmp_path, capsys):
+    nn = torch.nn
+    torch.manual_seed(1)
+    m = nn.Sequential(nn.Linear(3, 5), nn.ReLU(), nn.Dropout(0.1), nn.Linear(5, 4), nn.LeakyReLU(0.1), nn.Linear(4, 2)).double()
+    path = str(tmp_path / "m.pt")
+    torch.jit.save(torch.jit.script(m.eval()), path)
+    npz = str(tmp_path / "m.npz")
+    assert main(["convert", path, "-o", npz, "-q"]) == 0
+    net = lrenum.load_npz(npz)[0]
+    X = np.random.default_rng(0).uniform(-1, 1, size=(10, 3))
+    with torch.no_grad():
+        np.testing.assert_allclose(net.forward(X), m(torch.tensor(X)).numpy(), rtol=1e-12, atol=1e-12)
+    assert main(["enumerate", path, "-q"]) == 0
+    pickled = str(tmp_path / "p.pt")
+    torch.save(m, pickled)
+    capsys.readouterr()
+    assert main(["enumerate", pickled, "-q"]) == 2            # unpickling runs code: needs --unpickle
+    assert "--unpickle" in capsys.readouterr().err
+    assert main(["enumerate", pickled, "-q", "--unpickle"]) == 0

@@ -52,10 +52,16 @@ def from_torch(module, input_shape: Optional[Sequence[int]] = None) -> Network:
     module.eval()
     if input_shape is None:
         shapeless = (nn.Flatten, nn.Dropout, nn.Identity)
-        first = next((m for m in module.modules() if not list(m.children()) and not isinstance(m, shapeless)), None)
-        if not isinstance(first, nn.Linear):
-            raise InputError("cannot infer the input shape (the model does not start with Linear): pass input_shape")
-        input_shape = (first.in_features,)
+        shapeless_names = {"Flatten", "Dropout", "Identity"}      # TorchScript modules keep only their class name
+        first = next((m for m in module.modules() if not list(m.children()) and not isinstance(m, shapeless)
+                      and getattr(m, "original_name", None) not in shapeless_names), None)
+        if isinstance(first, nn.Linear):
+            input_shape = (first.in_features,)
+        elif getattr(first, "original_name", None) == "Linear":
+            input_shape = (int(first.weight.shape[1]),)
+        else:
+            raise InputError("cannot infer the input shape (the model does not start with Linear): "
+                             "pass input_shape (--input-shape on the command line)")
     low = Lowerer(input_shape)
     with torch.no_grad():
         _walk(module, low, torch, nn)
