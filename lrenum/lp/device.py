@@ -20,6 +20,10 @@ from ..tolerances import DECIDE_TOL, LP_ITERS
 from .problem import LPGeometry, MarginProblems, MarginSolutions, norm2
 
 ROW_BUCKET = 8           # rows are padded to a multiple of this: few distinct compiled shapes
+SMALL_BATCH = 32         # box LP calls with at most this many LPs run at this lane count: small wide networks
+                         # make many small calls, and padding each to 256 lanes cost ~7 ms at d = 64 (measured:
+                         # family (d) 0.073 -> 0.025 s per run; one more compilation, ~1 s cold). Not for the
+                         # dense kernel: its several row buckets would each compile twice (5-12-6-6: 2.6 -> 5.0 s cold)
 
 
 def default_lp_batch(device) -> int:
@@ -59,8 +63,11 @@ class _DeviceLP:
                                    np.zeros((0, problems.C.shape[1])), np.zeros((0, m_dom)))
         return MarginSolutions(*(np.concatenate(x) for x in zip(*parts)))
 
+    small_batch = 0          # a second, small lane bucket (0: none); costs one more compilation
+
     def _pad_batch(self, arr: np.ndarray, k: int) -> np.ndarray:
-        return np.pad(arr, [(0, self.lp_batch - k)] + [(0, 0)] * (arr.ndim - 1))
+        lanes = self.small_batch if k <= self.small_batch < self.lp_batch else self.lp_batch
+        return np.pad(arr, [(0, lanes - k)] + [(0, 0)] * (arr.ndim - 1))
 
 
 class DenseDeviceLP(_DeviceLP):
@@ -114,6 +121,7 @@ class BoxDeviceLP(_DeviceLP):
     """
 
     name = "device-box"
+    small_batch = SMALL_BATCH
 
     def __init__(self, geometry: LPGeometry, device, max_rows: Optional[int] = None, **kw):
         super().__init__(geometry, device, **kw)
