@@ -40,7 +40,7 @@ from .core.rebuild import rebuild_regions
 from .core.split import Splitter
 from .core.state import Regions
 from .core.walk import EnumerationResult, ResumeState, enumerate_regions, root_region
-from .datasets.writer import RegionWriter, region_rows
+from .datasets.writer import RegionWriter, append_rows, region_rows
 from .errors import InputError
 from .lp.device import default_lp_batch
 from .model.domain import Domain
@@ -114,10 +114,7 @@ class _TaskFile:
             if key not in self.f:
                 self.f.create_dataset(key, data=arr, maxshape=(None,) + arr.shape[1:], chunks=True)
             else:
-                ds = self.f[key]
-                n = ds.shape[0]
-                ds.resize(n + arr.shape[0], axis=0)
-                ds[n:] = arr
+                append_rows(self.f[key], arr)
 
     def split_done(self, layer, ident, n_children) -> None:
         pass

@@ -9,6 +9,12 @@ from .commands import (cmd_bounds, cmd_convert, cmd_enumerate, cmd_estimate, cmd
 from .common import _add_domain_args, _add_model_args, _confidence, _Parser, _positive_float, _positive_int
 
 
+def _add_output_args(p: argparse.ArgumentParser, quiet_help: str = "no progress on stderr") -> None:
+    """The two options every verb shares: --json (stdout holds one JSON object) and -q."""
+    p.add_argument("--json", action="store_true", help="stdout: one JSON object (the human summary goes to stderr)")
+    p.add_argument("-q", "--quiet", action="store_true", help=quiet_help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .._version import __version__
 
@@ -33,8 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="shard the enumeration over N Ray workers (needs -o and pip install 'lrenum[ray]')")
     p.add_argument("--ray-address", help="join this Ray cluster instead of starting a local one (with --workers)")
     p.add_argument("--force", action="store_true", help="overwrite a complete -o file")
-    p.add_argument("--json", action="store_true", help="stdout: one JSON object (the human summary goes to stderr)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    _add_output_args(p)
     p.set_defaults(func=cmd_enumerate)
 
     p = sub.add_parser("convert", help="lower a PyTorch (.pt) or ONNX (.onnx) model to lrenum's .npz")
@@ -42,8 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="the .npz to write")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
     _add_model_args(p)
-    p.add_argument("--json", action="store_true", help="stdout: one JSON object (the human summary goes to stderr)")
-    p.add_argument("-q", "--quiet", action="store_true", help="accepted for symmetry: convert shows no progress")
+    _add_output_args(p, quiet_help="accepted for symmetry: convert shows no progress")
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("estimate", help="estimate the number of regions (tree probes or point sampling)")
@@ -63,8 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--confidence", type=_confidence, default=0.95, help="confidence level (default 0.95)")
     p.add_argument("--device", choices=["cpu", "gpu"], help="JAX device (default: JAX's default)")
-    p.add_argument("--json", action="store_true", help="stdout: one JSON object (the human summary goes to stderr)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    _add_output_args(p)
     p.set_defaults(func=cmd_estimate)
 
     p = sub.add_parser("mipbound", help="probabilistic lower bound by MILP with random XOR constraints")
@@ -77,8 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["auto", "scip", "highs"], default="auto",
                    help="MILP solver: SCIP (extra 'mipbound') or HiGHS via scipy (default: SCIP if installed)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--json", action="store_true", help="stdout: one JSON object (the human summary goes to stderr)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    _add_output_args(p)
     p.set_defaults(func=cmd_mipbound)
 
     p = sub.add_parser("bounds", help="analytic upper bounds on the number of regions")
@@ -88,8 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip the MILPs for the largest number of simultaneously active units")
     p.add_argument("--backend", choices=["auto", "scip", "highs"], default="auto", help="MILP solver (default: SCIP if installed)")
     p.add_argument("--time-limit", type=_positive_float, default=10.0, help="seconds per MILP solve (default 10)")
-    p.add_argument("--json", action="store_true", help="stdout: one JSON object (the human summary goes to stderr)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    _add_output_args(p)
     p.set_defaults(func=cmd_bounds)
 
     p = sub.add_parser("plot", help="draw the exact partition of a 2-D domain or of a 2-D slice")
@@ -105,22 +106,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--u", nargs="+", type=float, help="first slice direction (default: the first axis)")
     p.add_argument("--v", nargs="+", type=float, help="second slice direction (default: the second axis)")
     p.add_argument("--title", help="figure title (default: the number of regions)")
-    p.add_argument("--json", action="store_true", help="stdout: one JSON object (the human summary goes to stderr)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    _add_output_args(p)
     p.set_defaults(func=cmd_plot)
 
     p = sub.add_parser("line", help="regions along the segment between two inputs (a 1-D slice)")
     p.add_argument("network", help="network file (.npz, .onnx, .pt)")
     p.add_argument("a", help="start point: .npy file or comma list")
     p.add_argument("b", help="end point: .npy file or comma list")
-    p.add_argument("--json", action="store_true", help="stdout: one JSON object (the human summary goes to stderr)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    _add_output_args(p)
     p.set_defaults(func=cmd_line)
 
     p = sub.add_parser("inspect", help="summarise a region file")
     p.add_argument("file", help="region file (.h5) written by enumerate -o")
-    p.add_argument("--json", action="store_true", help="stdout: one JSON object (the human summary goes to stderr)")
-    p.add_argument("-q", "--quiet", action="store_true", help="accepted for symmetry: inspect shows no progress")
+    _add_output_args(p, quiet_help="accepted for symmetry: inspect shows no progress")
     p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("verify", help="re-check every region of a file against its network")
@@ -128,7 +126,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("network", help="the network .npz the file was written for")
     _add_domain_args(p)
     p.add_argument("--device", choices=["cpu", "gpu"], help="JAX device (default: JAX's default)")
-    p.add_argument("--json", action="store_true", help="stdout: one JSON object (the human summary goes to stderr)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    _add_output_args(p)
     p.set_defaults(func=cmd_verify)
     return parser

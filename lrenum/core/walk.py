@@ -241,9 +241,7 @@ def _walk(frame: Frame, splitter: Splitter, sinks: list, batch_size: int, resume
         # split's arrays (cells, rows, LPs) stay bounded whatever the children per parent (measured:
         # 512 MNIST parents x 450 children each held 11.8 GB)
         est = per_parent[level]
-        take = batch_size if est is None else int(np.clip(budget / est, 1, batch_size))
-        if est is None:
-            take = min(batch_size, FIRST_PROBE)
+        take = min(batch_size, FIRST_PROBE) if est is None else int(np.clip(budget / est, 1, batch_size))
         parents = stacks[level].pop(take)
         children, n_children = splitter.split(parents)
         # the mean, raised towards the largest parent seen: a batch of heavy parents after light

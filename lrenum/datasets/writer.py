@@ -44,7 +44,7 @@ COMMIT_SECONDS = float(os.environ.get("LRENUM_COMMIT_SECONDS", "1.0"))  # second
 CHUNK_ROWS = 4096
 
 
-def _append(ds: h5py.Dataset, rows: np.ndarray) -> None:
+def append_rows(ds: h5py.Dataset, rows: np.ndarray) -> None:
     n = ds.shape[0]
     ds.resize(n + rows.shape[0], axis=0)
     ds[n:] = rows
@@ -311,15 +311,15 @@ class RegionWriter:
                             continue
                         g, src = out[f"layer_{l}"], seg[f"layer_{l}"]
                         for name in PER_LAYER:
-                            _append(g[name], src[name][:])
+                            append_rows(g[name], src[name][:])
                         if l == self.L:
                             for name, target in final_names.items():
                                 if name in src:
-                                    _append(out["final"][target], src[name][:])
+                                    append_rows(out["final"][target], src[name][:])
             for l in range(1, self.L):   # children counted from the parents of the next layer
                 n = out[f"layer_{l}/parent"].shape[0]
                 par = out[f"layer_{l + 1}/parent"][:]
-                _append(out[f"layer_{l}/n_children"], np.bincount(par, minlength=n)[:n].astype(np.int32))
+                append_rows(out[f"layer_{l}/n_children"], np.bincount(par, minlength=n)[:n].astype(np.int32))
             out.attrs["committed"] = np.array([1] + [out[f"layer_{l}/parent"].shape[0] for l in range(1, self.L + 1)],
                                               dtype=np.int64)
         os.replace(tmp, self.path)
