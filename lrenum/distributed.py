@@ -154,7 +154,8 @@ def _pin_to_a_free_core() -> None:
 
 
 def run_task(net: Network, domain: Domain, roots: dict, layer: int, path: str, batch_size: int,
-             device: Optional[str], maps: str, kill_marker: Optional[str] = None) -> dict:
+             device: Optional[str], maps: str, kill_marker: Optional[str] = None,
+             vertex_path: Optional[bool] = None) -> dict:
     """Walk the subtrees of ``roots`` (regions of ``layer``; ``roots['ident']`` their global ids)
     and write every region below them to ``path``. Returns the local counts per layer and stats.
 
@@ -175,7 +176,8 @@ def run_task(net: Network, domain: Domain, roots: dict, layer: int, path: str, b
     sink = _TaskFile(tmp, lambda layer, batch: region_rows(net, frame, maps, layer, batch))
     try:
         res = enumerate_regions(net, domain, batch_size=batch_size, device=device, sink=sink,
-                                resume=ResumeState([(layer, regions)], [1] + [0] * net.n_hidden))
+                                resume=ResumeState([(layer, regions)], [1] + [0] * net.n_hidden),
+                                vertex_path=vertex_path)
     finally:
         sink.close()
     os.replace(tmp, path)
@@ -185,7 +187,7 @@ def run_task(net: Network, domain: Domain, roots: dict, layer: int, path: str, b
 # ---------------------------------------------------------------------------------- the driver
 def enumerate_sharded(writer: RegionWriter, *, workers: int, address: Optional[str] = None,
                       batch_size: int = 512, device: Optional[str] = None, progress: bool = False,
-                      tasks_per_worker: int = TASKS_PER_WORKER) -> EnumerationResult:
+                      tasks_per_worker: int = TASKS_PER_WORKER, vertex_path: Optional[bool] = None) -> EnumerationResult:
     """Fill ``writer``'s file using Ray workers; the file ends complete and merged."""
     if workers < 1:
         raise InputError("--workers must be at least 1")
@@ -199,7 +201,8 @@ def enumerate_sharded(writer: RegionWriter, *, workers: int, address: Optional[s
     counts = [0] * L
     resume = writer._pending_state(device)
     if resume is None:
-        frontier_layer, frontier = _split_top(writer, batch_size, device, workers * tasks_per_worker, stats, counts)
+        frontier_layer, frontier = _split_top(writer, batch_size, device, workers * tasks_per_worker, stats, counts,
+                                              vertex_path)
         pending = [(frontier_layer, frontier)] if frontier is not None else []
     else:
         counts = list(resume.next_id[1:])
@@ -223,7 +226,7 @@ def enumerate_sharded(writer: RegionWriter, *, workers: int, address: Optional[s
                      "wstatus": part.wstatus, "rank": part.rank, "parent": part.parent, "ident": part.ident}
             path = os.path.join(task_dir, f"task_{k:06d}.h5")
             futures[remote.remote(net_ref, domain, roots, layer, path, batch_size, device, writer.maps,
-                                  os.environ.get("LRENUM_TEST_KILL_WORKER_ONCE"))] = (layer, path)
+                                  os.environ.get("LRENUM_TEST_KILL_WORKER_ONCE"), vertex_path)] = (layer, path)
             k += 1
     stop_after = int(os.environ.get("LRENUM_TEST_STOP_AFTER_TASKS", "0"))   # interruption hook for the tests
     top_seconds = time.perf_counter() - t0
@@ -282,13 +285,16 @@ def _collect(ray, futures: dict, writer: RegionWriter, counts: list, stats: Deci
     return commit_seconds, task_bytes, worker_seconds
 
 
-def _split_top(writer: RegionWriter, batch_size: int, device, want: int, stats: DecisionStats, counts: list):
+def _split_top(writer: RegionWriter, batch_size: int, device, want: int, stats: DecisionStats, counts: list,
+               vertex_path: Optional[bool] = None):
     """Split in-process, layer by layer, until a layer has ``want`` regions (or the last hidden
     layer is reached); commit every region found. Returns (layer, its regions) to hand out."""
     frame = writer.frame
     dev = runtime.select_device(device)
-    splitter = Splitter(frame, dev, stats)
+    splitter = Splitter(frame, dev, stats, vertex_path=vertex_path)
     regions = root_region(frame)
+    if splitter.vertex is not None:
+        regions = splitter.vertex.with_root_vertices(regions)
     L = frame.net.n_hidden
     for level in range(L):
         kids, n = [], 0

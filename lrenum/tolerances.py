@@ -31,7 +31,7 @@ CUT_TOL = 1e-9        # an LP margin above CUT_TOL * domain scale is proposed as
 DECIDE_TOL = 1e-6     # an LP lane stops once |t*| is known to exceed DECIDE_TOL * scale: the sign is then settled; nearer zero goes to the certification path
 GEO_SAFETY = 0.999    # geometric cut test uses distance < GEO_SAFETY * radius, so that half-balls keep a little room inside the witness ball
 POOL_MARGIN = 1e-9    # a pooled point counts for a side of a hyperplane only beyond POOL_MARGIN * scale * |normal|: points on the hyperplane prove nothing
-VERTEX_SIGN_TOL = 0.0  # vertex signs are decided by certified error bounds alone; kept as a named 0 so that tests can widen it
+VERTEX_BAND = 1e-9    # a vertex within VERTEX_BAND * (|G|_1 max_box |x| + |g|) of a hyperplane counts as on it (both sides): interpolated vertices err by ~1e-15 relative per layer, so this band only ever widens a proposal; every decision is certified after
 RADIUS_CAP = 2.0      # geometric splits cap a witness ball at (distance + RADIUS_CAP * scale): keeps half-ball witnesses inside an overestimated ball's region
 
 # ----------------------------------------------------------------------------- interior-point kernels

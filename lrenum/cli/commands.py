@@ -26,6 +26,14 @@ def cmd_enumerate(args) -> int:
     memory.check_run(int(sum(net.hidden_widths)), min(net.input_dim, net.hidden_widths[0]), max(net.hidden_widths),
                      args.batch_size)   # before the first progress line: bad input stays one line
     writer = None
+    vertex_path = {"auto": None, "vertices": True, "lp": False}[args.splitter]
+    if vertex_path:                   # refused before any file is touched
+        from ..core.frame import Frame
+        from ..core.vertices import VertexSplitter
+
+        why = VertexSplitter.unavailable(Frame(net, domain))
+        if why:
+            raise InputError(f"--splitter vertices needs {why}")
     if args.geometry and not args.output:
         raise InputError("--geometry needs -o FILE")
     if args.workers is not None:   # checked before any file is touched
@@ -48,12 +56,14 @@ def cmd_enumerate(args) -> int:
             from ..distributed import enumerate_sharded
 
             result = enumerate_sharded(writer, workers=args.workers, address=args.ray_address,
-                                       batch_size=args.batch_size, device=args.device, progress=not args.quiet)
+                                       batch_size=args.batch_size, device=args.device, progress=not args.quiet,
+                                       vertex_path=vertex_path)
         elif writer is not None:
-            result = writer.run(batch_size=args.batch_size, device=args.device, progress=not args.quiet)
+            result = writer.run(batch_size=args.batch_size, device=args.device, progress=not args.quiet,
+                                vertex_path=vertex_path)
         else:
             result = enumerate_regions(net, domain, batch_size=args.batch_size, device=args.device,
-                                       progress=not args.quiet)
+                                       progress=not args.quiet, vertex_path=vertex_path)
     finally:
         if writer is not None:
             writer.close()

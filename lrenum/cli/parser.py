@@ -29,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_domain_args(p)
     p.add_argument("--device", choices=["cpu", "gpu"], help="JAX device (default: JAX's default)")
     p.add_argument("--batch-size", type=_positive_int, default=512, help="parent regions split together (default 512)")
+    p.add_argument("--splitter", choices=["auto", "vertices", "lp"], default="auto",
+                   help="how parents are split: from their vertices (low input dimension, box domains), by LPs, "
+                        "or auto (vertices on boxes up to d = 8, else LPs); the answer is the same, certified either way")
     p.add_argument("--maps", choices=["all", "none"],
                    help="store each final region's affine map (default 'all') or rebuild on demand; "
                         "on --resume it must match the file")

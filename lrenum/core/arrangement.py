@@ -74,30 +74,42 @@ class SideTester:
             parts = [self(parent[s:s + step], signs[s:s + step], k[s:s + step], side[s:s + step], start[s:s + step])
                      for s in range(0, K, step)]
             return tuple(np.concatenate(p) for p in zip(*parts))
-        test = np.zeros_like(signs)
-        test[np.arange(K), k] = side
-        R = self.P.rows
-        Cl, bl, eCl, ebl, ml = layer_rows(self.hyp, parent, signs)
-        Ct, bt, eCt, ebt, _ = layer_rows(self.hyp, parent, test)
-        kk = (np.arange(K), k)
-        C = np.concatenate([R.C[parent], Cl, Ct[kk][:, None]], axis=1)
-        b = np.concatenate([R.b[parent], bl, bt[kk][:, None]], axis=1)
-        eC = np.concatenate([R.eC[parent], eCl, eCt[kk][:, None]], axis=1)
-        eb = np.concatenate([R.eb[parent], ebl, ebt[kk][:, None]], axis=1)
-        mask = np.concatenate([R.mask[parent], ml, np.ones((K, 1), bool)], axis=1)
+        C, b, eC, eb, mask = self.cell_rows(parent, signs, k, side)
         sol = self.backend.solve(MarginProblems(C, b, mask, start))
         self.stats.lps += K
         nonempty = sol.t > CUT_TOL * self.frame.geometry.scale
         x, radius = sol.x.copy(), np.where(nonempty, sol.radius, 0.0)
         claims = np.nonzero(~nonempty)[0]
         if claims.size:
-            empty, wit, rad = self.decider.empty_claims(
-                C[claims], b[claims], eC[claims], eb[claims], mask[claims], sol.y[claims], sol.y_dom[claims],
-                lambda i: self._spec(parent[claims[i]], signs[claims[i]], k[claims[i]], side[claims[i]]))
+            empty, wit, rad = self.settle(parent[claims], signs[claims], k[claims], side[claims],
+                                          sol.y[claims], sol.y_dom[claims])
             flip = claims[~empty]
             nonempty[flip] = True
             x[flip], radius[flip] = wit[~empty], rad[~empty]
         return nonempty, x, radius
+
+    def cell_rows(self, parent, signs, k, side):
+        """Rows (C, b, eC, eb, mask) of "side ``side`` of neuron k in the cell": the parent's rows
+        (one per earlier neuron), this layer's (one per neuron, masked where the sign is 0), the test row."""
+        K = parent.size
+        test = np.zeros_like(signs)
+        test[np.arange(K), k] = side
+        R = self.P.rows
+        Cl, bl, eCl, ebl, ml = layer_rows(self.hyp, parent, signs)
+        Ct, bt, eCt, ebt, _ = layer_rows(self.hyp, parent, test)
+        kk = (np.arange(K), k)
+        return (np.concatenate([R.C[parent], Cl, Ct[kk][:, None]], axis=1),
+                np.concatenate([R.b[parent], bl, bt[kk][:, None]], axis=1),
+                np.concatenate([R.eC[parent], eCl, eCt[kk][:, None]], axis=1),
+                np.concatenate([R.eb[parent], ebl, ebt[kk][:, None]], axis=1),
+                np.concatenate([R.mask[parent], ml, np.ones((K, 1), bool)], axis=1))
+
+    def settle(self, parent, signs, k, side, y, y_dom):
+        """Certify "no interior" claims for these cells with dual weights y (layout of
+        :meth:`cell_rows`), climbing the Decider's ladder where needed: (empty, witness, radius)."""
+        C, b, eC, eb, mask = self.cell_rows(parent, signs, k, side)
+        return self.decider.empty_claims(C, b, eC, eb, mask, y, y_dom,
+                                         lambda i: self._spec(parent[i], signs[i], k[i], side[i]))
 
     def _spec(self, p: int, signs: np.ndarray, k: int, side: int) -> CellSpec:
         """The exact path's view of one tested cell, rows in the float layout's order."""

@@ -48,8 +48,9 @@ def lp_chunk(n_rows: int, basis_rank: int) -> int:
     return max(1, LP_CHUNK_BYTES // (8 * max(1, n_rows) * (basis_rank + 4)))
 
 
-def check_cells(n_cells: int, n_neurons: int, layer: int, batch_size: int) -> None:
-    """While arranging: the cells of one batch of parents grow with every hyperplane added."""
-    require(float(n_cells) * (n_neurons + 64), f"splitting {batch_size} parents at layer {layer} "
+def check_cells(n_cells: int, n_neurons: int, layer: int, batch_size: int, extra_bytes: float = 0.0) -> None:
+    """While arranging: the cells of one batch of parents grow with every hyperplane added
+    (``extra_bytes``: what else grows with them, such as the vertex path's vertices)."""
+    require(float(n_cells) * (n_neurons + 64) + extra_bytes, f"splitting {batch_size} parents at layer {layer} "
             f"(more than {n_cells:,} cells of {n_neurons} neurons each)",
             "use a smaller --batch-size, or count with `lrenum estimate` / `lrenum bounds`")

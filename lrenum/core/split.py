@@ -2,8 +2,8 @@
 
     hyperplanes  each parent's next-layer hyperplanes, from its affine map (device kernel)
     classify     constant / cuts / one-signed by cheap tests; the rest stays open
-    vertices     reserved for a low-dimensional vertex path (not implemented: see
-                 :mod:`lrenum.core.vertices`); every parent takes the next step
+    vertices     at small d, parents with a vertex set: the arrangement from vertex signs, each
+                 "empty" side certified by a dual read off a vertex (:mod:`lrenum.core.vertices`)
     arrange      otherwise: LPs for the open neurons, then the cutting hyperplanes added one by
                  one to every cell (see :mod:`lrenum.core.arrangement`)
     assemble     children's patterns, rows and maps; witnesses certified by a forward pass; ranks
@@ -56,7 +56,8 @@ class Splitter:
         done = np.zeros(len(P), bool)
         parts = []
         if self.vertex is not None and P.vertices is not None:
-            cells, handled = self.vertex.split(P, hyp, cls)
+            tester = SideTester(frame, P, hyp, self.backend, self.decider, stats)
+            cells, handled = self.vertex.split(P, hyp, cls, tester, last_layer=P.layer + 1 == frame.net.n_hidden)
             done |= handled
             if cells is not None:
                 parts.append(cells)
@@ -69,7 +70,7 @@ class Splitter:
         rest = np.nonzero(~done)[0]
         if rest.size:
             parts.append(self._arrange(P, hyp, cls, rest))
-        cells = _concat_cells(parts)
+        cells = _concat_cells(parts, self.vertex)
         order = np.argsort(cells.parent, kind="stable")
         cells = ChildCells(cells.parent[order], cells.signs[order], cells.witness[order],
                            None if cells.vertices is None else cells.vertices.take(order))
@@ -99,14 +100,13 @@ class Splitter:
         return ChildCells(which[cells.parent], signs, wit)
 
 
-def _concat_cells(parts: list) -> ChildCells:
+def _concat_cells(parts: list, vertex_path) -> ChildCells:
+    """One batch of cells; where some parts carry vertex sets, the others get empty ones (LP path below)."""
     if len(parts) == 1:
         return parts[0]
-    with_v = [p.vertices is not None for p in parts]
-    if any(with_v) and not all(with_v):   # mixed batch: vertex sets are dropped for all (rare)
-        parts = [p._replace(vertices=None) for p in parts]
     vertices = None
-    if parts[0].vertices is not None:
-        vertices = type(parts[0].vertices).concat([p.vertices for p in parts])
+    if any(p.vertices is not None for p in parts):
+        vertices = type(next(p.vertices for p in parts if p.vertices is not None)).concat(
+            [p.vertices if p.vertices is not None else vertex_path.no_vertices(len(p.parent)) for p in parts])
     return ChildCells(np.concatenate([p.parent for p in parts]), np.concatenate([p.signs for p in parts]),
                       np.concatenate([p.witness for p in parts]), vertices)

@@ -1,19 +1,408 @@
-"""The low-dimensional vertex path (issue #11): not implemented.
+"""Step 3 of a split on the low-dimensional path: a parent's arrangement from its vertices, not LPs.
 
-The room the split keeps for it: at small input dimension, signs at a parent's vertices could
-decide its cuts without LPs. A certified version needs enclosures of every vertex and a proof that
-no cell is missed; until it exists, :meth:`VertexSplitter.for_frame` returns None and every parent
-takes the LP path. Asking for it explicitly is an error rather than a silent no-op.
+At small input dimension a region has few vertices. Whether hyperplane k cuts a cell is read off
+the signs of its values at the cell's vertices; a cut cell's two children get their vertices by
+interpolating along the crossing edges (two vertices span an edge when they share d - 1 tight
+rows), the incremental construction of an arrangement, one hyperplane at a time over every cell
+of every parent at once (Berzins' edge subdivision, kept per region).
+
+Nothing read off a vertex is trusted, so vertex coordinates need no error analysis:
+
+* "side s of hyperplane k holds no interior point of the cell" gets a Farkas certificate: at the
+  cell's extreme vertex the tight rows' normals combine into the hyperplane's normal (LP duality),
+  and those few rows alone are checked by :func:`floatcert.certify_empty`; where that fails the
+  claim climbs the Decider's ladder (exact support, Clarabel, exact simplex) on the cell's rows;
+* a "cut" is proven with the children: each child's witness (the mean of its vertices) passes the
+  forward-pass certificate in :func:`lrenum.core.children.assemble`, or is repaired, or the child
+  is proven empty and dropped.
+
+Every branch the construction prunes is certified empty, so no cell can be missed. If the ladder
+finds interior where the vertices said none, the parent's vertex set was wrong (degenerate
+rounding); that parent is redone on the LP path, whose children carry no vertex set.
 """
 
 from __future__ import annotations
 
+from typing import Optional
+
+import numpy as np
+
+from ..certify import floatcert
+from ..certify.decide import DecisionStats
 from ..errors import InputError
+from ..tolerances import VERTEX_BAND
+from . import memory
+from .frame import Frame
+from .state import Hyperplanes, Regions
+
+AUTO_MAX_D = 8         # the vertex path is on by default up to this input dimension (the box alone has 2^d vertices)
+VERTEX_CAP = 4096      # a parent with more vertices takes the LP path: the edge search is quadratic in a cell's vertices
+
+
+def ragged_arange(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Concatenation of ``arange(s, s + c)`` over (s, c): the rows of ragged groups."""
+    counts = np.asarray(counts, np.int64)
+    total = int(counts.sum())
+    if total == 0:
+        return np.zeros(0, np.int64)
+    ends = np.cumsum(counts)
+    return np.repeat(np.asarray(starts, np.int64) - (ends - counts), counts) + np.arange(total)
+
+
+class VertexSets:
+    """Vertices of a batch of regions, grouped by region: region i owns ``count[i]`` consecutive rows.
+
+    ``tight`` marks, per vertex, the rows through it as bits: box face ``lo_j`` is bit 2j, ``hi_j``
+    bit 2j + 1, neuron q (flat index over the hidden layers) bit 2d + q. A region with no vertices
+    has no vertex set and takes the LP path.
+    """
+
+    def __init__(self, x: np.ndarray, tight: np.ndarray, count: np.ndarray):
+        self.x, self.tight, self.count = x, tight, np.asarray(count, np.int64)
+
+    def __len__(self) -> int:
+        return int(self.count.size)
+
+    @property
+    def start(self) -> np.ndarray:
+        return np.cumsum(self.count) - self.count
+
+    def take(self, idx) -> "VertexSets":
+        idx = np.arange(self.count.size)[idx]
+        rows = ragged_arange(self.start[idx], self.count[idx])
+        return VertexSets(self.x[rows], self.tight[rows], self.count[idx])
+
+    @staticmethod
+    def concat(items: list["VertexSets"]) -> "VertexSets":
+        return VertexSets(np.concatenate([v.x for v in items]), np.concatenate([v.tight for v in items]),
+                          np.concatenate([v.count for v in items]))
+
+    @staticmethod
+    def none(n: int, d: int, words: int) -> "VertexSets":
+        """``n`` regions without vertex sets."""
+        return VertexSets(np.zeros((0, d)), np.zeros((0, words), np.uint64), np.zeros(n, np.int64))
+
+
+def _bit(row_id: int, words: int) -> np.ndarray:
+    out = np.zeros(words, np.uint64)
+    out[row_id // 64] = np.uint64(1) << np.uint64(row_id % 64)
+    return out
+
+
+def _tight_ids(tight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each vertex's tight rows as ids, padded with -1: ((V, T), count (V,)). Peels the lowest
+    set bit T times (T = the largest count: d for simple vertices)."""
+    cnt = np.bitwise_count(tight).sum(axis=1).astype(np.int64)
+    T = max(int(cnt.max(initial=0)), 1)
+    ids = np.full((tight.shape[0], T), -1)
+    rest = tight.copy()
+    rows = np.arange(tight.shape[0])
+    for t in range(T):
+        word = np.argmax(rest != 0, axis=1)
+        w = rest[rows, word]
+        low = w & (~w + np.uint64(1))                        # the lowest set bit
+        ids[:, t] = np.where(w != 0, word * 64 + np.bitwise_count(low - np.uint64(1)).astype(np.int64), -1)
+        rest[rows, word] = w ^ low
+    return ids, cnt
+
+
+def _combination(A: np.ndarray, target: np.ndarray, square: np.ndarray) -> np.ndarray:
+    """mu with sum_t mu_t A[:, t] = target: a d x d solve where the vertex is simple (``square``),
+    least squares elsewhere (degenerate vertices; a wrong mu only fails its certificate)."""
+    K, T, d = A.shape
+    mu = np.zeros((K, T))
+    At = np.transpose(A, (0, 2, 1))
+    sq = np.nonzero(square)[0] if T == d else np.zeros(0, np.int64)
+    if sq.size:
+        try:
+            mu[sq] = np.linalg.solve(At[sq], target[sq][:, :, None])[:, :, 0]
+        except np.linalg.LinAlgError:          # a singular one in the batch: least squares for all
+            sq = np.zeros(0, np.int64)
+    is_sq = np.zeros(K, bool)
+    is_sq[sq] = True
+    rest = np.nonzero(~is_sq)[0]
+    if rest.size:
+        mu[rest] = np.einsum("ktd,kd->kt", np.linalg.pinv(At[rest]), target[rest])
+    return mu
 
 
 class VertexSplitter:
-    @classmethod
-    def for_frame(cls, frame, stats, enabled=None):
-        if enabled:
-            raise InputError("the vertex path (vertex_path=True) is not implemented yet; every parent takes the LP path")
+    """The vertex path for one enumeration (box domains, small d)."""
+
+    def __init__(self, frame: Frame, stats: DecisionStats):
+        self.frame, self.stats = frame, stats
+        self.d = frame.d
+        self.n_ids = 2 * self.d + int(frame.offsets[-1])
+        self.words = (self.n_ids + 63) // 64
+
+    @staticmethod
+    def unavailable(frame: Frame) -> Optional[str]:
+        """Why the vertex path cannot run on this frame (None: it can)."""
+        if frame.domain.kind != "box":
+            return "a box domain (polytope and unbounded domains take the LP path)"
         return None
+
+    @classmethod
+    def for_frame(cls, frame: Frame, stats: DecisionStats, enabled: Optional[bool] = None) -> Optional["VertexSplitter"]:
+        """The vertex path where it applies: ``enabled`` None decides by dimension, True insists."""
+        if enabled is False:
+            return None
+        why = cls.unavailable(frame)
+        if enabled and why:
+            raise InputError(f"the vertex path needs {why}")
+        if why or (enabled is None and frame.d > AUTO_MAX_D):
+            return None
+        return cls(frame, stats)
+
+    def with_root_vertices(self, root: Regions) -> Regions:
+        """The domain box's 2^d corners as the root's vertex set."""
+        from dataclasses import replace
+
+        d = self.d
+        lo, hi = (np.broadcast_to(np.asarray(v, np.float64), (d,)) for v in self.frame.domain.box)
+        corner = (np.arange(2 ** d)[:, None] >> np.arange(d)[None, :]) & 1      # 1: the hi face
+        x = np.where(corner == 1, hi, lo)
+        tight = np.zeros((2 ** d, self.words), np.uint64)
+        for j in range(d):
+            tight |= np.where(corner[:, j:j + 1] == 1, _bit(2 * j + 1, self.words), _bit(2 * j, self.words))
+        return replace(root, vertices=VertexSets(x, tight, np.array([2 ** d])))
+
+    def no_vertices(self, n: int) -> VertexSets:
+        return VertexSets.none(n, self.d, self.words)
+
+    def with_vertices(self, batch: Regions) -> Regions:
+        """Vertex sets rebuilt from the regions' rows, for regions read back on resume or handed
+        to a Ray task: qhull's halfspace intersection around each witness, tight rows by the
+        vertex band. Like every vertex set they are proposals; a region qhull cannot do (d = 1,
+        a witness on the boundary) gets none and takes the LP path."""
+        from dataclasses import replace
+
+        from scipy.spatial import HalfspaceIntersection
+        from scipy.spatial import QhullError
+
+        d, geo = self.d, self.frame.geometry
+        lo, hi = (np.broadcast_to(np.asarray(v, np.float64), (d,)) for v in self.frame.domain.box)
+        reach = float(np.max(np.maximum(np.abs(lo), np.abs(hi))))
+        xs, ts, counts = [], [], np.zeros(len(batch), np.int64)
+        for i in range(len(batch) if d >= 2 else 0):
+            use = np.nonzero(batch.rows.mask[i])[0]
+            A = np.concatenate([-np.eye(d), np.eye(d), geo.to_x(batch.rows.C[i, use])])
+            b = np.concatenate([-lo, hi, batch.rows.b[i, use]])
+            ids = np.concatenate([2 * np.arange(d), 2 * np.arange(d) + 1, 2 * d + use])
+            try:
+                pts = HalfspaceIntersection(np.c_[A, -b], batch.witness[i]).intersections
+            except (QhullError, ValueError):
+                continue
+            pts = np.unique(pts, axis=0)
+            tight = np.abs(b - pts @ A.T) <= VERTEX_BAND * (np.abs(A).sum(axis=1) * reach + np.abs(b))
+            words = np.zeros((pts.shape[0], self.words), np.uint64)
+            for r in np.nonzero(tight.any(axis=0))[0]:
+                words[tight[:, r]] |= _bit(int(ids[r]), self.words)
+            xs.append(pts)
+            ts.append(words)
+            counts[i] = pts.shape[0]
+        if not xs:
+            return replace(batch, vertices=self.no_vertices(len(batch)))
+        return replace(batch, vertices=VertexSets(np.concatenate(xs), np.concatenate(ts), counts))
+
+    def split(self, P: Regions, hyp: Hyperplanes, cls, tester, last_layer: bool):
+        """Cells of the parents this path can take: (ChildCells or None, handled (B,) bool)."""
+        from .children import ChildCells
+
+        V = P.vertices
+        handled = (V.count > 0) & (V.count <= VERTEX_CAP) & ~cls.unreliable
+        which = np.nonzero(handled)[0]
+        if which.size == 0:
+            return None, handled
+        build = _Arrangement(self, P, hyp, cls, tester, which)
+        for k in range(hyp.G.shape[1]):
+            build.add_hyperplane(k)
+        cells, failed = build.finish()
+        handled[which[failed]] = False
+        keep = ~failed[cells.parent]
+        parent = which[cells.parent[keep]]
+        cand = (cls.cuts | cls.open)[parent]
+        signs = np.where(cand, cells.signs[keep], cls.sign[parent]).astype(np.int8)
+        vs = cells.vertices.take(keep)
+        wit = np.stack([np.bincount(np.repeat(np.arange(len(vs)), vs.count), weights=vs.x[:, j], minlength=len(vs))
+                        for j in range(self.d)], axis=1) / np.maximum(vs.count, 1)[:, None]
+        vertices = VertexSets.none(len(vs), self.d, self.words) if last_layer else vs
+        return ChildCells(parent, signs, wit, vertices), handled
+
+
+class _Cells:
+    """Cells under construction on the vertex path."""
+
+    def __init__(self, parent, signs, vertices):
+        self.parent, self.signs, self.vertices = parent, signs, vertices
+
+
+class _Arrangement:
+    """The incremental arrangement inside the parents ``which`` (local cell and vertex arrays)."""
+
+    def __init__(self, path: VertexSplitter, P: Regions, hyp: Hyperplanes, cls, tester, which: np.ndarray):
+        self.path, self.P, self.tester, self.which = path, P, tester, which
+        self.d = path.d
+        self.G, self.g = hyp.G[which], hyp.g[which]
+        self.Gx = path.frame.geometry.to_x(self.G)                # vertices live in x-space
+        self.eG, self.eg = hyp.eG[which], hyp.eg[which]
+        self.cand = (cls.cuts | cls.open)[which]
+        lo, hi = path.frame.domain.box
+        reach = float(np.max(np.maximum(np.abs(lo), np.abs(hi))))    # |x|_inf over the box
+        self.band = VERTEX_BAND * (np.abs(self.Gx).sum(axis=2) * reach + np.abs(self.g))
+        V = P.vertices.take(which)
+        B, n = self.cand.shape
+        self.cparent = np.arange(B)
+        self.signs = np.zeros((B, n), np.int8)
+        self.vx, self.vt = V.x, V.tight
+        self.vcell = np.repeat(np.arange(B), V.count)
+        self.failed = np.zeros(B, bool)
+        self.offset = int(path.frame.offsets[P.layer])     # flat index of this layer's first neuron
+
+    # ------------------------------------------------------------------ one hyperplane
+    def add_hyperplane(self, k: int) -> None:
+        sel = self.cand[self.cparent, k] & ~self.failed[self.cparent]
+        if not sel.any():
+            return
+        C = self.cparent.size
+        # every cut can at most double the cells (and their vertices): check before the arrays grow
+        memory.check_cells(2 * C, int(self.path.frame.offsets[self.P.layer + 1]), self.P.layer + 1, self.which.size,
+                           extra_bytes=2.0 * self.vx.shape[0] * 8 * (self.d + self.path.words + 1))
+        vi = np.nonzero(sel[self.vcell])[0]
+        vc = self.vcell[vi]
+        par = self.cparent[vc]
+        x = self.vx[vi]
+        val = np.einsum("vd,vd->v", x, self.Gx[par, k]) + self.g[par, k]
+        band = self.band[par, k]
+        pos, neg = val > band, val < -band
+        npos = np.bincount(vc[pos], minlength=C)
+        nneg = np.bincount(vc[neg], minlength=C)
+        zero = vi[~pos & ~neg]
+        bit = _bit(2 * self.d + self.offset + k, self.path.words)
+        self.vt[zero] |= bit                                     # the hyperplane passes through these vertices
+        cut = sel & (npos > 0) & (nneg > 0)
+        one_sided = sel & ((npos > 0) != (nneg > 0))
+        flat = sel & (npos == 0) & (nneg == 0)                   # every vertex within the band: rounding, not geometry
+        self.failed[self.cparent[flat]] = True
+        self._settle_one_sided(k, np.nonzero(one_sided)[0], np.where(npos > 0, 1, -1), vi, vc, val)
+        self.path.stats.vertex_decisions += int(cut.sum())
+        if cut.any():
+            self._cut(k, np.nonzero(cut)[0], vi, vc, val, pos, neg, bit)
+
+    def _settle_one_sided(self, k, cells, near, vi, vc, val) -> None:
+        """Cells on one side of hyperplane k: certify that the far side holds no interior point."""
+        if cells.size == 0:
+            return
+        far = -near[cells]                                       # the side claimed empty
+        is_claim = np.zeros(self.cparent.size, bool)
+        is_claim[cells] = True
+        m = is_claim[vc]
+        # the extreme vertex: the largest value on the far side (an LP optimum if the vertex set is right)
+        key, vcm = -near[vc[m]] * val[m], vc[m]
+        best = np.full(self.cparent.size, -np.inf)
+        np.maximum.at(best, vcm, key)
+        top = np.nonzero(key == best[vcm])[0]
+        ext = np.empty(self.cparent.size, np.int64)
+        ext[vcm[top]] = vi[m][top]
+        y, ok = self._certify(k, cells, far, ext[cells])
+        self.path.stats.vertex_decisions += int(ok.sum())
+        bad = np.nonzero(~ok)[0]
+        if bad.size:
+            glob = self.which[self.cparent[cells[bad]]]
+            empty, _, _ = self.tester.settle(glob, self.signs[cells[bad]], np.full(bad.size, k), far[bad], y[bad],
+                                             np.zeros((bad.size, 0)))
+            self.failed[self.cparent[cells[bad[~empty]]]] = True
+        self.signs[cells, k] = -far
+
+    def _certify(self, k, cells, far, ext):
+        """Farkas certificates from the extreme vertices' tight rows: (dual weights in the
+        :meth:`SideTester.cell_rows` layout, certified (K,) bool)."""
+        d, K = self.d, cells.size
+        geo = self.path.frame.geometry
+        p = self.cparent[cells]
+        # rows through each extreme vertex, padded to T: ids, then rows a (a.U x < b) in basis coordinates
+        ids, cnt = _tight_ids(self.vt[ext])
+        T = ids.shape[1]
+        A = np.zeros((K, T, self.G.shape[2]))
+        bcol, eA, ebcol = np.zeros((K, T)), np.zeros((K, T)), np.zeros((K, T))
+        q = ids - 2 * d
+        R = self.P.rows
+        prev = (q >= 0) & (q < self.offset)
+        pk, pt = np.nonzero(prev)
+        gp = self.which[p[pk]]
+        A[pk, pt], bcol[pk, pt] = R.C[gp, q[pk, pt]], R.b[gp, q[pk, pt]]
+        eA[pk, pt], ebcol[pk, pt] = R.eC[gp, q[pk, pt]], R.eb[gp, q[pk, pt]]
+        hk, ht = np.nonzero(q >= self.offset)
+        jn = q[hk, ht] - self.offset
+        s = self.signs[cells[hk], jn].astype(np.float64)
+        A[hk, ht] = -s[:, None] * self.G[p[hk], jn]
+        bcol[hk, ht] = s * self.g[p[hk], jn]
+        eA[hk, ht], ebcol[hk, ht] = self.eG[p[hk], jn], self.eg[p[hk], jn]
+        # the same rows in x-space, with the box faces x_j < hi_j and -x_j < -lo_j
+        Ax = geo.to_x(A)
+        face = (ids >= 0) & (ids < 2 * d)
+        fk, ft = np.nonzero(face)
+        Ax[fk, ft, ids[fk, ft] // 2] = np.where(ids[fk, ft] % 2 == 1, 1.0, -1.0)
+        # KKT at the extreme vertex: sum_i mu_i a_i = far * G_k (the far side's gradient), mu >= 0
+        mu = _combination(Ax, far[:, None] * self.Gx[p, k], cnt == d)
+        mu = np.where(face, 0.0, np.maximum(np.nan_to_num(mu), 0.0))   # the box's duals are implicit
+        test_C = -far[:, None] * self.G[p, k]
+        test_b = far * self.g[p, k]
+        ok = floatcert.certify_empty(
+            np.concatenate([A, test_C[:, None]], axis=1), np.concatenate([bcol, test_b[:, None]], axis=1),
+            np.concatenate([eA, self.eG[p, k][:, None]], axis=1), np.concatenate([ebcol, self.eg[p, k][:, None]], axis=1),
+            np.concatenate([mu, np.ones((K, 1))], axis=1), geo)
+        n = self.G.shape[1]
+        y = np.zeros((K, self.offset + n + 1))
+        rows_here = np.where(ids >= 2 * d, ids - 2 * d, self.offset + n)   # padding and box faces -> test slot, then reset
+        np.add.at(y, (np.repeat(np.arange(K), T), rows_here.ravel()), mu.ravel())
+        y[:, -1] = 1.0
+        return y, ok
+
+    def _cut(self, k, cells, vi, vc, val, pos, neg, bit) -> None:
+        """Split the cells cut by hyperplane k: the cell keeps the positive side, a new cell the negative."""
+        C = self.cparent.size
+        new_id = np.full(C, -1)
+        new_id[cells] = C + np.arange(cells.size)
+        is_cut = np.zeros(C, bool)
+        is_cut[cells] = True
+        in_cut = is_cut[vc]
+        # new vertices: crossing edges (u positive, w negative, sharing d - 1 tight rows)
+        pu = vi[in_cut & pos]
+        pw = vi[in_cut & neg]
+        val_at = np.zeros(self.vx.shape[0])
+        val_at[vi] = val
+        pw = pw[np.argsort(self.vcell[pw], kind="stable")]
+        nneg = np.bincount(self.vcell[pw], minlength=C)
+        first_neg = np.cumsum(nneg) - nneg
+        cu = self.vcell[pu]
+        u = np.repeat(pu, nneg[cu])
+        w = pw[ragged_arange(first_neg[cu], nneg[cu])]
+        common = self.vt[u] & self.vt[w]
+        edge = np.bitwise_count(common).sum(axis=1) >= self.d - 1
+        u, w, common = u[edge], w[edge], common[edge]
+        lam = (val_at[u] / (val_at[u] - val_at[w]))[:, None]
+        nx = self.vx[u] + lam * (self.vx[w] - self.vx[u])
+        nt = common | bit
+        ncell = self.vcell[u]
+        # old vertices of cut cells: negative ones move to the new cell, those on the plane go to both
+        vcell = self.vcell.copy()
+        moving = vi[in_cut & neg]
+        vcell[moving] = new_id[vcell[moving]]
+        both = vi[in_cut & ~pos & ~neg]
+        self.vx = np.concatenate([self.vx, self.vx[both], nx, nx])
+        self.vt = np.concatenate([self.vt, self.vt[both], nt, nt])
+        self.vcell = np.concatenate([vcell, new_id[self.vcell[both]], ncell, new_id[ncell]])
+        self.signs[cells, k] = 1
+        child = self.signs[cells].copy()
+        child[:, k] = -1
+        self.signs = np.concatenate([self.signs, child])
+        self.cparent = np.concatenate([self.cparent, self.cparent[cells]])
+
+    # ------------------------------------------------------------------ result
+    def finish(self):
+        """(cells with their vertex sets, failed (B,) bool: parents to redo on the LP path)."""
+        order = np.argsort(self.vcell, kind="stable")
+        count = np.bincount(self.vcell, minlength=self.cparent.size)
+        cells = _Cells(self.cparent, self.signs, VertexSets(self.vx[order], self.vt[order], count))
+        return cells, self.failed

@@ -181,7 +181,8 @@ def enumerate_regions(net: Network, domain: Optional[Domain] = None, *, batch_si
     lp_dtype : float type of the device LPs (float32 proposes, float64 still certifies).
     resume : continue an interrupted walk (the dataset writer builds this state).
     lp_batch : LPs per device call (default 16384 on a GPU, 256 on a CPU).
-    vertex_path : reserved for the low-dimensional vertex path (not implemented; True is an error).
+    vertex_path : the low-dimensional vertex path (:mod:`lrenum.core.vertices`): None uses it on box
+        domains up to d = 8, True insists (an error where it cannot run), False uses LPs only.
     """
     if domain is None:
         domain = box_domain(-1.0, 1.0, net.input_dim)

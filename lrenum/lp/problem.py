@@ -26,9 +26,14 @@ import numpy as np
 def norm2(a: np.ndarray, axis: int = -1) -> np.ndarray:
     """2-norms along ``axis`` that neither underflow nor overflow: a row of size 1e-200 has norm
     1e-200, not 0 (``np.linalg.norm`` squares the entries first: 1e-400 rounds to 0)."""
-    big = np.max(np.abs(a), axis=axis, keepdims=True)
-    safe = np.where(big > 0, big, 1.0)
-    return np.squeeze(big, axis=axis) * np.sqrt(np.sum((a / safe) ** 2, axis=axis))
+    out = np.sqrt(np.einsum("...i,...i->...", a, a) if axis in (-1, a.ndim - 1) else np.sum(a * a, axis=axis))
+    # squares are exact enough where the sum of squares is a normal float far from overflow; rescale the rest
+    risky = ~((out > 1e-140) & (out < 1e140)) & (out != 0) | ((out == 0) & np.any(a != 0, axis=axis))
+    if np.any(risky):
+        big = np.max(np.abs(a), axis=axis, keepdims=True)
+        safe = np.where(big > 0, big, 1.0)
+        out = np.where(risky, np.squeeze(big, axis=axis) * np.sqrt(np.sum((a / safe) ** 2, axis=axis)), out)
+    return out
 
 
 class LPGeometry(NamedTuple):
