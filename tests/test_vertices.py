@@ -119,11 +119,29 @@ def test_deep_layer_repeating_the_first():
     assert v.regions == run([W1, np.ones((1, 3))], [b1, np.zeros(1)], vertex_path=True).regions
 
 
+def test_nearly_concurrent_lines():
+    # six lines through points 1e-13 apart: float64 cannot prove the vertex signs, the exact count
+    # (tiny triangles included) must still come out, the same on both paths
+    n = 6
+    ang = np.pi * np.arange(n) / n + 0.1
+    W1 = np.stack([np.cos(ang), np.sin(ang)], axis=1)
+    b1 = 1e-13 * np.random.default_rng(3).normal(size=n)
+    v, _ = both_paths([W1, np.ones((1, n))], [b1, np.zeros(1)])
+    assert v.regions > 2 * n
+
+
+def test_general_position_needs_no_certificate_beyond_vertex_signs():
+    Ws, bs = random_net(np.random.default_rng(4), 3, [8, 6, 5])
+    res = vertex_only(run(Ws, bs, vertex_path=True))
+    assert res.stats.vertex_duals < 0.01 * res.stats.vertex_decisions
+
+
 def test_a_wrong_vertex_set_falls_back_to_lps(monkeypatch):
     # a band wider than the box puts every vertex "on" every hyperplane: the vertex path must
     # give up on those parents, and the LP path must still find every region
     Ws, bs = random_net(np.random.default_rng(5), 3, [6, 5])
     monkeypatch.setattr(vertex_module, "VERTEX_BAND", 1e3)
+    monkeypatch.setattr(vertex_module, "SAFETY", np.inf)      # no vertex sign is certain: proposals only
     res = run(Ws, bs, vertex_path=True)
     assert res.stats.lps > 0
     assert patterns_of(res) == reference_patterns(Ws, bs, -1.0, 1.0)
@@ -183,3 +201,52 @@ def test_vertex_sets_rebuilt_from_rows_match_the_split_and_resume_on_vertices():
                                        resume=ResumeState([(1, replace(kids, vertices=None))], [1, len(kids), 0]))
     assert resumed.stats.lps == 0 and resumed.stats.vertex_decisions > 0
     assert patterns_of(resumed) == reference_patterns(Ws, bs, -1.0, 1.0)
+
+
+@pytest.mark.parametrize("d,widths,seed", [(2, [6, 6, 3], 11), (3, [5, 5, 3], 12)])
+def test_proven_vertices_lie_within_their_radius_of_the_exact_vertices(d, widths, seed):
+    # the oracle: every vertex of a proven set, recomputed in rationals from its tight rows
+    from flint import fmpq, fmpq_mat
+
+    from lrenum import runtime
+    from lrenum.certify.decide import DecisionStats
+    from lrenum.core.frame import Frame
+    from lrenum.core.split import Splitter
+    from lrenum.core.walk import root_region
+    from lrenum.lp.exact import q
+
+    Ws, bs = random_net(np.random.default_rng(seed), d, widths)
+    net = lrenum.make_network(Ws, bs)
+    frame = Frame(net, lrenum.box_domain(-1.0, 1.0, d))
+    splitter = Splitter(frame, runtime.select_device("cpu"), DecisionStats(), vertex_path=True)
+    layer1, _ = splitter.split(splitter.vertex.with_root_vertices(root_region(frame)))
+    layer2, _ = splitter.split(layer1)
+    V = layer2.vertices
+    assert V.proven.mean() > 0.9                         # general position: nearly every set is proven
+    exact = frame.exact
+    offsets = frame.offsets
+    checked = 0
+    starts = np.cumsum(V.count) - V.count
+    for i in np.nonzero(V.proven)[0][:60]:
+        bits = layer2.bits[i]
+        for v in range(starts[i], starts[i] + V.count[i]):
+            ids = [t for t in range(2 * d + int(offsets[-1])) if int(V.tight[v, t // 64]) >> (t % 64) & 1]
+            assert len(ids) == d                           # proven sets are simple
+            rows, rhs = [], []
+            for t in ids:
+                if t < 2 * d:                              # box face: x_j = lo_j or hi_j
+                    rows.append([fmpq(1) if c == t // 2 else fmpq(0) for c in range(d)])
+                    rhs.append(q(1.0 if t % 2 else -1.0))
+                else:
+                    flat = t - 2 * d
+                    layer = int(np.searchsorted(offsets, flat, side="right")) - 1
+                    prefix = [bits[offsets[m]:offsets[m + 1]] for m in range(layer)]
+                    G, g = exact.pre_activation(prefix, flat - offsets[layer])
+                    rows.append(list(G))
+                    rhs.append(-g)
+            x_exact = fmpq_mat(d, d, [c for r in rows for c in r]).solve(fmpq_mat(d, 1, rhs))
+            radius = q(float(V.radius[v]))
+            for c in range(d):
+                assert abs(q(float(V.x[v, c])) - x_exact[c, 0]) <= radius
+            checked += 1
+    assert checked > 50

@@ -44,7 +44,8 @@ class DecisionStats:
 
     lps: int = 0                  # margin LPs solved on the device
     avoided: int = 0              # split decisions settled by cheap tests (no LP)
-    vertex_decisions: int = 0     # split decisions settled by certified vertex signs (low-d path)
+    vertex_decisions: int = 0     # split decisions settled on the vertex path (low d), all kinds
+    vertex_duals: int = 0         # of those: one-sided cells certified by a dual read off a vertex (unproven vertex sets)
     float_redecisions: int = 0    # LP answers re-decided in float64 by Clarabel
     exact_certificates: int = 0   # decisions proven by an exact certificate rebuilt from a float answer
     exact_simplex: int = 0        # decisions that needed the full exact simplex (last resort)

@@ -30,7 +30,7 @@ import numpy as np
 from ..certify import floatcert
 from ..certify.decide import DecisionStats
 from ..errors import InputError
-from ..tolerances import VERTEX_BAND
+from ..tolerances import ETA, SAFETY, U64, VERTEX_BAND, gamma
 from . import memory
 from .frame import Frame
 from .state import Hyperplanes, Regions
@@ -55,10 +55,15 @@ class VertexSets:
     ``tight`` marks, per vertex, the rows through it as bits: box face ``lo_j`` is bit 2j, ``hi_j``
     bit 2j + 1, neuron q (flat index over the hidden layers) bit 2d + q. A region with no vertices
     has no vertex set and takes the LP path.
+
+    ``proven[i]``: region i's vertices are, one to one, the exact vertices of the region, each
+    simple (exactly d rows through it, independent), each within ``radius`` (infinity norm) of
+    the exact point where its tight rows meet. Unproven sets are proposals only.
     """
 
-    def __init__(self, x: np.ndarray, tight: np.ndarray, count: np.ndarray):
+    def __init__(self, x: np.ndarray, tight: np.ndarray, count: np.ndarray, radius: np.ndarray, proven: np.ndarray):
         self.x, self.tight, self.count = x, tight, np.asarray(count, np.int64)
+        self.radius, self.proven = radius, np.asarray(proven, bool)
 
     def __len__(self) -> int:
         return int(self.count.size)
@@ -70,17 +75,18 @@ class VertexSets:
     def take(self, idx) -> "VertexSets":
         idx = np.arange(self.count.size)[idx]
         rows = ragged_arange(self.start[idx], self.count[idx])
-        return VertexSets(self.x[rows], self.tight[rows], self.count[idx])
+        return VertexSets(self.x[rows], self.tight[rows], self.count[idx], self.radius[rows], self.proven[idx])
 
     @staticmethod
     def concat(items: list["VertexSets"]) -> "VertexSets":
-        return VertexSets(np.concatenate([v.x for v in items]), np.concatenate([v.tight for v in items]),
-                          np.concatenate([v.count for v in items]))
+        return VertexSets(*(np.concatenate([getattr(v, f) for v in items])
+                            for f in ("x", "tight", "count", "radius", "proven")))
 
     @staticmethod
     def none(n: int, d: int, words: int) -> "VertexSets":
         """``n`` regions without vertex sets."""
-        return VertexSets(np.zeros((0, d)), np.zeros((0, words), np.uint64), np.zeros(n, np.int64))
+        return VertexSets(np.zeros((0, d)), np.zeros((0, words), np.uint64), np.zeros(n, np.int64), np.zeros(0),
+                          np.zeros(n, bool))
 
 
 def _bit(row_id: int, words: int) -> np.ndarray:
@@ -104,6 +110,23 @@ def _tight_ids(tight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ids[:, t] = np.where(w != 0, word * 64 + np.bitwise_count(low - np.uint64(1)).astype(np.int64), -1)
         rest[rows, word] = w ^ low
     return ids, cnt
+
+
+def _crossing_radius(u, w, ru, rw, a, b, ea, eb, lam):
+    """Certified distance bound of the new vertex ``u + lam (w - u)`` to the exact crossing point.
+
+    The exact crossing is ``u* + lam* (w* - u*)`` with ``lam* = a*/(a* - b*)``, where the exact
+    values a* (> 0) at u* and b* (< 0) at w* are within ea, eb of the float ones. lam* is increasing
+    in a* and in b*, so it lies in [lam_lo, lam_hi] below, and
+    ``x* - x = (1 - lam*)(u* - u) + lam*(w* - w) + (lam* - lam)(w - u) - rounding``.
+    """
+    nb = -b
+    lam_lo = (a - ea) / ((a - ea) + (nb + eb)) * (1 - 16 * U64)    # a few roundings each: 16 u covers them
+    lam_hi = (a + ea) / ((a + ea) + (nb - eb)) * (1 + 16 * U64)
+    dlam = np.maximum(lam_hi - lam, lam - lam_lo)
+    span = np.abs(w - u).max(axis=1)
+    r = SAFETY * (np.maximum(ru, rw) + dlam * span + gamma(3) * (np.abs(u).max(axis=1) + span) + 4 * ETA)
+    return np.nan_to_num(r, nan=np.inf, posinf=np.inf)
 
 
 def _combination(A: np.ndarray, target: np.ndarray, square: np.ndarray) -> np.ndarray:
@@ -165,7 +188,9 @@ class VertexSplitter:
         tight = np.zeros((2 ** d, self.words), np.uint64)
         for j in range(d):
             tight |= np.where(corner[:, j:j + 1] == 1, _bit(2 * j + 1, self.words), _bit(2 * j, self.words))
-        return replace(root, vertices=VertexSets(x, tight, np.array([2 ** d])))
+        # the corners are exact (lo and hi are floats); proofs need x-space rows (identity basis)
+        proven = np.array([self.frame.geometry.identity_basis])
+        return replace(root, vertices=VertexSets(x, tight, np.array([2 ** d]), np.zeros(2 ** d), proven))
 
     def no_vertices(self, n: int) -> VertexSets:
         return VertexSets.none(n, self.d, self.words)
@@ -203,7 +228,9 @@ class VertexSplitter:
             counts[i] = pts.shape[0]
         if not xs:
             return replace(batch, vertices=self.no_vertices(len(batch)))
-        return replace(batch, vertices=VertexSets(np.concatenate(xs), np.concatenate(ts), counts))
+        V = sum(counts)
+        return replace(batch, vertices=VertexSets(np.concatenate(xs), np.concatenate(ts), counts, np.full(V, np.inf),
+                                                  np.zeros(len(batch), bool)))
 
     def split(self, P: Regions, hyp: Hyperplanes, cls, tester, last_layer: bool):
         """Cells of the parents this path can take: (ChildCells or None, handled (B,) bool)."""
@@ -248,13 +275,15 @@ class _Arrangement:
         self.eG, self.eg = hyp.eG[which], hyp.eg[which]
         self.cand = (cls.cuts | cls.open)[which]
         lo, hi = path.frame.domain.box
-        reach = float(np.max(np.maximum(np.abs(lo), np.abs(hi))))    # |x|_inf over the box
-        self.band = VERTEX_BAND * (np.abs(self.Gx).sum(axis=2) * reach + np.abs(self.g))
+        self.reach = float(np.max(np.maximum(np.abs(lo), np.abs(hi))))    # |x|_inf over the box
+        self.G1 = np.abs(self.Gx).sum(axis=2)                     # ||G_k||_1 per parent and neuron
+        self.band = VERTEX_BAND * (self.G1 * self.reach + np.abs(self.g))
         V = P.vertices.take(which)
         B, n = self.cand.shape
         self.cparent = np.arange(B)
         self.signs = np.zeros((B, n), np.int8)
-        self.vx, self.vt = V.x, V.tight
+        self.vx, self.vt, self.vr = V.x, V.tight, V.radius
+        self.cproven = V.proven.copy()
         self.vcell = np.repeat(np.arange(B), V.count)
         self.failed = np.zeros(B, bool)
         self.offset = int(path.frame.offsets[P.layer])     # flat index of this layer's first neuron
@@ -272,9 +301,14 @@ class _Arrangement:
         vc = self.vcell[vi]
         par = self.cparent[vc]
         x = self.vx[vi]
-        val = np.einsum("vd,vd->v", x, self.Gx[par, k]) + self.g[par, k]
-        band = self.band[par, k]
-        pos, neg = val > band, val < -band
+        val = np.einsum("vd,vd->v", x, self.Gx[:, k][par]) + self.g[:, k][par]
+        # proven cells: the sign of the exact pre-activation at each exact vertex, where certain
+        err = self._sign_error(self.vr[vi], par, k)
+        unsure = self.cproven[vc] & ~(np.abs(val) > err)
+        self.cproven[vc[unsure]] = False                         # a vertex on (or too near) the plane: proposals from here on
+        proven = self.cproven[vc]
+        thr = np.where(proven, err, self.band[:, k][par])
+        pos, neg = val > thr, val < -thr
         npos = np.bincount(vc[pos], minlength=C)
         nneg = np.bincount(vc[neg], minlength=C)
         zero = vi[~pos & ~neg]
@@ -284,10 +318,27 @@ class _Arrangement:
         one_sided = sel & ((npos > 0) != (nneg > 0))
         flat = sel & (npos == 0) & (nneg == 0)                   # every vertex within the band: rounding, not geometry
         self.failed[self.cparent[flat]] = True
-        self._settle_one_sided(k, np.nonzero(one_sided)[0], np.where(npos > 0, 1, -1), vi, vc, val)
-        self.path.stats.vertex_decisions += int(cut.sum())
+        near = np.where(npos > 0, 1, -1)
+        # a proven cell with certain signs at all its exact vertices lies on one side: nothing to certify
+        settled = np.nonzero(one_sided & self.cproven)[0]
+        self.signs[settled, k] = near[settled]
+        self._settle_one_sided(k, np.nonzero(one_sided & ~self.cproven)[0], near, vi, vc, val)
+        self.path.stats.vertex_decisions += int(cut.sum()) + settled.size
         if cut.any():
-            self._cut(k, np.nonzero(cut)[0], vi, vc, val, pos, neg, bit)
+            self._cut(k, np.nonzero(cut)[0], vi, vc, val, pos, neg, bit, err)
+
+    def _sign_error(self, radius, par, k):
+        """Bound on |float value - exact pre-activation at the exact vertex| of neuron k at vertices
+        each within ``radius`` of its exact point: the row's own error (eG in the 1-norm, eg), the
+        vertex's error through ||G||_1, and the rounding of the dot product (Higham's gamma_{d+1}),
+        with |x|_inf <= reach + radius (exact vertices lie in the box)."""
+        G1, eG = self.G1[:, k], self.eG[:, k]
+        per_x = eG + gamma(self.d + 1) * G1
+        fixed = self.eg[:, k] + gamma(self.d + 1) * np.abs(self.g[:, k]) + ETA * (self.d + 1) + per_x * self.reach
+        per_r = G1 + eG + per_x
+        with np.errstate(invalid="ignore", over="ignore"):   # 0 * inf for an unproven vertex: unsure anyway
+            e = fixed[par] + per_r[par] * radius
+        return SAFETY * np.nan_to_num(e, nan=np.inf, posinf=np.inf)
 
     def _settle_one_sided(self, k, cells, near, vi, vc, val) -> None:
         """Cells on one side of hyperplane k: certify that the far side holds no interior point."""
@@ -306,6 +357,7 @@ class _Arrangement:
         ext[vcm[top]] = vi[m][top]
         y, ok = self._certify(k, cells, far, ext[cells])
         self.path.stats.vertex_decisions += int(ok.sum())
+        self.path.stats.vertex_duals += int(ok.sum())
         bad = np.nonzero(~ok)[0]
         if bad.size:
             glob = self.which[self.cparent[cells[bad]]]
@@ -359,7 +411,7 @@ class _Arrangement:
         y[:, -1] = 1.0
         return y, ok
 
-    def _cut(self, k, cells, vi, vc, val, pos, neg, bit) -> None:
+    def _cut(self, k, cells, vi, vc, val, pos, neg, bit, err) -> None:
         """Split the cells cut by hyperplane k: the cell keeps the positive side, a new cell the negative."""
         C = self.cparent.size
         new_id = np.full(C, -1)
@@ -370,8 +422,8 @@ class _Arrangement:
         # new vertices: crossing edges (u positive, w negative, sharing d - 1 tight rows)
         pu = vi[in_cut & pos]
         pw = vi[in_cut & neg]
-        val_at = np.zeros(self.vx.shape[0])
-        val_at[vi] = val
+        val_at, err_at = np.zeros(self.vx.shape[0]), np.zeros(self.vx.shape[0])
+        val_at[vi], err_at[vi] = val, err
         pw = pw[np.argsort(self.vcell[pw], kind="stable")]
         nneg = np.bincount(self.vcell[pw], minlength=C)
         first_neg = np.cumsum(nneg) - nneg
@@ -385,6 +437,10 @@ class _Arrangement:
         nx = self.vx[u] + lam * (self.vx[w] - self.vx[u])
         nt = common | bit
         ncell = self.vcell[u]
+        nr = np.full(u.size, np.inf)
+        pr = np.nonzero(self.cproven[ncell])[0]
+        nr[pr] = _crossing_radius(self.vx[u[pr]], self.vx[w[pr]], self.vr[u[pr]], self.vr[w[pr]], val_at[u[pr]],
+                                  val_at[w[pr]], err_at[u[pr]], err_at[w[pr]], lam[pr, 0])
         # old vertices of cut cells: negative ones move to the new cell, those on the plane go to both
         vcell = self.vcell.copy()
         moving = vi[in_cut & neg]
@@ -392,17 +448,20 @@ class _Arrangement:
         both = vi[in_cut & ~pos & ~neg]
         self.vx = np.concatenate([self.vx, self.vx[both], nx, nx])
         self.vt = np.concatenate([self.vt, self.vt[both], nt, nt])
+        self.vr = np.concatenate([self.vr, self.vr[both], nr, nr])
         self.vcell = np.concatenate([vcell, new_id[self.vcell[both]], ncell, new_id[ncell]])
         self.signs[cells, k] = 1
         child = self.signs[cells].copy()
         child[:, k] = -1
         self.signs = np.concatenate([self.signs, child])
         self.cparent = np.concatenate([self.cparent, self.cparent[cells]])
+        self.cproven = np.concatenate([self.cproven, self.cproven[cells]])
 
     # ------------------------------------------------------------------ result
     def finish(self):
         """(cells with their vertex sets, failed (B,) bool: parents to redo on the LP path)."""
         order = np.argsort(self.vcell, kind="stable")
         count = np.bincount(self.vcell, minlength=self.cparent.size)
-        cells = _Cells(self.cparent, self.signs, VertexSets(self.vx[order], self.vt[order], count))
+        cells = _Cells(self.cparent, self.signs, VertexSets(self.vx[order], self.vt[order], count, self.vr[order],
+                                                            self.cproven))
         return cells, self.failed

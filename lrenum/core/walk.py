@@ -67,6 +67,7 @@ class EnumerationResult:
         s = self.stats
         out = {"regions": self.regions, "seconds": round(self.seconds, 6), "per_layer": self.per_layer,
                "lps": s.lps, "lps_avoided": s.avoided, "vertex_decisions": s.vertex_decisions,
+               "vertex_duals": s.vertex_duals,
                "clarabel_redecisions": s.float_redecisions,
                "exact_decisions": s.exact_decisions, "exact_certificates": s.exact_certificates,
                "exact_simplex": s.exact_simplex, "witness_repairs": s.witness_repairs,

@@ -1,0 +1,138 @@
+"""Low input dimension: lrenum's vertex path against its LP path and the edge-subdivision peer, in one run.
+
+    python experiments/bench_lowd.py [--quick] [--peer DIR] [--lp-limit S] [--peer-limit S] [--out DIR]
+
+Every number is a whole process on this machine (Python start-up, imports and compilation
+included; lrenum's persistent compilation cache is warmed once per network first, as a user's
+second run would find it): ``lrenum enumerate NET --json -q`` with ``--splitter vertices`` and
+``--splitter lp``, and the peer (arturs-berzins/relu_edge_subdivision through
+``../shared/peers/berzins_count.py``; needs torch) when ``--peer DIR`` names a checkout of it.
+The peer also reports its algorithm's own seconds. Peak resident memory comes from
+``/usr/bin/time`` where it exists. Counts must agree: a disagreement is printed and recorded.
+
+The networks are random (He-scaled Gaussian, seeded by name, as in bench.py), chosen to have
+10^4 to 10^6 regions on [-1, 1]^d: family (b) grown to >= 10^5 regions at d = 2..4, the 4-input
+24-24-24 network, and d = 5 to 8. Results go to ``results/lowd-<device>-<date>.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+
+import lrenum  # noqa: E402
+from bench import build  # noqa: E402
+from bench_enumerate import cpu_name  # noqa: E402
+
+CASES = [  # (name, d, hidden widths): regions on [-1, 1]^d in the comment (this generator)
+    ("b-d2-64x64x64", 2, [64, 64, 64]),          # 9,064 (quick)
+    ("b-d3-32x32x32", 3, [32, 32, 32]),          # 35,466 (quick)
+    ("b-d4-16x16x16x16", 4, [16, 16, 16, 16]),   # family (b) as in bench.py
+    ("b-d2-256x256", 2, [256, 256]),
+    ("b-d3-48x48x48", 3, [48, 48, 48]),          # 192,392
+    ("b-d4-24x24x24", 4, [24, 24, 24]),          # 123,885: the issue's 4-input 24-24-24 shape
+    ("b-d5-12x6x6", 5, [12, 6, 6]),
+    ("b-d5-32x32", 5, [32, 32]),
+    ("b-d6-24x24", 6, [24, 24]),
+    ("c-d8-16x16", 8, [16, 16]),                 # the issue's 8-input 16-16 shape (bench.py family (c))
+]
+QUICK = ["b-d2-64x64x64", "b-d3-32x32x32", "b-d5-12x6x6"]
+TIME = shutil.which("time") or ("/usr/bin/time" if os.path.exists("/usr/bin/time") else None)
+
+
+def timed(cmd: list, limit: float, env=None) -> dict:
+    """Run ``cmd``; wall seconds, its last stdout line as JSON, peak RSS (MB) where measurable."""
+    full = ([TIME, "-f", "MAXRSS_KB=%M"] if TIME else []) + cmd
+    t0 = time.perf_counter()
+    try:
+        out = subprocess.run(full, capture_output=True, text=True, env=env, timeout=limit)
+    except subprocess.TimeoutExpired:
+        return {"timeout": limit}
+    wall = time.perf_counter() - t0
+    rss = next((int(l.split("=")[1]) / 1024 for l in out.stderr.splitlines() if l.startswith("MAXRSS_KB=")), None)
+    if out.returncode != 0:
+        return {"error": (out.stderr.strip().splitlines() or ["?"])[-1][:200], "wall_s": wall}
+    lines = [l for l in out.stdout.strip().splitlines() if l.startswith("{")]
+    return {"wall_s": round(wall, 3), "peak_mb": rss and round(rss, 1), **(json.loads(lines[-1]) if lines else {})}
+
+
+def lrenum_run(path: str, splitter: str, limit: float, cache: str) -> dict:
+    env = dict(os.environ, LRENUM_CACHE_DIR=cache)
+    return timed([sys.executable, "-m", "lrenum", "enumerate", path, "--json", "-q", "--device", "cpu",
+                  "--splitter", splitter], limit, env)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="three small networks only (about a minute)")
+    ap.add_argument("--cases", nargs="*", help="names of the cases to run (default: all)")
+    ap.add_argument("--peer", help="checkout of arturs-berzins/relu_edge_subdivision (skipped if absent)")
+    ap.add_argument("--peer-script", default=os.path.join(ROOT, "..", "shared", "peers", "berzins_count.py"))
+    ap.add_argument("--lp-limit", type=float, default=300.0, help="seconds allowed to the LP path per network")
+    ap.add_argument("--peer-limit", type=float, default=600.0, help="seconds allowed to the peer per network")
+    ap.add_argument("--out", default=os.path.join(HERE, "results"))
+    args = ap.parse_args()
+    names = args.cases or (QUICK if args.quick else [c[0] for c in CASES])
+    device = f"cpu / {cpu_name()}"
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = os.path.join(tmp, "cache")
+        for name, d, widths in [c for c in CASES if c[0] in names]:
+            net, dom = build((name, d, widths))
+            path = os.path.join(tmp, name + ".npz")
+            lrenum.save_npz(path, net)
+            lrenum_run(path, "vertices", 60.0, cache)    # warms the compilation cache (first run of a shape)
+            row = {"network": name, "d": d, "widths": widths}
+            v = lrenum_run(path, "vertices", 3600.0, cache)
+            row["vertices"] = v
+            row["lp"] = lrenum_run(path, "lp", args.lp_limit, cache)
+            if args.peer and os.path.isdir(args.peer) and os.path.exists(args.peer_script):
+                env = dict(os.environ, BERZINS_DIR=args.peer)
+                row["peer"] = timed([sys.executable, args.peer_script, path, "cpu"], args.peer_limit, env)
+            counts = {k: row[k].get("regions") for k in ("vertices", "lp", "peer") if k in row and "regions" in row[k]}
+            row["counts_agree"] = len(set(counts.values())) <= 1
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    stamp = dt.date.today().isoformat()
+    os.makedirs(args.out, exist_ok=True)
+    base = os.path.join(args.out, f"lowd-cpu-{stamp}{'-quick' if args.quick else ''}")
+    with open(base + ".json", "w") as f:
+        json.dump(dict(device=device, date=stamp, cases=rows), f, indent=1)
+    with open(base + ".md", "w") as f:
+        f.write(f"# Low input dimension on {device}, {stamp}\n\n")
+        f.write("Whole processes (start-up, imports, warm compilation cache). `experiments/bench_lowd.py`.\n\n")
+        f.write("| network | regions | vertex path s | regions/s | peak MB | LP path s | vertices vs LP | "
+                "peer s (algorithm) | peer regions | vertices vs peer | peer peak MB | counts agree |\n")
+        f.write("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+        for r in rows:
+            v, lp, pr = r["vertices"], r["lp"], r.get("peer", {})
+            n = v.get("regions", "?")
+            vs = v.get("wall_s")
+            lps = lp.get("wall_s") or (f"> {lp['timeout']:.0f}" if "timeout" in lp else lp.get("error", "?"))
+            ratio_lp = f"{lp['wall_s'] / vs:.1f}x" if lp.get("wall_s") and vs else (f"> {lp['timeout'] / vs:.1f}x" if "timeout" in lp and vs else "")
+            if pr.get("wall_s"):
+                ps = f"{pr['wall_s']} ({pr.get('seconds', '?')})"
+                ratio_peer = f"{pr['wall_s'] / vs:.2f}x" if vs else ""
+            elif "timeout" in pr:
+                ps, ratio_peer = f"> {pr['timeout']:.0f}", f"> {pr['timeout'] / vs:.1f}x" if vs else ""
+            else:
+                ps, ratio_peer = pr.get("error", "not run"), ""
+            f.write(f"| {r['network']} | {n} | {vs} | {round(n / vs) if vs and n != '?' else ''} | {v.get('peak_mb')} | "
+                    f"{lps} | {ratio_lp} | {ps} | {pr.get('regions', '')} | {ratio_peer} | {pr.get('peak_mb', '')} | "
+                    f"{r['counts_agree']} |\n")
+    print(f"wrote {base}.json and .md")
+
+
+if __name__ == "__main__":
+    main()
