@@ -32,6 +32,7 @@ DECIDE_TOL = 1e-6     # an LP lane stops once |t*| is known to exceed DECIDE_TOL
 GEO_SAFETY = 0.999    # geometric cut test uses distance < GEO_SAFETY * radius, so that half-balls keep a little room inside the witness ball
 POOL_MARGIN = 1e-9    # a pooled point counts for a side of a hyperplane only beyond POOL_MARGIN * scale * |normal|: points on the hyperplane prove nothing
 VERTEX_BAND = 1e-9    # a vertex within VERTEX_BAND * (|G|_1 max_box |x| + |g|) of a hyperplane counts as on it (both sides): interpolated vertices err by ~1e-15 relative per layer, so this band only ever widens a proposal; every decision is certified after
+VERTEX_RESOLVE = 1e-10  # a vertex whose certified radius (from interpolation) exceeds VERTEX_RESOLVE * (max|x| + 1) is solved afresh from its rows: radii compound along chains of crossings; speed only, the radius is certified either way
 RADIUS_CAP = 2.0      # geometric splits cap a witness ball at (distance + RADIUS_CAP * scale): keeps half-ball witnesses inside an overestimated ball's region
 
 # ----------------------------------------------------------------------------- interior-point kernels

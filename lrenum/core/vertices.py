@@ -30,7 +30,7 @@ import numpy as np
 from ..certify import floatcert
 from ..certify.decide import DecisionStats
 from ..errors import InputError
-from ..tolerances import ETA, SAFETY, U64, VERTEX_BAND, gamma
+from ..tolerances import ETA, SAFETY, U64, VERTEX_BAND, VERTEX_RESOLVE, gamma
 from . import memory
 from .frame import Frame
 from .state import Hyperplanes, Regions
@@ -275,6 +275,7 @@ class _Arrangement:
         self.eG, self.eg = hyp.eG[which], hyp.eg[which]
         self.cand = (cls.cuts | cls.open)[which]
         lo, hi = path.frame.domain.box
+        self.lo, self.hi = (np.broadcast_to(np.asarray(v, np.float64), (self.d,)) for v in (lo, hi))
         self.reach = float(np.max(np.maximum(np.abs(lo), np.abs(hi))))    # |x|_inf over the box
         self.G1 = np.abs(self.Gx).sum(axis=2)                     # ||G_k||_1 per parent and neuron
         self.band = VERTEX_BAND * (self.G1 * self.reach + np.abs(self.g))
@@ -369,34 +370,14 @@ class _Arrangement:
     def _certify(self, k, cells, far, ext):
         """Farkas certificates from the extreme vertices' tight rows: (dual weights in the
         :meth:`SideTester.cell_rows` layout, certified (K,) bool)."""
-        d, K = self.d, cells.size
+        K = cells.size
         geo = self.path.frame.geometry
         p = self.cparent[cells]
-        # rows through each extreme vertex, padded to T: ids, then rows a (a.U x < b) in basis coordinates
         ids, cnt = _tight_ids(self.vt[ext])
         T = ids.shape[1]
-        A = np.zeros((K, T, self.G.shape[2]))
-        bcol, eA, ebcol = np.zeros((K, T)), np.zeros((K, T)), np.zeros((K, T))
-        q = ids - 2 * d
-        R = self.P.rows
-        prev = (q >= 0) & (q < self.offset)
-        pk, pt = np.nonzero(prev)
-        gp = self.which[p[pk]]
-        A[pk, pt], bcol[pk, pt] = R.C[gp, q[pk, pt]], R.b[gp, q[pk, pt]]
-        eA[pk, pt], ebcol[pk, pt] = R.eC[gp, q[pk, pt]], R.eb[gp, q[pk, pt]]
-        hk, ht = np.nonzero(q >= self.offset)
-        jn = q[hk, ht] - self.offset
-        s = self.signs[cells[hk], jn].astype(np.float64)
-        A[hk, ht] = -s[:, None] * self.G[p[hk], jn]
-        bcol[hk, ht] = s * self.g[p[hk], jn]
-        eA[hk, ht], ebcol[hk, ht] = self.eG[p[hk], jn], self.eg[p[hk], jn]
-        # the same rows in x-space, with the box faces x_j < hi_j and -x_j < -lo_j
-        Ax = geo.to_x(A)
-        face = (ids >= 0) & (ids < 2 * d)
-        fk, ft = np.nonzero(face)
-        Ax[fk, ft, ids[fk, ft] // 2] = np.where(ids[fk, ft] % 2 == 1, 1.0, -1.0)
+        A, Ax, bcol, eA, ebcol, face = self._tight_rows(ids, cells)
         # KKT at the extreme vertex: sum_i mu_i a_i = far * G_k (the far side's gradient), mu >= 0
-        mu = _combination(Ax, far[:, None] * self.Gx[p, k], cnt == d)
+        mu = _combination(Ax, far[:, None] * self.Gx[p, k], cnt == self.d)
         mu = np.where(face, 0.0, np.maximum(np.nan_to_num(mu), 0.0))   # the box's duals are implicit
         test_C = -far[:, None] * self.G[p, k]
         test_b = far * self.g[p, k]
@@ -406,10 +387,82 @@ class _Arrangement:
             np.concatenate([mu, np.ones((K, 1))], axis=1), geo)
         n = self.G.shape[1]
         y = np.zeros((K, self.offset + n + 1))
-        rows_here = np.where(ids >= 2 * d, ids - 2 * d, self.offset + n)   # padding and box faces -> test slot, then reset
+        rows_here = np.where(ids >= 2 * self.d, ids - 2 * self.d, self.offset + n)   # padding and box faces -> test slot, then reset
         np.add.at(y, (np.repeat(np.arange(K), T), rows_here.ravel()), mu.ravel())
         y[:, -1] = 1.0
         return y, ok
+
+    def _tight_rows(self, ids, cells):
+        """The rows named by ``ids`` (K, T; -1 pads) for cells ``cells``, as ``a.(U x) < b``:
+        (A in basis coordinates, the same in x-space with the box faces, b, eA, eb, face mask)."""
+        d, (K, T) = self.d, ids.shape
+        p = self.cparent[cells]
+        A = np.zeros((K, T, self.G.shape[2]))
+        b, eA, eb = np.zeros((K, T)), np.zeros((K, T)), np.zeros((K, T))
+        q = ids - 2 * d
+        R = self.P.rows
+        pk, pt = np.nonzero((q >= 0) & (q < self.offset))            # rows of earlier layers
+        gp = self.which[p[pk]]
+        A[pk, pt], b[pk, pt] = R.C[gp, q[pk, pt]], R.b[gp, q[pk, pt]]
+        eA[pk, pt], eb[pk, pt] = R.eC[gp, q[pk, pt]], R.eb[gp, q[pk, pt]]
+        hk, ht = np.nonzero(q >= self.offset)                         # this layer's, on the cell's side
+        jn = q[hk, ht] - self.offset
+        s = self.signs[cells[hk], jn].astype(np.float64)
+        A[hk, ht] = -s[:, None] * self.G[p[hk], jn]
+        b[hk, ht] = s * self.g[p[hk], jn]
+        eA[hk, ht], eb[hk, ht] = self.eG[p[hk], jn], self.eg[p[hk], jn]
+        Ax = self.path.frame.geometry.to_x(A)
+        face = (ids >= 0) & (ids < 2 * d)                             # x_j < hi_j and -x_j < -lo_j
+        fk, ft = np.nonzero(face)
+        hi_face = ids[fk, ft] % 2 == 1
+        Ax[fk, ft, ids[fk, ft] // 2] = np.where(hi_face, 1.0, -1.0)
+        b[fk, ft] = np.where(hi_face, self.hi[ids[fk, ft] // 2], -self.lo[ids[fk, ft] // 2])
+        return A, Ax, b, eA, eb, face
+
+    def _solve_vertices(self, tight, cells):
+        """Vertices of proven cells recomputed from their d tight rows, with a certified radius:
+        (x (K, d), radius (K,); inf where the system is not proven regular).
+
+        Interpolating along an edge would compound errors from vertex to vertex (each crossing
+        amplifies its endpoints' errors by the angle between edge and plane); solving the rows
+        afresh bounds each vertex by its own system only (Rump's a posteriori bound: with R an
+        approximate inverse and ||I - R A*|| <= beta < 1, ||A*^-1|| <= ||R|| / (1 - beta))."""
+        d = self.d
+        ids, cnt = _tight_ids(tight)
+        K = ids.shape[0]
+        x = np.zeros((K, d))
+        radius = np.full(K, np.inf)
+        ok = np.nonzero(cnt == d)[0]
+        if ok.size == 0 or ids.shape[1] != d:
+            return x, radius
+        _, A, c, eA, ec, _ = self._tight_rows(ids[ok], cells[ok])
+        with np.errstate(all="ignore"):
+            try:
+                Rinv = np.linalg.inv(A)
+                x_ok = np.einsum("kij,kj->ki", Rinv, c)
+            except np.linalg.LinAlgError:             # a singular system in the batch: one at a time
+                x_ok, Rinv = np.zeros((ok.size, d)), np.zeros((ok.size, d, d))
+                for i in range(ok.size):
+                    try:
+                        x_ok[i], Rinv[i] = np.linalg.solve(A[i], c[i]), np.linalg.inv(A[i])
+                    except np.linalg.LinAlgError:
+                        x_ok[i], Rinv[i] = np.nan, np.nan
+            absA, absR = np.abs(A), np.abs(Rinv)
+            xinf = np.abs(x_ok).max(axis=1)
+            # the exact residual c* - A* x, bounded: the float residual, its rounding, the rows' errors
+            res = c - np.einsum("kij,kj->ki", A, x_ok)
+            res_bound = (np.abs(res) + gamma(d + 1) * (np.abs(c) + np.einsum("kij,kj->ki", absA, np.abs(x_ok)))
+                         + ec + eA * xinf[:, None] + ETA * (d + 1)).max(axis=1)
+            # ||I - R A*|| <= ||I - R A|| (float, plus its rounding) + ||R|| max_i eA_i
+            E = np.eye(d) - Rinv @ A
+            Rnorm = absR.sum(axis=2).max(axis=1)
+            beta = ((np.abs(E) + gamma(d + 1) * (absR @ absA) + U64).sum(axis=2).max(axis=1)
+                    + Rnorm * eA.max(axis=1))
+            r = SAFETY * (SAFETY * Rnorm / (1.0 - SAFETY * beta)) * res_bound
+        good = (beta * SAFETY < 1.0) & np.isfinite(r) & np.all(np.isfinite(x_ok), axis=1)
+        x[ok] = np.where(good[:, None], x_ok, 0.0)
+        radius[ok[good]] = r[good]
+        return x, radius
 
     def _cut(self, k, cells, vi, vc, val, pos, neg, bit, err) -> None:
         """Split the cells cut by hyperplane k: the cell keeps the positive side, a new cell the negative."""
@@ -441,6 +494,13 @@ class _Arrangement:
         pr = np.nonzero(self.cproven[ncell])[0]
         nr[pr] = _crossing_radius(self.vx[u[pr]], self.vx[w[pr]], self.vr[u[pr]], self.vr[w[pr]], val_at[u[pr]],
                                   val_at[w[pr]], err_at[u[pr]], err_at[w[pr]], lam[pr, 0])
+        # interpolation compounds its endpoints' errors: where the radius has grown, solve afresh
+        pr = pr[~(nr[pr] <= VERTEX_RESOLVE * (self.reach + 1.0))]
+        if pr.size:
+            self.signs[cells, k] = 1                               # the rows of the cut cells' positive side
+            xs, rs = self._solve_vertices(nt[pr], ncell[pr])
+            better = rs < nr[pr]
+            nx[pr[better]], nr[pr[better]] = xs[better], rs[better]
         # old vertices of cut cells: negative ones move to the new cell, those on the plane go to both
         vcell = self.vcell.copy()
         moving = vi[in_cut & neg]
