@@ -27,6 +27,8 @@ import sys
 import tempfile
 import time
 
+import numpy as np
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
@@ -35,17 +37,17 @@ import lrenum  # noqa: E402
 from bench import build  # noqa: E402
 from bench_enumerate import cpu_name  # noqa: E402
 
-CASES = [  # (name, d, hidden widths): regions on [-1, 1]^d in the comment (this generator)
+CASES = [  # (name, d, hidden widths): regions on [-1, 1]^d (this generator) in the comment
     ("b-d2-64x64x64", 2, [64, 64, 64]),          # 9,064 (quick)
     ("b-d3-32x32x32", 3, [32, 32, 32]),          # 35,466 (quick)
-    ("b-d4-16x16x16x16", 4, [16, 16, 16, 16]),   # family (b) as in bench.py
-    ("b-d2-256x256", 2, [256, 256]),
+    ("b-d5-12x6x6", 5, [12, 6, 6]),              # 11,610 (quick)
+    ("b-d4-16x16x16x16", 4, [16, 16, 16, 16]),   # family (b) of bench.py
+    ("b-d2-256x256", 2, [256, 256]),             # 75,601: wide layers at d = 2
     ("b-d3-48x48x48", 3, [48, 48, 48]),          # 192,392
     ("b-d4-24x24x24", 4, [24, 24, 24]),          # 123,885: the 4-input 24-24-24 shape
-    ("b-d5-12x6x6", 5, [12, 6, 6]),
-    ("b-d5-32x32", 5, [32, 32]),
-    ("b-d6-24x24", 6, [24, 24]),
-    ("c-d8-16x16", 8, [16, 16]),                 # the 8-input 16-16 shape (bench.py family (c))
+    ("b-d5-32x32", 5, [32, 32]),                 # 1,116,358
+    ("b-d6-16x16", 6, [16, 16]),
+    ("c-d8-16x16-box0.2", 8, [16, 16], 0.2),     # 76,758: above the vertex path's default d (LP path)
 ]
 QUICK = ["b-d2-64x64x64", "b-d3-32x32x32", "b-d5-12x6x6"]
 TIME = shutil.which("time") or ("/usr/bin/time" if os.path.exists("/usr/bin/time") else None)
@@ -88,10 +90,13 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         cache = os.path.join(tmp, "cache")
-        for name, d, widths in [c for c in CASES if c[0] in names]:
-            net, dom = build((name, d, widths))
+        for case in [c for c in CASES if c[0] in names]:
+            name, d, widths = case[:3]
+            net, dom = build(case)
             path = os.path.join(tmp, name + ".npz")
-            lrenum.save_npz(path, net)
+            lo, hi = dom.box
+            lrenum.save_npz(path, net, lo=np.broadcast_to(np.asarray(lo, float), (d,)).copy(),
+                            hi=np.broadcast_to(np.asarray(hi, float), (d,)).copy())
             lrenum_run(path, "vertices", 60.0, cache)    # warms the compilation cache (first run of a shape)
             row = {"network": name, "d": d, "widths": widths}
             v = lrenum_run(path, "vertices", 3600.0, cache)

@@ -250,3 +250,10 @@ def test_proven_vertices_lie_within_their_radius_of_the_exact_vertices(d, widths
                 assert abs(q(float(V.x[v, c])) - x_exact[c, 0]) <= radius
             checked += 1
     assert checked > 50
+
+
+def test_edge_search_in_small_chunks(monkeypatch):
+    Ws, bs = random_net(np.random.default_rng(10), 4, [7, 6])
+    monkeypatch.setattr(vertex_module, "PAIR_CHUNK", 5)
+    res = vertex_only(run(Ws, bs, vertex_path=True))
+    assert patterns_of(res) == reference_patterns(Ws, bs, -1.0, 1.0)

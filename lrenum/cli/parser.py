@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive_int, default=512, help="parent regions split together (default 512)")
     p.add_argument("--splitter", choices=["auto", "vertices", "lp"], default="auto",
                    help="how parents are split: from their vertices (low input dimension, box domains), by LPs, "
-                        "or auto (vertices on boxes up to d = 8, else LPs); the answer is the same, certified either way")
+                        "or auto (vertices on boxes up to d = 6, else LPs); the answer is the same, certified either way")
     p.add_argument("--maps", choices=["all", "none"],
                    help="store each final region's affine map (default 'all') or rebuild on demand; "
                         "on --resume it must match the file")

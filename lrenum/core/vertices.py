@@ -35,8 +35,11 @@ from . import memory
 from .frame import Frame
 from .state import Hyperplanes, Regions
 
-AUTO_MAX_D = 8         # the vertex path is on by default up to this input dimension (the box alone has 2^d vertices)
-VERTEX_CAP = 4096      # a parent with more vertices takes the LP path: the edge search is quadratic in a cell's vertices
+AUTO_MAX_D = 6         # on by default up to this input dimension: a vertex is stored once per cell around it (up to
+                       # 2^d), and at d = 8 (16-16, box 0.2) the vertex path measured 185 s against the LP path's 15 s
+VERTEX_CAP = 1024      # a parent, or a cell under construction, with more vertices goes to the LP path: the edge
+                       # search is quadratic in a cell's vertices
+PAIR_CHUNK = 1 << 21   # candidate edges formed at once (about 50 MB): bounds the edge search's memory
 
 
 def ragged_arange(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -464,6 +467,30 @@ class _Arrangement:
         radius[ok[good]] = r[good]
         return x, radius
 
+    def _edges(self, pu, pw, nneg, first_neg):
+        """Crossing edges: pairs (u positive, w negative) of one cell sharing d - 1 tight rows.
+        Every positive-negative pair of a cell is a candidate, so the pairs are formed in chunks of
+        at most PAIR_CHUNK (their memory is bounded whatever the cells' vertex counts)."""
+        per_u = nneg[self.vcell[pu]]
+        ends = np.cumsum(per_u)
+        out_u, out_w, out_c = [], [], []
+        start = 0
+        while start < pu.size:
+            stop = max(start + 1, int(np.searchsorted(ends, (ends[start - 1] if start else 0) + PAIR_CHUNK, "right")))
+            part = pu[start:stop]
+            cu = self.vcell[part]
+            u = np.repeat(part, nneg[cu])
+            w = pw[ragged_arange(first_neg[cu], nneg[cu])]
+            common = self.vt[u] & self.vt[w]
+            edge = np.bitwise_count(common).sum(axis=1) >= self.d - 1
+            out_u.append(u[edge])
+            out_w.append(w[edge])
+            out_c.append(common[edge])
+            start = stop
+        if not out_u:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, self.path.words), np.uint64)
+        return np.concatenate(out_u), np.concatenate(out_w), np.concatenate(out_c)
+
     def _cut(self, k, cells, vi, vc, val, pos, neg, bit, err) -> None:
         """Split the cells cut by hyperplane k: the cell keeps the positive side, a new cell the negative."""
         C = self.cparent.size
@@ -480,12 +507,7 @@ class _Arrangement:
         pw = pw[np.argsort(self.vcell[pw], kind="stable")]
         nneg = np.bincount(self.vcell[pw], minlength=C)
         first_neg = np.cumsum(nneg) - nneg
-        cu = self.vcell[pu]
-        u = np.repeat(pu, nneg[cu])
-        w = pw[ragged_arange(first_neg[cu], nneg[cu])]
-        common = self.vt[u] & self.vt[w]
-        edge = np.bitwise_count(common).sum(axis=1) >= self.d - 1
-        u, w, common = u[edge], w[edge], common[edge]
+        u, w, common = self._edges(pu, pw, nneg, first_neg)
         lam = (val_at[u] / (val_at[u] - val_at[w]))[:, None]
         nx = self.vx[u] + lam * (self.vx[w] - self.vx[u])
         nt = common | bit
@@ -516,6 +538,9 @@ class _Arrangement:
         self.signs = np.concatenate([self.signs, child])
         self.cparent = np.concatenate([self.cparent, self.cparent[cells]])
         self.cproven = np.concatenate([self.cproven, self.cproven[cells]])
+        # a cell with more vertices than VERTEX_CAP: its parent is cheaper on the LP path
+        big = np.bincount(self.vcell, minlength=self.cparent.size) > VERTEX_CAP
+        self.failed[self.cparent[big]] = True
 
     # ------------------------------------------------------------------ result
     def finish(self):

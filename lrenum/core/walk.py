@@ -183,7 +183,7 @@ def enumerate_regions(net: Network, domain: Optional[Domain] = None, *, batch_si
     resume : continue an interrupted walk (the dataset writer builds this state).
     lp_batch : LPs per device call (default 16384 on a GPU, 256 on a CPU).
     vertex_path : the low-dimensional vertex path (:mod:`lrenum.core.vertices`): None uses it on box
-        domains up to d = 8, True insists (an error where it cannot run), False uses LPs only.
+        domains up to d = 6, True insists (an error where it cannot run), False uses LPs only.
     """
     if domain is None:
         domain = box_domain(-1.0, 1.0, net.input_dim)
