@@ -245,6 +245,11 @@ class VertexSplitter:
         if which.size == 0:
             return None, handled
         build = _Arrangement(self, P, hyp, cls, tester, which)
+        # first every hyperplane against the parents themselves: those that do not cut a parent
+        # are settled once for all its cells (one pass over its vertices), then the cutting ones
+        # build the arrangement
+        for k in range(hyp.G.shape[1]):
+            build.add_hyperplane(k, split=False)
         for k in range(hyp.G.shape[1]):
             build.add_hyperplane(k)
         cells, failed = build.finish()
@@ -293,7 +298,10 @@ class _Arrangement:
         self.offset = int(path.frame.offsets[P.layer])     # flat index of this layer's first neuron
 
     # ------------------------------------------------------------------ one hyperplane
-    def add_hyperplane(self, k: int) -> None:
+    def add_hyperplane(self, k: int, split: bool = True) -> None:
+        """Settle hyperplane k on every current cell: one-sided (proven by vertex signs or
+        certified by a dual) or cut. ``split=False`` (the parents alone, before any cut): cuts are
+        only recorded; hyperplanes found one-sided leave the parent's candidates."""
         sel = self.cand[self.cparent, k] & ~self.failed[self.cparent]
         if not sel.any():
             return
@@ -327,6 +335,10 @@ class _Arrangement:
         settled = np.nonzero(one_sided & self.cproven)[0]
         self.signs[settled, k] = near[settled]
         self._settle_one_sided(k, np.nonzero(one_sided & ~self.cproven)[0], near, vi, vc, val)
+        if not split:
+            self.cand[self.cparent[one_sided], k] = False
+            self.path.stats.vertex_decisions += settled.size
+            return
         self.path.stats.vertex_decisions += int(cut.sum()) + settled.size
         if cut.any():
             self._cut(k, np.nonzero(cut)[0], vi, vc, val, pos, neg, bit, err)
