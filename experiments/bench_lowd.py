@@ -22,6 +22,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -57,10 +58,17 @@ def timed(cmd: list, limit: float, env=None) -> dict:
     """Run ``cmd``; wall seconds, its last stdout line as JSON, peak RSS (MB) where measurable."""
     full = ([TIME, "-f", "MAXRSS_KB=%M"] if TIME else []) + cmd
     t0 = time.perf_counter()
+    # a session of its own, killed whole on timeout: killing only the `time` wrapper leaves the
+    # measured process running, and it then competes with every later measurement
+    proc = subprocess.Popen(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
     try:
-        out = subprocess.run(full, capture_output=True, text=True, env=env, timeout=limit)
+        stdout, stderr = proc.communicate(timeout=limit)
     except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
         return {"timeout": limit}
+    out = subprocess.CompletedProcess(full, proc.returncode, stdout, stderr)
     wall = time.perf_counter() - t0
     rss = next((int(l.split("=")[1]) / 1024 for l in out.stderr.splitlines() if l.startswith("MAXRSS_KB=")), None)
     if out.returncode != 0:
@@ -97,7 +105,7 @@ def main() -> None:
             lo, hi = dom.box
             lrenum.save_npz(path, net, lo=np.broadcast_to(np.asarray(lo, float), (d,)).copy(),
                             hi=np.broadcast_to(np.asarray(hi, float), (d,)).copy())
-            lrenum_run(path, "vertices", 60.0, cache)    # warms the compilation cache (first run of a shape)
+            lrenum_run(path, "lp", 30.0, cache)          # warms the compilation cache (first run of a shape)
             row = {"network": name, "d": d, "widths": widths}
             v = lrenum_run(path, "vertices", 3600.0, cache)
             row["vertices"] = v
