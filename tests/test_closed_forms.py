@@ -24,13 +24,15 @@ def test_one_layer_on_box_containing_every_vertex(d, n, seed):
     b = rng.normal(size=n)
     from itertools import combinations
     far = max(np.abs(np.linalg.solve(W[list(S)], -b[list(S)])).max() for S in combinations(range(n), d))
-    res = run([W, np.ones((1, n))], [b, np.zeros(1)], lo=-2 * far, hi=2 * far)
-    assert res.regions == sum(comb(n, i) for i in range(d + 1))
+    for vertex_path in (True, False):
+        res = run([W, np.ones((1, n))], [b, np.zeros(1)], lo=-2 * far, hi=2 * far, vertex_path=vertex_path)
+        assert res.regions == sum(comb(n, i) for i in range(d + 1))
 
 
 @pytest.mark.parametrize("L,d", [(1, 1), (2, 1), (4, 1), (1, 2), (2, 2), (3, 2), (2, 3)])
 def test_tent_map_regions(L, d):
     Ws, bs = tent_net(L, d)
-    res = run(Ws, bs, lo=0.0, hi=1.0)
-    assert res.regions == (2 ** L) ** d
-    assert len({tuple(p) for p in res.patterns}) == res.regions
+    for vertex_path in (True, False):
+        res = run(Ws, bs, lo=0.0, hi=1.0, vertex_path=vertex_path)
+        assert res.regions == (2 ** L) ** d
+        assert len({tuple(p) for p in res.patterns}) == res.regions

@@ -7,8 +7,10 @@ from reference import reference_patterns
 
 
 def check(Ws, bs, lo=-1.0, hi=1.0):
-    res = run(Ws, bs, lo=lo, hi=hi)
     ref = reference_patterns(Ws, bs, lo, hi)
+    lp = run(Ws, bs, lo=lo, hi=hi, vertex_path=False)
+    assert patterns_of(lp) == ref
+    res = run(Ws, bs, lo=lo, hi=hi, vertex_path=True)   # the vertex path, on every degenerate case
     assert patterns_of(res) == ref
     return res
 

@@ -56,10 +56,10 @@ def test_every_sampled_point_lies_in_an_enumerated_region(seed):
     rng = np.random.default_rng(seed)
     Ws, bs = random_net(rng, 2, [6, 4])
     net = lrenum.make_network(Ws, bs)
-    res = lrenum.enumerate_regions(net, collect=True)
     x = rng.uniform(-1, 1, size=(2000, 2))
     seen = {tuple(np.concatenate([z > 0 for z in net.pre_activations(p[None])], axis=1)[0].astype(int)) for p in x}
-    assert seen <= patterns_of(res)
+    for vertex_path in (True, False):
+        assert seen <= patterns_of(lrenum.enumerate_regions(net, collect=True, vertex_path=vertex_path))
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -69,5 +69,6 @@ def test_float32_lp_path_gives_the_same_regions(seed):
     Ws, bs = random_net(rng, 3, [6, 5, 4])
     net = lrenum.make_network(Ws, bs)
     a = lrenum.enumerate_regions(net, collect=True)
-    b = lrenum.enumerate_regions(net, collect=True, lp_dtype=np.float32)
+    b = lrenum.enumerate_regions(net, collect=True, lp_dtype=np.float32, vertex_path=False)   # LPs, not vertices
+    assert b.stats.lps > 0
     assert {tuple(p) for p in a.patterns.tolist()} == {tuple(p) for p in b.patterns.tolist()}

@@ -1,4 +1,4 @@
-"""The fast path against the independent reference enumerator: equal sets of patterns."""
+"""Both splitting paths against the independent reference enumerator: equal sets of patterns."""
 
 import numpy as np
 import pytest
@@ -15,11 +15,12 @@ def test_random_deep_networks_match_reference(d, depth, seed):
     rng = np.random.default_rng(1000 * d + 10 * depth + seed)
     widths = [int(rng.integers(2, 6 if d <= 4 else 5)) for _ in range(depth)]
     Ws, bs = random_net(rng, d, widths)
-    res = run(Ws, bs)
     ref = reference_patterns(Ws, bs, -1.0, 1.0)
-    assert patterns_of(res) == ref
-    assert res.regions == len(ref)
-    assert res.per_layer[-1] == res.regions
+    for vertex_path in (True, False):        # both ways of splitting: vertices (d <= 6 boxes) and LPs
+        res = run(Ws, bs, vertex_path=vertex_path)
+        assert patterns_of(res) == ref
+        assert res.regions == len(ref)
+        assert res.per_layer[-1] == res.regions
 
 
 def test_unbounded_domain_matches_reference():
