@@ -1,155 +1,56 @@
 """Step 3 of a split on the low-dimensional path: a parent's arrangement from its vertices, not LPs.
 
 At small input dimension a region has few vertices. Whether hyperplane k cuts a cell is read off
-the signs of its values at the cell's vertices; a cut cell's two children get their vertices by
-interpolating along the crossing edges (two vertices span an edge when they share d - 1 tight
-rows), the incremental construction of an arrangement, one hyperplane at a time over every cell
+the signs of its values at the cell's vertices; a cut cell's two children get their vertices plus
+one new vertex per crossing edge (two vertices span an edge when they share d - 1 tight rows),
+the incremental construction of an arrangement, one hyperplane at a time over every cell
 of every parent at once (Berzins' edge subdivision, kept per region).
 
-Nothing read off a vertex is trusted, so vertex coordinates need no error analysis:
+Each cell is in one of two proof modes (docs/architecture.md, "The vertex path", has the argument):
 
-* "side s of hyperplane k holds no interior point of the cell" gets a Farkas certificate: at the
-  cell's extreme vertex the tight rows' normals combine into the hyperplane's normal (LP duality),
-  and those few rows alone are checked by :func:`floatcert.certify_empty`; where that fails the
-  claim climbs the Decider's ladder (exact support, Clarabel, exact simplex) on the cell's rows;
-* a "cut" is proven with the children: each child's witness (the mean of its vertices) passes the
-  forward-pass certificate in :func:`lrenum.core.children.assemble`, or is repaired, or the child
-  is proven empty and dropped.
+* **proven**: its vertices are exactly the exact cell's vertices, each simple and within a
+  certified radius of its exact point. Where every sign of hyperplane k at them is certain, the
+  signs alone prove "one side" or "cut"; new vertices get certified radii
+  (:mod:`lrenum.certify.vertexcert`). A sign that is not certain turns the cell into a proposal.
+* **proposal**: "side s of hyperplane k holds no interior point of the cell" gets a Farkas
+  certificate: at the cell's extreme vertex the tight rows' normals combine into the hyperplane's
+  normal (LP duality), and those few rows alone are checked by :func:`floatcert.certify_empty`;
+  where that fails the claim climbs the Decider's ladder (exact support, Clarabel, exact simplex).
 
-Every branch the construction prunes is certified empty, so no cell can be missed. If the ladder
-finds interior where the vertices said none, the parent's vertex set was wrong (degenerate
-rounding); that parent is redone on the LP path, whose children carry no vertex set.
+In both modes a child's non-emptiness is proven with the children: its witness (the mean of its
+vertices) passes the forward-pass certificate in :func:`lrenum.core.children.assemble`, or is
+repaired, or the child is proven empty and dropped. Every branch the construction prunes is
+proven empty, so no cell can be missed. If the ladder finds interior where the vertices said
+none, the parent's vertex set was wrong (degenerate rounding); that parent is redone on the LP
+path, whose children carry no vertex set.
+
+The data (vertex sets) lives in :mod:`lrenum.core.vertex_sets`, the float bounds of the proofs in
+:mod:`lrenum.certify.vertexcert`. This module stays over 350 lines on purpose: the construction
+and its two proof modes update the same cell and vertex arrays at every step; split apart, each
+half would have to hand the other its whole state.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Optional
 
 import numpy as np
 
-from ..certify import floatcert
+from ..certify import floatcert, vertexcert
 from ..certify.decide import DecisionStats
 from ..errors import InputError
-from ..tolerances import ETA, SAFETY, U64, VERTEX_BAND, VERTEX_RESOLVE, gamma
+from ..tolerances import SAFETY, VERTEX_BAND, VERTEX_RESOLVE
 from . import memory
 from .frame import Frame
 from .state import Hyperplanes, Regions
+from .vertex_sets import VertexSets, box_corners, ragged_arange, rebuilt_from_rows, row_bit, tight_ids
 
 AUTO_MAX_D = 6         # on by default up to this input dimension: a vertex is stored once per cell around it (up to
                        # 2^d), and at d = 8 (16-16, box 0.2) the vertex path measured 185 s against the LP path's 15 s
 VERTEX_CAP = 1024      # a parent, or a cell under construction, with more vertices goes to the LP path: the edge
                        # search is quadratic in a cell's vertices
 PAIR_CHUNK = 1 << 21   # candidate edges formed at once (about 50 MB): bounds the edge search's memory
-
-
-def ragged_arange(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Concatenation of ``arange(s, s + c)`` over (s, c): the rows of ragged groups."""
-    counts = np.asarray(counts, np.int64)
-    total = int(counts.sum())
-    if total == 0:
-        return np.zeros(0, np.int64)
-    ends = np.cumsum(counts)
-    return np.repeat(np.asarray(starts, np.int64) - (ends - counts), counts) + np.arange(total)
-
-
-class VertexSets:
-    """Vertices of a batch of regions, grouped by region: region i owns ``count[i]`` consecutive rows.
-
-    ``tight`` marks, per vertex, the rows through it as bits: box face ``lo_j`` is bit 2j, ``hi_j``
-    bit 2j + 1, neuron q (flat index over the hidden layers) bit 2d + q. A region with no vertices
-    has no vertex set and takes the LP path.
-
-    ``proven[i]``: region i's vertices are, one to one, the exact vertices of the region, each
-    simple (exactly d rows through it, independent), each within ``radius`` (infinity norm) of
-    the exact point where its tight rows meet. Unproven sets are proposals only.
-    """
-
-    def __init__(self, x: np.ndarray, tight: np.ndarray, count: np.ndarray, radius: np.ndarray, proven: np.ndarray):
-        self.x, self.tight, self.count = x, tight, np.asarray(count, np.int64)
-        self.radius, self.proven = radius, np.asarray(proven, bool)
-
-    def __len__(self) -> int:
-        return int(self.count.size)
-
-    @property
-    def start(self) -> np.ndarray:
-        return np.cumsum(self.count) - self.count
-
-    def take(self, idx) -> "VertexSets":
-        idx = np.arange(self.count.size)[idx]
-        rows = ragged_arange(self.start[idx], self.count[idx])
-        return VertexSets(self.x[rows], self.tight[rows], self.count[idx], self.radius[rows], self.proven[idx])
-
-    @staticmethod
-    def concat(items: list["VertexSets"]) -> "VertexSets":
-        return VertexSets(*(np.concatenate([getattr(v, f) for v in items])
-                            for f in ("x", "tight", "count", "radius", "proven")))
-
-    @staticmethod
-    def none(n: int, d: int, words: int) -> "VertexSets":
-        """``n`` regions without vertex sets."""
-        return VertexSets(np.zeros((0, d)), np.zeros((0, words), np.uint64), np.zeros(n, np.int64), np.zeros(0),
-                          np.zeros(n, bool))
-
-
-def _bit(row_id: int, words: int) -> np.ndarray:
-    out = np.zeros(words, np.uint64)
-    out[row_id // 64] = np.uint64(1) << np.uint64(row_id % 64)
-    return out
-
-
-def _tight_ids(tight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each vertex's tight rows as ids, padded with -1: ((V, T), count (V,)). Peels the lowest
-    set bit T times (T = the largest count: d for simple vertices)."""
-    cnt = np.bitwise_count(tight).sum(axis=1).astype(np.int64)
-    T = max(int(cnt.max(initial=0)), 1)
-    ids = np.full((tight.shape[0], T), -1)
-    rest = tight.copy()
-    rows = np.arange(tight.shape[0])
-    for t in range(T):
-        word = np.argmax(rest != 0, axis=1)
-        w = rest[rows, word]
-        low = w & (~w + np.uint64(1))                        # the lowest set bit
-        ids[:, t] = np.where(w != 0, word * 64 + np.bitwise_count(low - np.uint64(1)).astype(np.int64), -1)
-        rest[rows, word] = w ^ low
-    return ids, cnt
-
-
-def _crossing_radius(u, w, ru, rw, a, b, ea, eb, lam):
-    """Certified distance bound of the new vertex ``u + lam (w - u)`` to the exact crossing point.
-
-    The exact crossing is ``u* + lam* (w* - u*)`` with ``lam* = a*/(a* - b*)``, where the exact
-    values a* (> 0) at u* and b* (< 0) at w* are within ea, eb of the float ones. lam* is increasing
-    in a* and in b*, so it lies in [lam_lo, lam_hi] below, and
-    ``x* - x = (1 - lam*)(u* - u) + lam*(w* - w) + (lam* - lam)(w - u) - rounding``.
-    """
-    nb = -b
-    lam_lo = (a - ea) / ((a - ea) + (nb + eb)) * (1 - 16 * U64)    # a few roundings each: 16 u covers them
-    lam_hi = (a + ea) / ((a + ea) + (nb - eb)) * (1 + 16 * U64)
-    dlam = np.maximum(lam_hi - lam, lam - lam_lo)
-    span = np.abs(w - u).max(axis=1)
-    r = SAFETY * (np.maximum(ru, rw) + dlam * span + gamma(3) * (np.abs(u).max(axis=1) + span) + 4 * ETA)
-    return np.nan_to_num(r, nan=np.inf, posinf=np.inf)
-
-
-def _combination(A: np.ndarray, target: np.ndarray, square: np.ndarray) -> np.ndarray:
-    """mu with sum_t mu_t A[:, t] = target: a d x d solve where the vertex is simple (``square``),
-    least squares elsewhere (degenerate vertices; a wrong mu only fails its certificate)."""
-    K, T, d = A.shape
-    mu = np.zeros((K, T))
-    At = np.transpose(A, (0, 2, 1))
-    sq = np.nonzero(square)[0] if T == d else np.zeros(0, np.int64)
-    if sq.size:
-        try:
-            mu[sq] = np.linalg.solve(At[sq], target[sq][:, :, None])[:, :, 0]
-        except np.linalg.LinAlgError:          # a singular one in the batch: least squares for all
-            sq = np.zeros(0, np.int64)
-    is_sq = np.zeros(K, bool)
-    is_sq[sq] = True
-    rest = np.nonzero(~is_sq)[0]
-    if rest.size:
-        mu[rest] = np.einsum("ktd,kd->kt", np.linalg.pinv(At[rest]), target[rest])
-    return mu
 
 
 class VertexSplitter:
@@ -181,59 +82,22 @@ class VertexSplitter:
         return cls(frame, stats)
 
     def with_root_vertices(self, root: Regions) -> Regions:
-        """The domain box's 2^d corners as the root's vertex set."""
-        from dataclasses import replace
-
-        d = self.d
-        lo, hi = (np.broadcast_to(np.asarray(v, np.float64), (d,)) for v in self.frame.domain.box)
-        corner = (np.arange(2 ** d)[:, None] >> np.arange(d)[None, :]) & 1      # 1: the hi face
-        x = np.where(corner == 1, hi, lo)
-        tight = np.zeros((2 ** d, self.words), np.uint64)
-        for j in range(d):
-            tight |= np.where(corner[:, j:j + 1] == 1, _bit(2 * j + 1, self.words), _bit(2 * j, self.words))
-        # the corners are exact (lo and hi are floats); proofs need x-space rows (identity basis)
-        proven = np.array([self.frame.geometry.identity_basis])
-        return replace(root, vertices=VertexSets(x, tight, np.array([2 ** d]), np.zeros(2 ** d), proven))
+        """The domain box's 2^d corners as the root's vertex set (exact: proven where the rows are
+        in x-space, i.e. the basis is the identity)."""
+        lo, hi = self.frame.domain.box
+        return replace(root, vertices=box_corners(lo, hi, self.d, self.words, self.frame.geometry.identity_basis))
 
     def no_vertices(self, n: int) -> VertexSets:
         return VertexSets.none(n, self.d, self.words)
 
     def with_vertices(self, batch: Regions) -> Regions:
-        """Vertex sets rebuilt from the regions' rows, for regions read back on resume or handed
-        to a Ray task: qhull's halfspace intersection around each witness, tight rows by the
-        vertex band. Like every vertex set they are proposals; a region qhull cannot do (d = 1,
-        a witness on the boundary) gets none and takes the LP path."""
-        from dataclasses import replace
-
-        from scipy.spatial import HalfspaceIntersection
-        from scipy.spatial import QhullError
-
-        d, geo = self.d, self.frame.geometry
-        lo, hi = (np.broadcast_to(np.asarray(v, np.float64), (d,)) for v in self.frame.domain.box)
-        reach = float(np.max(np.maximum(np.abs(lo), np.abs(hi))))
-        xs, ts, counts = [], [], np.zeros(len(batch), np.int64)
-        for i in range(len(batch) if d >= 2 else 0):
-            use = np.nonzero(batch.rows.mask[i])[0]
-            A = np.concatenate([-np.eye(d), np.eye(d), geo.to_x(batch.rows.C[i, use])])
-            b = np.concatenate([-lo, hi, batch.rows.b[i, use]])
-            ids = np.concatenate([2 * np.arange(d), 2 * np.arange(d) + 1, 2 * d + use])
-            try:
-                pts = HalfspaceIntersection(np.c_[A, -b], batch.witness[i]).intersections
-            except (QhullError, ValueError):
-                continue
-            pts = np.unique(pts, axis=0)
-            tight = np.abs(b - pts @ A.T) <= VERTEX_BAND * (np.abs(A).sum(axis=1) * reach + np.abs(b))
-            words = np.zeros((pts.shape[0], self.words), np.uint64)
-            for r in np.nonzero(tight.any(axis=0))[0]:
-                words[tight[:, r]] |= _bit(int(ids[r]), self.words)
-            xs.append(pts)
-            ts.append(words)
-            counts[i] = pts.shape[0]
-        if not xs:
-            return replace(batch, vertices=self.no_vertices(len(batch)))
-        V = sum(counts)
-        return replace(batch, vertices=VertexSets(np.concatenate(xs), np.concatenate(ts), counts, np.full(V, np.inf),
-                                                  np.zeros(len(batch), bool)))
+        """Vertex sets rebuilt from the rows, for regions read back on resume or handed to a Ray
+        task (qhull: proposals only; regions qhull cannot do take the LP path)."""
+        geo = self.frame.geometry
+        lo, hi = self.frame.domain.box
+        rows = [(geo.to_x(batch.rows.C[i, m]), batch.rows.b[i, m], 2 * self.d + np.nonzero(m)[0])
+                for i, m in enumerate(batch.rows.mask)]
+        return replace(batch, vertices=rebuilt_from_rows(rows, batch.witness, lo, hi, self.words, VERTEX_BAND))
 
     def split(self, P: Regions, hyp: Hyperplanes, cls, tester, last_layer: bool):
         """Cells of the parents this path can take: (ChildCells or None, handled (B,) bool)."""
@@ -324,7 +188,7 @@ class _Arrangement:
         npos = np.bincount(vc[pos], minlength=C)
         nneg = np.bincount(vc[neg], minlength=C)
         zero = vi[~pos & ~neg]
-        bit = _bit(2 * self.d + self.offset + k, self.path.words)
+        bit = row_bit(2 * self.d + self.offset + k, self.path.words)
         self.vt[zero] |= bit                                     # the hyperplane passes through these vertices
         cut = sel & (npos > 0) & (nneg > 0)
         one_sided = sel & ((npos > 0) != (nneg > 0))
@@ -348,10 +212,8 @@ class _Arrangement:
         each within ``radius`` of its exact point: the row's own error (eG in the 1-norm, eg), the
         vertex's error through ||G||_1, and the rounding of the dot product (Higham's gamma_{d+1}),
         with |x|_inf <= reach + radius (exact vertices lie in the box)."""
-        G1, eG = self.G1[:, k], self.eG[:, k]
-        per_x = eG + gamma(self.d + 1) * G1
-        fixed = self.eg[:, k] + gamma(self.d + 1) * np.abs(self.g[:, k]) + ETA * (self.d + 1) + per_x * self.reach
-        per_r = G1 + eG + per_x
+        fixed, per_r = vertexcert.sign_error_terms(self.G1[:, k], self.eG[:, k], self.eg[:, k], self.g[:, k],
+                                                   self.d, self.reach)
         with np.errstate(invalid="ignore", over="ignore"):   # 0 * inf for an unproven vertex: unsure anyway
             e = fixed[par] + per_r[par] * radius
         return SAFETY * np.nan_to_num(e, nan=np.inf, posinf=np.inf)
@@ -388,11 +250,11 @@ class _Arrangement:
         K = cells.size
         geo = self.path.frame.geometry
         p = self.cparent[cells]
-        ids, cnt = _tight_ids(self.vt[ext])
+        ids, cnt = tight_ids(self.vt[ext])
         T = ids.shape[1]
         A, Ax, bcol, eA, ebcol, face = self._tight_rows(ids, cells)
         # KKT at the extreme vertex: sum_i mu_i a_i = far * G_k (the far side's gradient), mu >= 0
-        mu = _combination(Ax, far[:, None] * self.Gx[p, k], cnt == self.d)
+        mu = vertexcert.dual_combination(Ax, far[:, None] * self.Gx[p, k], cnt == self.d)
         mu = np.where(face, 0.0, np.maximum(np.nan_to_num(mu), 0.0))   # the box's duals are implicit
         test_C = -far[:, None] * self.G[p, k]
         test_b = far * self.g[p, k]
@@ -436,14 +298,11 @@ class _Arrangement:
 
     def _solve_vertices(self, tight, cells):
         """Vertices of proven cells recomputed from their d tight rows, with a certified radius:
-        (x (K, d), radius (K,); inf where the system is not proven regular).
-
-        Interpolating along an edge would compound errors from vertex to vertex (each crossing
-        amplifies its endpoints' errors by the angle between edge and plane); solving the rows
-        afresh bounds each vertex by its own system only (Rump's a posteriori bound: with R an
-        approximate inverse and ||I - R A*|| <= beta < 1, ||A*^-1|| <= ||R|| / (1 - beta))."""
+        (x (K, d), radius (K,); inf where the system is not proven regular). Interpolating along
+        an edge compounds errors from vertex to vertex; solving afresh bounds each vertex by its
+        own system only (:func:`vertexcert.solved_vertices`)."""
         d = self.d
-        ids, cnt = _tight_ids(tight)
+        ids, cnt = tight_ids(tight)
         K = ids.shape[0]
         x = np.zeros((K, d))
         radius = np.full(K, np.inf)
@@ -451,32 +310,7 @@ class _Arrangement:
         if ok.size == 0 or ids.shape[1] != d:
             return x, radius
         _, A, c, eA, ec, _ = self._tight_rows(ids[ok], cells[ok])
-        with np.errstate(all="ignore"):
-            try:
-                Rinv = np.linalg.inv(A)
-                x_ok = np.einsum("kij,kj->ki", Rinv, c)
-            except np.linalg.LinAlgError:             # a singular system in the batch: one at a time
-                x_ok, Rinv = np.zeros((ok.size, d)), np.zeros((ok.size, d, d))
-                for i in range(ok.size):
-                    try:
-                        x_ok[i], Rinv[i] = np.linalg.solve(A[i], c[i]), np.linalg.inv(A[i])
-                    except np.linalg.LinAlgError:
-                        x_ok[i], Rinv[i] = np.nan, np.nan
-            absA, absR = np.abs(A), np.abs(Rinv)
-            xinf = np.abs(x_ok).max(axis=1)
-            # the exact residual c* - A* x, bounded: the float residual, its rounding, the rows' errors
-            res = c - np.einsum("kij,kj->ki", A, x_ok)
-            res_bound = (np.abs(res) + gamma(d + 1) * (np.abs(c) + np.einsum("kij,kj->ki", absA, np.abs(x_ok)))
-                         + ec + eA * xinf[:, None] + ETA * (d + 1)).max(axis=1)
-            # ||I - R A*|| <= ||I - R A|| (float, plus its rounding) + ||R|| max_i eA_i
-            E = np.eye(d) - Rinv @ A
-            Rnorm = absR.sum(axis=2).max(axis=1)
-            beta = ((np.abs(E) + gamma(d + 1) * (absR @ absA) + U64).sum(axis=2).max(axis=1)
-                    + Rnorm * eA.max(axis=1))
-            r = SAFETY * (SAFETY * Rnorm / (1.0 - SAFETY * beta)) * res_bound
-        good = (beta * SAFETY < 1.0) & np.isfinite(r) & np.all(np.isfinite(x_ok), axis=1)
-        x[ok] = np.where(good[:, None], x_ok, 0.0)
-        radius[ok[good]] = r[good]
+        x[ok], radius[ok] = vertexcert.solved_vertices(A, c, eA, ec)
         return x, radius
 
     def _edges(self, pu, pw, nneg, first_neg):
@@ -526,7 +360,7 @@ class _Arrangement:
         ncell = self.vcell[u]
         nr = np.full(u.size, np.inf)
         pr = np.nonzero(self.cproven[ncell])[0]
-        nr[pr] = _crossing_radius(self.vx[u[pr]], self.vx[w[pr]], self.vr[u[pr]], self.vr[w[pr]], val_at[u[pr]],
+        nr[pr] = vertexcert.crossing_radius(self.vx[u[pr]], self.vx[w[pr]], self.vr[u[pr]], self.vr[w[pr]], val_at[u[pr]],
                                   val_at[w[pr]], err_at[u[pr]], err_at[w[pr]], lam[pr, 0])
         # interpolation compounds its endpoints' errors: where the radius has grown, solve afresh
         pr = pr[~(nr[pr] <= VERTEX_RESOLVE * (self.reach + 1.0))]
