@@ -172,6 +172,10 @@ def run_task(net: Network, domain: Domain, roots: dict, layer: int, path: str, b
     regions = rebuild_regions(frame, Propagator(frame, dev, default_lp_batch(dev)), roots["bits"], roots["const"],
                               roots["witness"], roots["radius"], roots["wstatus"], roots["rank"], roots["parent"],
                               roots["ident"])
+    if roots.get("vertices") is not None:
+        from dataclasses import replace
+
+        regions = replace(regions, vertices=roots["vertices"])
     tmp = path + ".tmp"
     sink = _TaskFile(tmp, lambda layer, batch: region_rows(net, frame, maps, layer, batch))
     try:
@@ -223,7 +227,8 @@ def enumerate_sharded(writer: RegionWriter, *, workers: int, address: Optional[s
         for s in range(0, len(regions), per_task):
             part = regions.take(slice(s, s + per_task))
             roots = {"bits": part.bits, "const": part.const, "witness": part.witness, "radius": part.radius,
-                     "wstatus": part.wstatus, "rank": part.rank, "parent": part.parent, "ident": part.ident}
+                     "wstatus": part.wstatus, "rank": part.rank, "parent": part.parent, "ident": part.ident,
+                     "vertices": part.vertices}     # proven vertex sets travel along (else rebuilt by qhull)
             path = os.path.join(task_dir, f"task_{k:06d}.h5")
             futures[remote.remote(net_ref, domain, roots, layer, path, batch_size, device, writer.maps,
                                   os.environ.get("LRENUM_TEST_KILL_WORKER_ONCE"), vertex_path)] = (layer, path)

@@ -228,7 +228,7 @@ def _walk(frame: Frame, splitter: Splitter, sinks: list, batch_size: int, resume
         next_id = [1] + [0] * L
     else:
         for layer, batch in resume.pending:
-            if splitter.vertex is not None:
+            if splitter.vertex is not None and batch.vertices is None:   # regions read back: rebuilt
                 batch = splitter.vertex.with_vertices(batch)
             stacks[layer].push(batch)
         next_id = list(resume.next_id)
