@@ -112,8 +112,9 @@ class VertexSplitter:
         # first every hyperplane against the parents themselves: those that do not cut a parent
         # are settled once for all its cells (one pass over its vertices), then the cutting ones
         # build the arrangement
+        left = build.settle_on_parents()
         for k in range(hyp.G.shape[1]):
-            build.add_hyperplane(k, split=False)
+            build.add_hyperplane(k, split=False, only=left[:, k])
         for k in range(hyp.G.shape[1]):
             build.add_hyperplane(k)
         cells, failed = build.finish()
@@ -161,12 +162,47 @@ class _Arrangement:
         self.failed = np.zeros(B, bool)
         self.offset = int(path.frame.offsets[P.layer])     # flat index of this layer's first neuron
 
+    # ------------------------------------------------------------------ the parents first
+    def settle_on_parents(self) -> np.ndarray:
+        """Every hyperplane against every proven parent at once (before any cut, cells are the
+        parents and their vertices lie in parent order): where all signs are certain, one-sided
+        hyperplanes are settled and cutting ones kept as candidates. Returns the (parent, neuron)
+        pairs still to look at one hyperplane at a time (uncertain signs, unproven parents)."""
+        B, n = self.cand.shape
+        count = np.bincount(self.vcell, minlength=B)
+        start = np.cumsum(count) - count
+        fixed, per_r = vertexcert.sign_error_terms(self.G1, self.eG, self.eg, self.g, self.d, self.reach)
+        npos, nneg, unsure = (np.zeros((B, n), np.int64) for _ in range(3))
+        step = max(1, PAIR_CHUNK // max(1, n * self.d))          # vertices per chunk: bounded temporaries
+        p0 = 0
+        while p0 < B:
+            p1 = max(p0 + 1, int(np.searchsorted(start + count, start[p0] + step, "right")))
+            v = np.arange(start[p0], start[p1 - 1] + count[p1 - 1])
+            par = self.vcell[v]
+            val = np.einsum("vd,vnd->vn", self.vx[v], self.Gx[par]) + self.g[par]
+            with np.errstate(invalid="ignore", over="ignore"):
+                err = SAFETY * (fixed[par] + per_r[par] * self.vr[v][:, None])
+            seg = start[p0:p1] - start[p0]
+            keep = count[p0:p1] > 0
+            for out, flag in ((npos, val > err), (nneg, val < -err), (unsure, ~(np.abs(val) > err))):
+                out[p0:p1][keep] = np.add.reduceat(flag.astype(np.int64), seg[keep], axis=0)
+            p0 = p1
+        decided = self.cand & self.cproven[:, None] & (unsure == 0)
+        one = decided & ((npos > 0) != (nneg > 0))
+        self.signs[one] = np.where(npos > 0, 1, -1)[one]
+        self.cand[one] = False
+        self.path.stats.vertex_decisions += int(one.sum())
+        return self.cand & ~decided
+
     # ------------------------------------------------------------------ one hyperplane
-    def add_hyperplane(self, k: int, split: bool = True) -> None:
+    def add_hyperplane(self, k: int, split: bool = True, only: Optional[np.ndarray] = None) -> None:
         """Settle hyperplane k on every current cell: one-sided (proven by vertex signs or
-        certified by a dual) or cut. ``split=False`` (the parents alone, before any cut): cuts are
-        only recorded; hyperplanes found one-sided leave the parent's candidates."""
+        certified by a dual) or cut. ``split=False`` (the parents alone, before any cut, only the
+        parents marked in ``only``): cuts are only recorded; hyperplanes found one-sided leave the
+        parent's candidates."""
         sel = self.cand[self.cparent, k] & ~self.failed[self.cparent]
+        if only is not None:
+            sel &= only[self.cparent]
         if not sel.any():
             return
         C = self.cparent.size
