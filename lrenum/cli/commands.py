@@ -28,10 +28,9 @@ def cmd_enumerate(args) -> int:
     writer = None
     vertex_path = {"auto": None, "vertices": True, "lp": False}[args.splitter]
     if vertex_path:                   # refused before any file is touched
-        from ..core.frame import Frame
         from ..core.vertices import VertexSplitter
 
-        why = VertexSplitter.unavailable(Frame(net, domain))
+        why = VertexSplitter.unavailable(domain)
         if why:
             raise InputError(f"--splitter vertices needs {why}")
     if args.geometry and not args.output:

@@ -63,9 +63,9 @@ class VertexSplitter:
         self.words = (self.n_ids + 63) // 64
 
     @staticmethod
-    def unavailable(frame: Frame) -> Optional[str]:
-        """Why the vertex path cannot run on this frame (None: it can)."""
-        if frame.domain.kind != "box":
+    def unavailable(domain) -> Optional[str]:
+        """Why the vertex path cannot run on this domain (None: it can)."""
+        if domain.kind != "box":
             return "a box domain (polytope and unbounded domains take the LP path)"
         return None
 
@@ -74,7 +74,7 @@ class VertexSplitter:
         """The vertex path where it applies: ``enabled`` None decides by dimension, True insists."""
         if enabled is False:
             return None
-        why = cls.unavailable(frame)
+        why = cls.unavailable(frame.domain)
         if enabled and why:
             raise InputError(f"the vertex path needs {why}")
         if why or (enabled is None and frame.d > AUTO_MAX_D):
@@ -180,8 +180,7 @@ class _Arrangement:
             v = np.arange(start[p0], start[p1 - 1] + count[p1 - 1])
             par = self.vcell[v]
             val = np.einsum("vd,vnd->vn", self.vx[v], self.Gx[par]) + self.g[par]
-            with np.errstate(invalid="ignore", over="ignore"):
-                err = SAFETY * (fixed[par] + per_r[par] * self.vr[v][:, None])
+            err = self._sign_error(self.vr[v][:, None], par, fixed, per_r)
             seg = start[p0:p1] - start[p0]
             keep = count[p0:p1] > 0
             for out, flag in ((npos, val > err), (nneg, val < -err), (unsure, ~(np.abs(val) > err))):
@@ -215,7 +214,8 @@ class _Arrangement:
         x = self.vx[vi]
         val = np.einsum("vd,vd->v", x, self.Gx[:, k][par]) + self.g[:, k][par]
         # proven cells: the sign of the exact pre-activation at each exact vertex, where certain
-        err = self._sign_error(self.vr[vi], par, k)
+        err = self._sign_error(self.vr[vi], par, *vertexcert.sign_error_terms(
+            self.G1[:, k], self.eG[:, k], self.eg[:, k], self.g[:, k], self.d, self.reach))
         unsure = self.cproven[vc] & ~(np.abs(val) > err)
         self.cproven[vc[unsure]] = False                         # a vertex on (or too near) the plane: proposals from here on
         proven = self.cproven[vc]
@@ -243,13 +243,11 @@ class _Arrangement:
         if cut.any():
             self._cut(k, np.nonzero(cut)[0], vi, vc, val, pos, neg, bit, err)
 
-    def _sign_error(self, radius, par, k):
-        """Bound on |float value - exact pre-activation at the exact vertex| of neuron k at vertices
-        each within ``radius`` of its exact point: the row's own error (eG in the 1-norm, eg), the
-        vertex's error through ||G||_1, and the rounding of the dot product (Higham's gamma_{d+1}),
-        with |x|_inf <= reach + radius (exact vertices lie in the box)."""
-        fixed, per_r = vertexcert.sign_error_terms(self.G1[:, k], self.eG[:, k], self.eg[:, k], self.g[:, k],
-                                                   self.d, self.reach)
+    @staticmethod
+    def _sign_error(radius, par, fixed, per_r):
+        """Bound on |float value - exact pre-activation at the exact vertex| at vertices of parents
+        ``par`` each within ``radius`` of its exact point (the terms of
+        :func:`vertexcert.sign_error_terms`, per parent)."""
         with np.errstate(invalid="ignore", over="ignore"):   # 0 * inf for an unproven vertex: unsure anyway
             e = fixed[par] + per_r[par] * radius
         return SAFETY * np.nan_to_num(e, nan=np.inf, posinf=np.inf)
@@ -376,6 +374,7 @@ class _Arrangement:
     def _cut(self, k, cells, vi, vc, val, pos, neg, bit, err) -> None:
         """Split the cells cut by hyperplane k: the cell keeps the positive side, a new cell the negative."""
         C = self.cparent.size
+        self.signs[cells, k] = 1                                   # the cell keeps the positive side (its rows)
         new_id = np.full(C, -1)
         new_id[cells] = C + np.arange(cells.size)
         is_cut = np.zeros(C, bool)
@@ -401,7 +400,6 @@ class _Arrangement:
         # interpolation compounds its endpoints' errors: where the radius has grown, solve afresh
         pr = pr[~(nr[pr] <= VERTEX_RESOLVE * (self.reach + 1.0))]
         if pr.size:
-            self.signs[cells, k] = 1                               # the rows of the cut cells' positive side
             xs, rs = self._solve_vertices(nt[pr], ncell[pr])
             better = rs < nr[pr]
             nx[pr[better]], nr[pr[better]] = xs[better], rs[better]
@@ -414,7 +412,6 @@ class _Arrangement:
         self.vt = np.concatenate([self.vt, self.vt[both], nt, nt])
         self.vr = np.concatenate([self.vr, self.vr[both], nr, nr])
         self.vcell = np.concatenate([vcell, new_id[self.vcell[both]], ncell, new_id[ncell]])
-        self.signs[cells, k] = 1
         child = self.signs[cells].copy()
         child[:, k] = -1
         self.signs = np.concatenate([self.signs, child])
