@@ -114,15 +114,17 @@ def reference_seconds(net, domain, budget: float):
         return int(n), float(sec)
 
 
-def run_case(case, device, counter, budget):
+def run_case(case, device, counter, budget, splitter: str = "auto", lp_dtype=np.float64):
     net, dom = build(case)
+    # "auto": the vertex path where it applies (boxes, d <= 6); "lp"/"vertices" force a path
+    options = dict(device=device, lp_dtype=lp_dtype, vertex_path={"auto": None, "lp": False, "vertices": True}[splitter])
     c0, s0 = counter.snapshot()
     t = time.perf_counter()
-    first = lrenum.enumerate_regions(net, dom, device=device)
+    first = lrenum.enumerate_regions(net, dom, **options)
     first_sec = time.perf_counter() - t
     c1, s1 = counter.snapshot()
     t = time.perf_counter()
-    res = lrenum.enumerate_regions(net, dom, device=device)
+    res = lrenum.enumerate_regions(net, dom, **options)
     sec = time.perf_counter() - t
     c2, _ = counter.snapshot()
     assert res.regions == first.regions
@@ -133,7 +135,7 @@ def run_case(case, device, counter, budget):
            "exact_decisions": res.stats.exact_decisions, "compilations_first_run": c1 - c0,
            "compile_seconds_first_run": round(s1 - s0, 3), "first_run_seconds": round(first_sec, 3),
            "compilations_second_run": c2 - c1, "peak_memory_bytes": mem, "peak_memory_kind": mem_kind,
-           "device": res.device}
+           "device": res.device, "splitter": splitter, "lp_dtype": np.dtype(lp_dtype).name}
     if budget > 0 and dom.box is not None:
         n_ref, ref_sec = reference_seconds(net, dom, budget)
         row["reference_seconds"] = ref_sec
@@ -214,50 +216,24 @@ def roofline_in_subprocess(device, timeout: float = 600.0) -> dict:
                 "matmul_float32_GFLOPs": None, "lp_kernel": []}
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="a small subset, on the CPU in under two minutes")
-    ap.add_argument("--device", choices=["cpu", "gpu"])
-    ap.add_argument("--reference-budget", type=float, default=60.0, help="seconds for the reference per case (0: skip)")
-    ap.add_argument("--families", default="abcd")
-    ap.add_argument("--all", action="store_true", help="on a CPU, also the GPU-scale cases of family (c)")
-    ap.add_argument("--out", default=common.RESULTS)
-    ap.add_argument("--roofline-only", action="store_true", help=argparse.SUPPRESS)
-    args = ap.parse_args(argv)
-    if args.roofline_only:
-        print(json.dumps(roofline(args.device)))
-        return 0
-    counter = CompileCounter()
-    cases = [c for f in args.families for c in FAMILIES[f]]
-    if args.quick:
-        cases = [c for c in cases if c[0] in QUICK]
-        args.reference_budget = min(args.reference_budget, 10.0)
-    if (args.device or lrenum.runtime.select_device(None).platform) == "cpu" and not args.all:
-        cases = [c for c in cases if c[0] not in CPU_SKIP]
-    rows = []
-    for case in cases:
-        row = run_case(case, args.device, counter, args.reference_budget)
-        rows.append(row)
-        print(f"{row['case']:>18}: {row['regions']:>8} regions {row['seconds']:>8.3f} s "
-              f"{row['regions_per_second']:>10.0f}/s  LPs {row['lps']:>7} (avoided {row['lps_avoided']}), "
-              f"compiles {row['compilations_first_run']}+{row['compilations_second_run']}, "
-              f"x ref {row.get('speedup_vs_reference')}", file=sys.stderr)
-    roof = roofline_in_subprocess(args.device)
-    device = common.device_name(args.device)
-    tag = rows[0]["device"].split(":")[0] + ("-quick" if args.quick else "")
-    stem = os.path.join(args.out, f"bench-{tag}-{dt.date.today().isoformat()}")
-    os.makedirs(args.out, exist_ok=True)
+def write_results(stem: str, device: str, rows: list, roof: dict) -> None:
+    """The JSON and the markdown table; called after every case so that a run stopped by a time
+    limit (a lent GPU's lease) keeps what it measured."""
     json.dump({"device": device, "cases": rows, "roofline": roof}, open(stem + ".json", "w"), indent=1)
     with open(stem + ".md", "w") as f:
         f.write(f"# bench.py on {device}\n\nSecond run timed; compilations and their seconds from the first run.\n\n"
-                "| case | d | widths | regions | s | regions/s | LPs | avoided | f64 | exact | compiles (1st+2nd) | "
-                "compile s | peak mem MB | x reference |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+                "| case | d | widths | splitter | LP dtype | regions | s | regions/s | LPs | avoided | f64 | exact | "
+                "compiles (1st+2nd) | compile s | peak mem MB | x reference |\n"
+                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
         for r in rows:
-            f.write(f"| {r['case']} | {r['input_dim']} | {'x'.join(map(str, r['widths']))} | {r['regions']} | "
+            f.write(f"| {r['case']} | {r['input_dim']} | {'x'.join(map(str, r['widths']))} | {r['splitter']} | "
+                    f"{r['lp_dtype']} | {r['regions']} | "
                     f"{r['seconds']} | {r['regions_per_second']:.0f} | {r['lps']} | {r['lps_avoided']} | "
                     f"{r['float64_redecisions']} | {r['exact_decisions']} | {r['compilations_first_run']}+"
                     f"{r['compilations_second_run']} | {r['compile_seconds_first_run']} | "
                     f"{r['peak_memory_bytes'] / 1e6:.0f} ({r['peak_memory_kind']}) | {r.get('speedup_vs_reference')} |\n")
+        if not roof:
+            return
         f.write(f"\n## Roofline\n\ncopy {roof['copy_GBps']} GB/s, float64 matmul {roof['matmul_float64_GFLOPs']} GFLOP/s, "
                 f"float32 matmul {roof['matmul_float32_GFLOPs']} GFLOP/s.\n\n| LP batch x rows x d | s/iteration | "
                 "GFLOP/s | fraction of f64 matmul | GB/s (lower bound) | fraction of copy | flop/byte |\n"
@@ -266,6 +242,52 @@ def main(argv=None) -> int:
             f.write(f"| {l['batch']} x {l['rows']} x {l['dim']} | {l['seconds_per_iteration']:.2e} | {l['GFLOPs']} | "
                     f"{l['fraction_of_f64_matmul']} | {l['GBps_min']} | {l['fraction_of_copy_bandwidth']} | "
                     f"{l['flops_per_byte']} |\n")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="a small subset, on the CPU in under two minutes")
+    ap.add_argument("--device", choices=["cpu", "gpu"])
+    ap.add_argument("--reference-budget", type=float, default=60.0, help="seconds for the reference per case (0: skip)")
+    ap.add_argument("--families", default="abcd")
+    ap.add_argument("--cases", nargs="*", help="only these cases (names as in FAMILIES)")
+    ap.add_argument("--all", action="store_true", help="on a CPU, also the GPU-scale cases of family (c)")
+    ap.add_argument("--splitter", choices=["auto", "lp", "vertices"], default="auto",
+                    help="auto: the vertex path on boxes at d <= 6; lp: batched LPs everywhere")
+    ap.add_argument("--lp-dtype", choices=["float64", "float32"], default="float64",
+                    help="dtype of the device LPs (certificates stay float64)")
+    ap.add_argument("--no-roofline", action="store_true", help="skip the roofline section")
+    ap.add_argument("--tag", default="", help="suffix for the result file names")
+    ap.add_argument("--out", default=common.RESULTS)
+    ap.add_argument("--roofline-only", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.roofline_only:
+        print(json.dumps(roofline(args.device)))
+        return 0
+    counter = CompileCounter()
+    cases = [c for f in args.families for c in FAMILIES[f]]
+    if args.cases:
+        cases = [c for c in cases if c[0] in args.cases]
+    if args.quick:
+        cases = [c for c in cases if c[0] in QUICK]
+        args.reference_budget = min(args.reference_budget, 10.0)
+    if (args.device or lrenum.runtime.select_device(None).platform) == "cpu" and not args.all:
+        cases = [c for c in cases if c[0] not in CPU_SKIP]
+    device = common.device_name(args.device)
+    kind = lrenum.runtime.select_device(args.device).platform
+    stem = os.path.join(args.out, f"bench-{kind}{'-quick' if args.quick else ''}-{dt.date.today().isoformat()}{args.tag}")
+    os.makedirs(args.out, exist_ok=True)
+    rows = []
+    for case in cases:
+        row = run_case(case, args.device, counter, args.reference_budget, args.splitter, np.dtype(args.lp_dtype))
+        rows.append(row)
+        print(f"{row['case']:>18}: {row['regions']:>8} regions {row['seconds']:>8.3f} s "
+              f"{row['regions_per_second']:>10.0f}/s  LPs {row['lps']:>7} (avoided {row['lps_avoided']}), "
+              f"compiles {row['compilations_first_run']}+{row['compilations_second_run']}, "
+              f"x ref {row.get('speedup_vs_reference')}", file=sys.stderr, flush=True)
+        write_results(stem, device, rows, {})
+    roof = {} if args.no_roofline else roofline_in_subprocess(args.device)
+    write_results(stem, device, rows, roof)
     print(f"wrote {stem}.json and .md", file=sys.stderr)
     return 0
 

@@ -77,9 +77,9 @@ def timed(cmd: list, limit: float, env=None) -> dict:
     return {"wall_s": round(wall, 3), "peak_mb": rss and round(rss, 1), **(json.loads(lines[-1]) if lines else {})}
 
 
-def lrenum_run(path: str, splitter: str, limit: float, cache: str) -> dict:
+def lrenum_run(path: str, splitter: str, limit: float, cache: str, device: str = "cpu") -> dict:
     env = dict(os.environ, LRENUM_CACHE_DIR=cache)
-    return timed([sys.executable, "-m", "lrenum", "enumerate", path, "--json", "-q", "--device", "cpu",
+    return timed([sys.executable, "-m", "lrenum", "enumerate", path, "--json", "-q", "--device", device,
                   "--splitter", splitter], limit, env)
 
 
@@ -91,10 +91,13 @@ def main() -> None:
     ap.add_argument("--peer-script", default=os.path.join(ROOT, "..", "shared", "peers", "berzins_count.py"))
     ap.add_argument("--lp-limit", type=float, default=300.0, help="seconds allowed to the LP path per network")
     ap.add_argument("--peer-limit", type=float, default=600.0, help="seconds allowed to the peer per network")
+    ap.add_argument("--device", choices=["cpu", "gpu"], default="cpu",
+                    help="where lrenum's kernels run (the vertex path is host code either way); the peer runs on "
+                         "the same kind of device (torch 'cuda' for gpu)")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     args = ap.parse_args()
     names = args.cases or (QUICK if args.quick else [c[0] for c in CASES])
-    device = f"cpu / {cpu_name()}"
+    device = f"cpu / {cpu_name()}" if args.device == "cpu" else f"gpu / {gpu_name()} (host: {cpu_name()})"
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         cache = os.path.join(tmp, "cache")
@@ -105,21 +108,34 @@ def main() -> None:
             lo, hi = dom.box
             lrenum.save_npz(path, net, lo=np.broadcast_to(np.asarray(lo, float), (d,)).copy(),
                             hi=np.broadcast_to(np.asarray(hi, float), (d,)).copy())
-            lrenum_run(path, "lp", 30.0, cache)          # warms the compilation cache (first run of a shape)
+            lrenum_run(path, "lp", 60.0, cache, args.device)          # warms the compilation cache (first run of a shape)
             row = {"network": name, "d": d, "widths": widths}
-            v = lrenum_run(path, "vertices", 3600.0, cache)
+            v = lrenum_run(path, "vertices", 3600.0, cache, args.device)
             row["vertices"] = v
-            row["lp"] = lrenum_run(path, "lp", args.lp_limit, cache)
+            row["lp"] = lrenum_run(path, "lp", args.lp_limit, cache, args.device)
             if args.peer and os.path.isdir(args.peer) and os.path.exists(args.peer_script):
                 env = dict(os.environ, BERZINS_DIR=args.peer)
-                row["peer"] = timed([sys.executable, args.peer_script, path, "cpu"], args.peer_limit, env)
+                row["peer"] = timed([sys.executable, args.peer_script, path, "cuda" if args.device == "gpu" else "cpu"],
+                                    args.peer_limit, env)
             counts = {k: row[k].get("regions") for k in ("vertices", "lp", "peer") if k in row and "regions" in row[k]}
             row["counts_agree"] = len(set(counts.values())) <= 1
             rows.append(row)
             print(json.dumps(row), flush=True)
+            write_results(args, device, rows)   # after every case: a run stopped by a time limit keeps its rows
+
+
+def gpu_name() -> str:
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True)
+        return out.stdout.strip().splitlines()[0]
+    except (OSError, IndexError):
+        return "unknown GPU"
+
+
+def write_results(args, device: str, rows: list) -> None:
     stamp = dt.date.today().isoformat()
     os.makedirs(args.out, exist_ok=True)
-    base = os.path.join(args.out, f"lowd-cpu-{stamp}{'-quick' if args.quick else ''}")
+    base = os.path.join(args.out, f"lowd-{args.device}-{stamp}{'-quick' if args.quick else ''}")
     with open(base + ".json", "w") as f:
         json.dump(dict(device=device, date=stamp, cases=rows), f, indent=1)
     with open(base + ".md", "w") as f:

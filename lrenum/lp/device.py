@@ -26,6 +26,13 @@ SMALL_BATCH = 32         # box LP calls with at most this many LPs run at this l
                          # dense kernel: its several row buckets would each compile twice (5-12-6-6: 2.6 -> 5.0 s cold)
 
 
+LANE_STEP = 4            # lane buckets: lp_batch, lp_batch / 4, ... down to MIN_LANES. Measured on an H100
+MIN_LANES = 256          # (2026-11-23): the low-d LP path makes ~250 LPs per call, and padding each call to
+                         # 16,384 lanes spent more time in np.pad/astype and transfers than in the IPM; a
+                         # factor 4 between buckets bounds the padding at 4x for log4(lp_batch/256) + 1
+                         # compiled shapes (4 on a GPU, 1 on a CPU, where lp_batch = 256)
+
+
 def default_lp_batch(device) -> int:
     """LPs per device call: a GPU needs ~10^4 lanes to amortise its launches; a 2-core CPU is as
     fast at 256 (measured) and pads less."""
@@ -65,9 +72,27 @@ class _DeviceLP:
 
     small_batch = 0          # a second, small lane bucket (0: none); costs one more compilation
 
-    def _pad_batch(self, arr: np.ndarray, k: int) -> np.ndarray:
-        lanes = self.small_batch if k <= self.small_batch < self.lp_batch else self.lp_batch
-        return np.pad(arr, [(0, lanes - k)] + [(0, 0)] * (arr.ndim - 1))
+    def _lanes(self, k: int) -> int:
+        """The lane bucket for a call of ``k`` LPs (k <= lp_batch)."""
+        if k <= self.small_batch < self.lp_batch:
+            return self.small_batch
+        lanes = self.lp_batch
+        while lanes // LANE_STEP >= max(k, MIN_LANES):
+            lanes //= LANE_STEP
+        return lanes
+
+    def _lane_array(self, values: np.ndarray, k: int, width: Optional[int] = None, dtype=None,
+                    scale: Optional[np.ndarray] = None) -> np.ndarray:
+        """``values`` (k, m, ...) / ``scale`` (k, m) written once into zeros of (lanes, width, ...):
+        one pass instead of a chain of divide, pad, pad and astype copies."""
+        m = values.shape[1]
+        out = np.zeros((self._lanes(k), width or m) + values.shape[2:], dtype or values.dtype)
+        if scale is None:
+            out[:k, :m] = values
+        else:
+            np.divide(values, scale.reshape(scale.shape + (1,) * (values.ndim - 2)), out=out[:k, :m],
+                      casting="same_kind")
+        return out
 
 
 class DenseDeviceLP(_DeviceLP):
@@ -99,11 +124,10 @@ class DenseDeviceLP(_DeviceLP):
         use = mask & (norms > 0)
         safe = np.where(use, norms, 1.0)
         width = _pad_rows(A.shape[1])
-        pad = [(0, 0), (0, width - A.shape[1])]
-        An = self._pad_batch(np.pad(A / safe[:, :, None], pad + [(0, 0)]), k).astype(self.dtype)
-        bn = self._pad_batch(np.pad(b / safe, pad), k).astype(self.dtype)
-        mk = self._pad_batch(np.pad(use, pad), k)
-        x0 = self._pad_batch(p.start, k).astype(self.dtype)
+        An = self._lane_array(A, k, width, self.dtype, scale=safe)
+        bn = self._lane_array(b, k, width, self.dtype, scale=safe)
+        mk = self._lane_array(use, k, width)
+        x0 = self._lane_array(p.start, k, dtype=self.dtype)
         with on_device(self.device):
             t, x, y = margin_lp_dense(An, bn, mk, x0, self.geo.t_cap, self.x_bound, self.decide_tol, iters=self.iters)
         t, x = np.asarray(t, np.float64)[:k], np.asarray(x, np.float64)[:k]
@@ -146,11 +170,10 @@ class BoxDeviceLP(_DeviceLP):
         use = mask & (norms > 0)
         safe = np.where(use, norms, 1.0)
         width = max(self.width or 0, _pad_rows(C.shape[1]))
-        pad = [(0, 0), (0, width - C.shape[1])]
-        Cn = self._pad_batch(np.pad(C / safe[:, :, None], pad + [(0, 0)]), k).astype(self.dtype)
-        bn = self._pad_batch(np.pad(b / safe, pad), k).astype(self.dtype)
-        mk = self._pad_batch(np.pad(use, pad), k)
-        x0 = self._pad_batch(p.start, k).astype(self.dtype)
+        Cn = self._lane_array(C, k, width, self.dtype, scale=safe)
+        bn = self._lane_array(b, k, width, self.dtype, scale=safe)
+        mk = self._lane_array(use, k, width)
+        x0 = self._lane_array(p.start, k, dtype=self.dtype)
         lo, hi = geo.box
         with on_device(self.device):
             t, x, y = margin_lp_box(Cn, bn, mk, x0, geo.U.astype(self.dtype), lo.astype(self.dtype),
