@@ -57,3 +57,34 @@ def test_from_torch_matches_arrays():
     assert patterns_of(res) == reference_patterns(Ws, bs, -1.0, 1.0)
     with pytest.raises(lrenum.InputError):
         lrenum.from_torch(torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Tanh(), torch.nn.Linear(2, 1)))
+
+
+def test_most_children_is_the_general_position_count():
+    from math import comb
+
+    from lrenum.core.walk import most_children
+
+    assert most_children(16, 12) == sum(comb(16, i) for i in range(13)) == 64839
+    assert most_children(3, 5) == 8          # fewer hyperplanes than dimensions: every sign vector
+    assert most_children(64, 2) == 1 + 64 + comb(64, 2)
+
+
+@pytest.mark.parametrize("vertex_path", [False, True])
+def test_first_probe_of_a_level_respects_the_split_budget(monkeypatch, vertex_path):
+    """Before a level's children per parent are known, a split takes no more parents than the
+    budget allows at the general-position bound (a 12-input 16-16 network peaked at 2.8 GB when
+    16 probing parents had 12x the budget in children); the regions are the same."""
+    from lrenum.core import walk
+
+    rng = np.random.default_rng(5)
+    Ws, bs = random_net(rng, 3, [8, 8])
+    net, dom = lrenum.make_network(Ws, bs), lrenum.box_domain(-1.0, 1.0, 3)
+    expected = patterns_of(lrenum.enumerate_regions(net, dom, collect=True, vertex_path=vertex_path))
+    monkeypatch.setattr(walk, "children_per_split", lambda device: 40)   # bound at level 2: 93 children
+    taken = []
+    res = lrenum.enumerate_regions(net, dom, collect=True, vertex_path=vertex_path,
+                                   on_split=lambda layer, ident, n: taken.append(len(ident)))
+    assert taken[0] == 1
+    assert patterns_of(res) == expected
+    lo, hi = dom.box
+    assert expected == reference_patterns(Ws, bs, lo, hi)

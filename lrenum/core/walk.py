@@ -10,6 +10,8 @@ The walk, its result type and its two small sinks stay together: the walk is the
 
 from __future__ import annotations
 
+import math
+
 import time
 from dataclasses import dataclass, field
 from typing import NamedTuple, Optional, Protocol
@@ -97,6 +99,15 @@ def root_region(frame: Frame) -> Regions:
 
 
 FIRST_PROBE = 16   # parents in the first split of a level, before its children per parent are known
+
+
+def most_children(width: int, dim: int) -> int:
+    """At most how many children one parent can have: the regions of ``width`` hyperplanes in
+    general position in ``dim`` dimensions (Zaslavsky), sum_{i <= dim} C(width, i). The first probe
+    of a level takes no more parents than the split budget allows at this bound (measured: 16
+    probing parents of a 12-input 16-16 network had 194,178 children, 12x the budget, and the run
+    peaked at 2.8 GB against 1.6 GB after it)."""
+    return int(sum(math.comb(width, i) for i in range(min(width, dim) + 1)))
 
 
 def children_per_split(device) -> int:
@@ -235,6 +246,7 @@ def _walk(frame: Frame, splitter: Splitter, sinks: list, batch_size: int, resume
     counts = list(next_id[1:])
     per_parent = [None] * L        # children per parent seen so far at each level (None: not yet measured)
     budget = children_per_split(splitter.device)
+    widths, dim = list(frame.net.hidden_widths), frame.r
     while True:
         level = next((l for l in range(L - 1, -1, -1) if stacks[l].size), None)
         if level is None:
@@ -243,7 +255,11 @@ def _walk(frame: Frame, splitter: Splitter, sinks: list, batch_size: int, resume
         # split's arrays (cells, rows, LPs) stay bounded whatever the children per parent (measured:
         # 512 MNIST parents x 450 children each held 11.8 GB)
         est = per_parent[level]
-        take = min(batch_size, FIRST_PROBE) if est is None else int(np.clip(budget / est, 1, batch_size))
+        if est is None:
+            bound = most_children(widths[level], dim)
+            take = int(np.clip(budget // bound, 1, min(batch_size, FIRST_PROBE)))
+        else:
+            take = int(np.clip(budget / est, 1, batch_size))
         parents = stacks[level].pop(take)
         children, n_children = splitter.split(parents)
         # the mean, raised towards the largest parent seen: a batch of heavy parents after light

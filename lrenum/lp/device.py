@@ -24,6 +24,9 @@ SMALL_BATCH = 32         # box LP calls with at most this many LPs run at this l
                          # make many small calls, and padding each to 256 lanes cost ~7 ms at d = 64 (measured:
                          # family (d) 0.073 -> 0.025 s per run; one more compilation, ~1 s cold). Not for the
                          # dense kernel: its several row buckets would each compile twice (5-12-6-6: 2.6 -> 5.0 s cold)
+SMALL_BATCH_MAX_DIM = 256  # ... and only up to this input dimension: at d = 784 the small bucket's compilation
+                         # (1.7 s cold) outweighs what it saves (mnist_6x6 2.3 vs 2.5 s, mnist_8x8 15.5-16.8 vs
+                         # 16.4-16.5 s per run, 2-core CPU, 2026-11-23), and it took the cold start to 3.4-3.8 s
 
 
 LANE_STEP = 4            # lane buckets: lp_batch, lp_batch / 4, ... down to MIN_LANES. Measured on an H100
@@ -145,11 +148,11 @@ class BoxDeviceLP(_DeviceLP):
     """
 
     name = "device-box"
-    small_batch = SMALL_BATCH
 
     def __init__(self, geometry: LPGeometry, device, max_rows: Optional[int] = None, **kw):
         super().__init__(geometry, device, **kw)
         self.width = None if max_rows is None else _pad_rows(max_rows + geometry.dom_C.shape[0])
+        self.small_batch = SMALL_BATCH if geometry.dim <= SMALL_BATCH_MAX_DIM else 0
         if geometry.box is None:
             raise ValueError("the box-bounded LP needs a bounded domain")
         lo, hi = geometry.box
