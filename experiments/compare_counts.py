@@ -26,7 +26,7 @@ from lrenum.counting.mipbound import mipbound  # noqa: E402
 
 RANDOM = [("rand_2_8x8x8", 2, [8, 8, 8]), ("rand_3_10x10", 3, [10, 10]), ("rand_4_8x8", 4, [8, 8])]
 TRAINED = ["pca2_8x8x8", "pca4_8x8", "pca8_8x8", "pca16_6x6", "full64_4x4"]
-MNIST = ["mnist_6x6", "mnist_6x6x6", "mnist_8x8"]   # 784 inputs on [0,1]^784, the MIPBound paper's setting
+MNIST = ["mnist_6x6", "mnist_6x6x6", "mnist_8x8", "mnist_8x14"]   # 784 inputs on [0,1]^784, the MIPBound paper's setting (8x14: 22 units, its size)
 FIELDS = ["network", "input_dim", "widths", "method", "value", "ci_low", "ci_high", "certain_lower", "seconds"]
 
 
