@@ -42,7 +42,7 @@ class Splitter:
         batch = lp_batch or default_lp_batch(device)
         self.propagate = Propagator(frame, device, batch)
         rows = int(sum(frame.widths)) + 1
-        self.backend = choose_backend(frame.geometry, rows, device, lp_batch=batch, dtype=lp_dtype)
+        self.backend = choose_backend(frame.geometry, rows, device, lp_batch=lp_batch, dtype=lp_dtype)
         self.decider = Decider(frame.geometry, lambda: frame.exact, stats, frame.d)
         from .vertices import VertexSplitter   # low-dimensional path
 

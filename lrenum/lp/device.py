@@ -24,9 +24,13 @@ SMALL_BATCH = 32         # box LP calls with at most this many LPs run at this l
                          # make many small calls, and padding each to 256 lanes cost ~7 ms at d = 64 (measured:
                          # family (d) 0.073 -> 0.025 s per run; one more compilation, ~1 s cold). Not for the
                          # dense kernel: its several row buckets would each compile twice (5-12-6-6: 2.6 -> 5.0 s cold)
-SMALL_BATCH_MAX_DIM = 256  # ... and only up to this input dimension: at d = 784 the small bucket's compilation
-                         # (1.7 s cold) outweighs what it saves (mnist_6x6 2.3 vs 2.5 s, mnist_8x8 15.5-16.8 vs
-                         # 16.4-16.5 s per run, 2-core CPU, 2026-11-23), and it took the cold start to 3.4-3.8 s
+SMALL_BATCH_MAX_DIM = 256  # ... and only up to this input dimension (GPU): at d = 784 the small bucket's
+                         # compilation (1.7 s cold) outweighs what it saves
+BOX_CPU_LANES = 64       # the box LP on a CPU: one lane bucket of 64, no small bucket. Measured on the 2-core
+                         # CPU (2026-11-23), second runs against 256 + 32 lanes: full64_6x4 0.085 vs 0.083 s,
+                         # pca16_6x6 0.12 vs 0.20 s, mnist_6x6 0.84 vs 2.6 s, mnist_8x8 9.6-13.2 vs 16.5-18.2 s
+                         # (lanes of d = 784 vectors stay in cache), with one compilation instead of two
+                         # (cold start 3.7-4.0 -> 1.6-2.4 s)
 
 
 LANE_STEP = 4            # lane buckets: lp_batch, lp_batch / 4, ... down to MIN_LANES. Measured on an H100
@@ -53,7 +57,7 @@ class _DeviceLP:
                  iters: int = LP_ITERS):
         self.geo = geometry
         self.device = device
-        self.lp_batch = lp_batch or default_lp_batch(device)
+        self.lp_batch = lp_batch or self.default_lanes(device)
         self.dtype = dtype
         self.iters = iters
         self.decide_tol = DECIDE_TOL * geometry.scale
@@ -74,6 +78,9 @@ class _DeviceLP:
         return MarginSolutions(*(np.concatenate(x) for x in zip(*parts)))
 
     small_batch = 0          # a second, small lane bucket (0: none); costs one more compilation
+
+    def default_lanes(self, device) -> int:
+        return default_lp_batch(device)
 
     def _lanes(self, k: int) -> int:
         """The lane bucket for a call of ``k`` LPs (k <= lp_batch)."""
@@ -152,13 +159,17 @@ class BoxDeviceLP(_DeviceLP):
     def __init__(self, geometry: LPGeometry, device, max_rows: Optional[int] = None, **kw):
         super().__init__(geometry, device, **kw)
         self.width = None if max_rows is None else _pad_rows(max_rows + geometry.dom_C.shape[0])
-        self.small_batch = SMALL_BATCH if geometry.dim <= SMALL_BATCH_MAX_DIM else 0
+        on_cpu = device.platform == "cpu"
+        self.small_batch = SMALL_BATCH if geometry.dim <= SMALL_BATCH_MAX_DIM and not on_cpu else 0
         if geometry.box is None:
             raise ValueError("the box-bounded LP needs a bounded domain")
         lo, hi = geometry.box
         self.center = 0.5 * (lo + hi)
         self.half = 0.5 * (hi - lo)
         self.center_image = geometry.image(self.center)
+
+    def default_lanes(self, device) -> int:
+        return BOX_CPU_LANES if device.platform == "cpu" else default_lp_batch(device)
 
     def _solve_chunk(self, p: MarginProblems) -> MarginSolutions:
         from lrenum.kernels.lp_box import margin_lp_box
