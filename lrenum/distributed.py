@@ -356,3 +356,21 @@ def tree_estimate_sharded(net: Network, domain: Domain, *, workers: int, address
     return tree_result(samples, lower, confidence, interval, time.perf_counter() - t0,
                        {"probes": probes, "branch": branch, "seed": seed, "workers": workers, "tasks": tasks,
                         "lps": sum(p.details["lps"] for p in parts), "device": f"ray:{workers} workers"})
+
+
+def mipbound_sharded(net: Network, domain: Domain, *, workers: int, address: Optional[str] = None, **kw):
+    """MIPBound with each level's trials (independent MILPs) run as Ray tasks. The driver draws the
+    XOR sets in the same order as one process, so a seed gives the same bound; the MILP encoding
+    goes to Ray's object store once per level and is shared by that level's tasks."""
+    from .counting.mipbound import mipbound, run_trial
+
+    ray = start_ray(workers, address)
+    remote = ray.remote(max_retries=TASK_RETRIES)(run_trial)
+
+    def run_trials(model, net_, domain_, trial_xors, backend, time_limit):
+        refs = [ray.put(v) for v in (model, net_, domain_)]
+        return ray.get([remote.remote(*refs, xors, backend, time_limit) for xors in trial_xors])
+
+    res = mipbound(net, domain, run_trials=run_trials, **kw)
+    res.workers = workers
+    return res

@@ -123,3 +123,21 @@ def test_tree_estimate_with_workers(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["workers"] == 2 and out["lower_bound"] <= exact
     assert out["ci_low"] <= out["estimate"] <= out["ci_high"] and 0.3 * exact < out["estimate"] < 3 * exact
+
+
+def test_mipbound_with_workers_gives_the_one_process_bound(tmp_path, capsys):
+    """The driver draws the XOR sets; the trials run as Ray tasks: the same levels and bound for a seed."""
+    import json
+    rng = np.random.default_rng(9)
+    Ws, bs = random_net(rng, 2, [5, 4])
+    net = _save(tmp_path, Ws, bs)
+    exact = lrenum.enumerate_regions(lrenum.make_network(Ws, bs)).regions
+    args = ["mipbound", net, "--trials", "3", "--seed", "4", "--backend", "highs", "--json", "-q"]
+    assert main(args) == 0
+    alone = json.loads(capsys.readouterr().out)
+    assert main(args + ["--workers", "2"]) == 0
+    sharded = json.loads(capsys.readouterr().out)
+    assert sharded["workers"] == 2 and "workers" not in alone
+    assert sharded["levels"] == alone["levels"] and sharded["lower_bound"] == alone["lower_bound"]
+    assert 0 < sharded["verified_patterns"] == alone["verified_patterns"] <= exact
+    assert main(["mipbound", net, "--ray-address", "127.0.0.1:1", "-q"]) == 2

@@ -199,11 +199,25 @@ def cmd_mipbound(args) -> int:
     if small <= SMALL_ENOUGH_TO_ENUMERATE:
         _say(f"note: this network has at most {small} regions; `lrenum enumerate` counts them exactly, "
              f"probably in seconds")
+    if args.workers:
+        from ..distributed import start_ray
+
+        start_ray(args.workers, args.ray_address)   # a bad address or a missing Ray: one line, before any work
+    elif args.ray_address:
+        raise InputError("--ray-address needs --workers")
     _start(args, "MIPBound: solving MILPs with random XOR constraints")
-    res = mipbound(net, domain, trials=args.trials, confidence=args.confidence, time_limit=args.time_limit,
-                   seed=args.seed, backend=args.backend, max_xors=args.max_xors, progress=not args.quiet)
+    options = dict(trials=args.trials, confidence=args.confidence, time_limit=args.time_limit, seed=args.seed,
+                   backend=args.backend, max_xors=args.max_xors, progress=not args.quiet)
+    if args.workers:
+        from ..distributed import mipbound_sharded
+
+        res = mipbound_sharded(net, domain, workers=args.workers, address=args.ray_address, **options)
+    else:
+        res = mipbound(net, domain, **options)
+    where = f", {res.workers} workers" if res.workers else ""
     _emit(args, f"at least {res.lower_bound} regions with confidence {res.confidence:g} (MIPBound, {res.xors} XORs, "
-                f"{res.verified_patterns} distinct patterns verified, {res.backend}, {res.seconds:.2f} s)", res.summary())
+                f"{res.verified_patterns} distinct patterns verified, {res.backend}{where}, {res.seconds:.2f} s)",
+          res.summary())
     return 0
 
 

@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["auto", "scip", "highs"], default="auto",
                    help="MILP solver: SCIP (extra 'mipbound') or HiGHS via scipy (default: SCIP if installed)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--workers", type=_positive_int,
+                   help="run each level's trials (independent MILPs) on N Ray workers (lrenum[ray]); same bound per seed")
+    p.add_argument("--ray-address", help="join this Ray cluster instead of starting a local one (with --workers)")
     _add_output_args(p)
     p.set_defaults(func=cmd_mipbound)
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -42,11 +42,15 @@ class MipBoundResult:
     verified_patterns: int           # distinct patterns found and checked: a certain lower bound
     levels: list = field(default_factory=list)   # per level: s, trials, successes, bound
     backend: str = ""
+    workers: Optional[int] = None    # Ray workers that ran the trials (None: this process)
 
     def summary(self) -> dict:
-        return {"lower_bound": self.lower_bound, "confidence": self.confidence, "xors": self.xors,
-                "seconds": round(self.seconds, 6), "verified_patterns": self.verified_patterns,
-                "levels": self.levels, "backend": self.backend}
+        out = {"lower_bound": self.lower_bound, "confidence": self.confidence, "xors": self.xors,
+               "seconds": round(self.seconds, 6), "verified_patterns": self.verified_patterns,
+               "levels": self.levels, "backend": self.backend}
+        if self.workers is not None:
+            out["workers"] = self.workers
+        return out
 
 
 def level_bound(successes: int, trials: int, s: int, delta: float) -> int:
@@ -71,15 +75,43 @@ def level_bound(successes: int, trials: int, s: int, delta: float) -> int:
     return max(0, math.ceil(lo * 2.0 ** s * (1 - 1e-12)))
 
 
+def run_trial(model, net: Network, domain: Domain, xors: list, backend: str, time_limit: float) -> Optional[bytes]:
+    """One trial: the MILP with these XOR constraints; the packed pattern it found, verified (parity
+    rechecked on the rounded binaries, the pattern checked at the MILP's point), or None."""
+    from . import milp
+    from ..certify.patterns import check_patterns
+
+    m = model.with_objective(model.c)
+    m.xors = xors
+    res = milp.solve(m, backend=backend, time_limit=time_limit)
+    if res.x is None:
+        return None
+    pattern = model.pattern(res.x)
+    v = np.round(res.x).astype(np.int64)
+    if not all(int(v[idx].sum()) % 2 == par for idx, par in xors):
+        return None
+    if not check_patterns(net, domain, pattern[None], res.x[model.x_slice][None])[0]:
+        return None
+    return np.packbits(pattern).tobytes()
+
+
+def _run_sequentially(model, net, domain, trial_xors: list, backend: str, time_limit: float) -> list:
+    return [run_trial(model, net, domain, xors, backend, time_limit) for xors in trial_xors]
+
+
 def mipbound(net: Network, domain: Optional[Domain] = None, *, trials: int = 8, confidence: float = 0.95,
              time_limit: float = 30.0, seed: int = 0, backend: str = "auto", max_xors: Optional[int] = None,
-             margin: float = 1e-5, progress: bool = False) -> MipBoundResult:
+             margin: float = 1e-5, progress: bool = False, run_trials: Callable = _run_sequentially) -> MipBoundResult:
     """Run MIPBound: levels s = 0, 1, 2, ... with ``trials`` random XOR sets each, until a
-    level has no success (or ``max_xors``)."""
+    level has no success (or ``max_xors``).
+
+    ``run_trials(model, net, domain, trial_xors, backend, time_limit)`` runs one level's trials
+    (independent MILPs) and returns their results in order; the default runs them here, and
+    :func:`lrenum.distributed.mipbound_sharded` passes one that runs them on Ray workers. The XOR
+    sets are drawn here, in the same order either way, so a seed gives the same bound."""
     import sys
 
     from . import milp
-    from ..certify.patterns import check_patterns
     from .preact import preactivation_bounds
 
     if domain is None:
@@ -108,25 +140,16 @@ def mipbound(net: Network, domain: Optional[Domain] = None, *, trials: int = 8, 
     levels = []
     best, best_s = 0, 0
     for s in range(top + 1):
-        succ = 0
+        trial_xors = []
         for _ in range(trials):
             xors = []
             for _ in range(s):
                 pick = model.binaries[rng.random(nb) < 0.5]
                 xors.append((pick, int(rng.integers(2))))
-            m = model.with_objective(model.c)
-            m.xors = xors
-            res = milp.solve(m, backend=backend, time_limit=time_limit)
-            if res.x is None:
-                continue
-            pattern = model.pattern(res.x)
-            v = np.round(res.x).astype(np.int64)
-            if not all(int(v[idx].sum()) % 2 == par for idx, par in xors):
-                continue
-            if not check_patterns(net, domain, pattern[None], res.x[model.x_slice][None])[0]:
-                continue
-            succ += 1
-            found.add(np.packbits(pattern).tobytes())
+            trial_xors.append(xors)
+        hits = [h for h in run_trials(model, net, domain, trial_xors, backend, time_limit) if h is not None]
+        succ = len(hits)
+        found.update(hits)
         bound = level_bound(succ, trials, s, delta)
         levels.append({"xors": s, "trials": trials, "successes": succ, "bound": bound})
         if progress:
