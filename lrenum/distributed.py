@@ -17,7 +17,8 @@ all. Hence:
 Ray is an optional dependency (``pip install 'lrenum[ray]'``).
 
 One module: the driver, the task and the atomic commit are one protocol (a subtree is committed
-whole or not at all); reading it in one place is how one checks that.
+whole or not at all); reading it in one place is how one checks that. The estimators' Ray wrappers
+(tree probes, MIPBound trials) sit at the end so that the optional dependency has one door.
 """
 
 from __future__ import annotations

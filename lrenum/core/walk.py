@@ -11,7 +11,6 @@ The walk, its result type and its two small sinks stay together: the walk is the
 from __future__ import annotations
 
 import math
-
 import time
 from dataclasses import dataclass, field
 from typing import NamedTuple, Optional, Protocol
