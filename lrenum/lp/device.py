@@ -5,8 +5,9 @@
 * :class:`BoxDeviceLP`: the domain box as bounds, a rows x rows normal system in standard form,
   rows in basis coordinates. Best when d is large and a cell has few rows.
 
-:func:`choose_backend` picks one by the cost of a step. Both bucket the batch to one size per
-device (so that a run compiles each kernel once) and the rows to a multiple of 8.
+:func:`choose_backend` picks one by the cost of a step. Both pad a call to one of a few lane counts
+(one on a CPU, a factor 4 apart on a GPU) and the rows to a multiple of 8, so that a run compiles
+each kernel at a few shapes only.
 """
 
 from __future__ import annotations
@@ -20,12 +21,11 @@ from ..tolerances import DECIDE_TOL, LP_ITERS
 from .problem import LPGeometry, MarginProblems, MarginSolutions, norm2
 
 ROW_BUCKET = 8           # rows are padded to a multiple of this: few distinct compiled shapes
-SMALL_BATCH = 32         # box LP calls with at most this many LPs run at this lane count: small wide networks
-                         # make many small calls, and padding each to 256 lanes cost ~7 ms at d = 64 (measured:
-                         # family (d) 0.073 -> 0.025 s per run; one more compilation, ~1 s cold). Not for the
+SMALL_BATCH = 32         # box LP on a GPU, d <= SMALL_BATCH_MAX_DIM: calls of at most this many LPs run at this
+SMALL_BATCH_MAX_DIM = 256  # lane count. Small wide networks make many small calls (on the 2-core CPU, padding
+                         # each to 256 lanes had cost ~7 ms at d = 64: family (d) 0.073 -> 0.025 s per run), and
+                         # at d = 784 the extra compilation (1.7 s cold) outweighs what it saves. Not for the
                          # dense kernel: its several row buckets would each compile twice (5-12-6-6: 2.6 -> 5.0 s cold)
-SMALL_BATCH_MAX_DIM = 256  # ... and only up to this input dimension (GPU): at d = 784 the small bucket's
-                         # compilation (1.7 s cold) outweighs what it saves
 BOX_CPU_LANES = 64       # the box LP on a CPU: one lane bucket of 64, no small bucket. Measured on the 2-core
                          # CPU (2026-11-23), second runs against 256 + 32 lanes: full64_6x4 0.085 vs 0.083 s,
                          # pca16_6x6 0.12 vs 0.20 s, mnist_6x6 0.84 vs 2.6 s, mnist_8x8 9.6-13.2 vs 16.5-18.2 s
