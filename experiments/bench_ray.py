@@ -1,11 +1,13 @@
 """Whole-process speed of a sharded run (Ray workers) against one process, measured in one run.
 
-    python experiments/bench_ray.py [--workers 2] [--net PATH] [--tasks-per-worker 8]
+    python experiments/bench_ray.py [--workers 2] [--net PATH ...] [--task-seconds S] [--repeat K] [--tag T]
 
 Runs ``lrenum enumerate NET -o FILE --json -q`` as a fresh process without and with
-``--workers N`` (Ray start-up, worker start-up and compilation included), checks that both files
-hold the same pattern set, and records wall times, their ratio and the driver's cost per task
-(merge and commit). Results: ``experiments/results/bench_ray-<date>.{json,md}``.
+``--workers N`` (Ray start-up, worker start-up and compilation included), alternately ``--repeat``
+times, checks that both files hold the same pattern set, and records wall times, the ratio of the
+medians and the driver's cost (top split, commits). ``--net d4-32`` / ``d4-40`` are seeded random 4-input
+networks with three hidden layers of 32 (923,463 regions) or 40 (the vertex path). Results:
+``experiments/results/bench_ray-<date>[-tag].{json,md}``.
 """
 
 from __future__ import annotations
@@ -37,6 +39,21 @@ def default_net(path: str) -> None:
     lrenum.save_npz(path, lrenum.make_network(Ws, bs))
 
 
+def d4_net(width: int):
+    """A random 4-input network with three hidden layers of ``width`` on [-1, 1]^4 (seed 7)."""
+    def build(path: str) -> None:
+        rng = np.random.default_rng(7)
+        dims = [4, width, width, width, 1]
+        Ws = [rng.normal(size=(dims[i + 1], dims[i])) / np.sqrt(dims[i]) * 1.5 for i in range(len(dims) - 1)]
+        bs = [rng.normal(size=dims[i + 1]) * 0.5 for i in range(len(dims) - 1)]
+        lrenum.save_npz(path, lrenum.make_network(Ws, bs))
+    return build
+
+
+BUILT = {"default": ("random 4-14-14-10 (seed 2026)", default_net),
+         "d4-32": ("random 4-32-32-32 (seed 7)", d4_net(32)), "d4-40": ("random 4-40-40-40 (seed 7)", d4_net(40))}
+
+
 def run(args_list: list[str]) -> tuple[dict, float]:
     t = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "lrenum"] + args_list, capture_output=True, text=True)
@@ -54,36 +71,55 @@ def patterns(path: str) -> set:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--net", help="network file (default: a seeded random 4-14-14-10 network)")
+    ap.add_argument("--net", nargs="+", default=["default"],
+                    help="network files, or 'default' / 'd4-32' for the seeded random networks")
+    ap.add_argument("--task-seconds", type=float, default=None, help="passed to lrenum (default: lrenum's)")
+    ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--tag", default="")
     args = ap.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        net = args.net or os.path.join(tmp, "net.npz")
-        if not args.net:
-            default_net(net)
-        one, one_wall = run(["enumerate", net, "-o", os.path.join(tmp, "one.h5"), "--json", "-q"])
-        many, many_wall = run(["enumerate", net, "-o", os.path.join(tmp, "many.h5"), "--json", "-q",
-                               "--workers", str(args.workers)])
-        same = patterns(os.path.join(tmp, "one.h5")) == patterns(os.path.join(tmp, "many.h5"))
-    row = {"network": args.net or "random 4-14-14-10 (seed 2026)", "regions": one["regions"],
-           "one_process_seconds": round(one_wall, 2), "workers": args.workers,
-           "sharded_seconds": round(many_wall, 2), "speedup": round(one_wall / many_wall, 2),
-           "same_pattern_set": same, "sharded_regions": many["regions"], "device": device_name(),
-           "cpu_cores": os.cpu_count(),
-           **{k: many.get(k) for k in ("tasks", "ray_start_seconds", "top_split_seconds", "driver_commit_seconds",
-                                       "task_file_bytes", "worker_seconds")}}
-    print(json.dumps(row))
+    rows = []
+    for spec in args.net:
+        with tempfile.TemporaryDirectory() as tmp:
+            if spec in BUILT:
+                name, build = BUILT[spec]
+                net = os.path.join(tmp, "net.npz")
+                build(net)
+            else:
+                name, net = spec, spec
+            extra = [] if args.task_seconds is None else ["--task-seconds", str(args.task_seconds)]
+            ones, manys = [], []
+            for _ in range(args.repeat):   # alternate, so that a slow spell of the machine hits both
+                one, wall = run(["enumerate", net, "-o", os.path.join(tmp, "one.h5"), "--json", "-q", "--force"])
+                ones.append(wall)
+                many, wall = run(["enumerate", net, "-o", os.path.join(tmp, "many.h5"), "--json", "-q", "--force",
+                                  "--workers", str(args.workers)] + extra)
+                manys.append(wall)
+                print(f"{name}: one {ones[-1]:.1f} s, {args.workers} workers {manys[-1]:.1f} s", file=sys.stderr)
+            same = patterns(os.path.join(tmp, "one.h5")) == patterns(os.path.join(tmp, "many.h5"))
+        one_wall, many_wall = float(np.median(ones)), float(np.median(manys))
+        row = {"network": name, "regions": one["regions"], "one_process_seconds": round(one_wall, 2),
+               "one_process_runs": [round(t, 2) for t in ones], "workers": args.workers,
+               "sharded_seconds": round(many_wall, 2), "sharded_runs": [round(t, 2) for t in manys],
+               "speedup": round(one_wall / many_wall, 2), "same_pattern_set": same,
+               "sharded_regions": many["regions"], "task_seconds": args.task_seconds, "device": device_name(),
+               "cpu_cores": os.cpu_count(),
+               **{k: many.get(k) for k in ("tasks", "tasks_handed_back", "ray_start_seconds", "top_split_seconds",
+                                           "driver_commit_seconds", "task_file_bytes", "worker_seconds")}}
+        print(json.dumps(row))
+        rows.append(row)
     os.makedirs(RESULTS, exist_ok=True)
-    stem = os.path.join(RESULTS, f"bench_ray-{dt.date.today().isoformat()}")
-    json.dump(row, open(stem + ".json", "w"), indent=1)
+    stem = os.path.join(RESULTS, f"bench_ray-{dt.date.today().isoformat()}" + (f"-{args.tag}" if args.tag else ""))
+    json.dump(rows, open(stem + ".json", "w"), indent=1)
     with open(stem + ".md", "w") as f:
-        f.write(f"# Sharded enumeration (Ray) against one process\n\nDevice: {row['device']}. Whole processes "
-                f"(`lrenum enumerate -o ... --json -q`), Ray and worker start-up included.\n\n"
-                f"| network | regions | one process s | {args.workers} workers s | speed-up | same set |\n|---|---|---|---|---|---|\n"
-                f"| {row['network']} | {row['regions']:,} | {row['one_process_seconds']} | {row['sharded_seconds']} | "
-                f"{row['speedup']}x | {same} |\n\n"
-                f"Driver: Ray start {row['ray_start_seconds']} s, in-process top split {row['top_split_seconds']} s, "
-                f"{row['tasks']} tasks, commits {row['driver_commit_seconds']} s for {row['task_file_bytes']:,} bytes of "
-                f"task files; workers busy {row['worker_seconds']} s in all.\n")
+        f.write(f"# Sharded enumeration (Ray) against one process\n\nDevice: {rows[0]['device']}. Whole processes "
+                f"(`lrenum enumerate -o ... --json -q`), Ray and worker start-up included; medians of "
+                f"{args.repeat} alternating run(s).\n\n"
+                f"| network | regions | one process s | {args.workers} workers s | speed-up | same set | tasks (handed back) | driver commits s | workers busy s |\n"
+                f"|---|---|---|---|---|---|---|---|---|\n")
+        for r in rows:
+            f.write(f"| {r['network']} | {r['regions']:,} | {r['one_process_seconds']} | {r['sharded_seconds']} | "
+                    f"{r['speedup']}x | {r['same_pattern_set']} | {r['tasks']} ({r['tasks_handed_back']}) | "
+                    f"{r['driver_commit_seconds']} | {r['worker_seconds']} |\n")
     return 0
 
 

@@ -14,6 +14,12 @@ all. Hence:
 * the driver killed: ``--resume --workers N`` finds the roots without committed children (the
   writer's resume rule) and runs only those again.
 
+Work stealing through the driver: a task that has run ``task_seconds`` stops after its current
+split and returns its frontier (regions written but not yet split). Its rows are committed as
+usual; the frontier, renumbered to global ids, goes back into the queue as new tasks, so a few
+heavy subtrees are spread over all workers instead of idling the rest. Committed regions without
+children are exactly what the resume rule redoes, so an interruption at any point stays safe.
+
 Ray is an optional dependency (``pip install 'lrenum[ray]'``).
 
 One module: the driver, the task and the atomic commit are one protocol (a subtree is committed
@@ -49,6 +55,8 @@ from .model.network import Network
 
 TASKS_PER_WORKER = 8      # subtrees handed out per worker: enough that one long subtree does not idle the rest
 TASK_RETRIES = 3          # Ray re-runs a task whose worker died this many times
+TASK_SECONDS = 20.0       # a task running this long hands its frontier back (long enough that the
+                          # per-task cost, ~0.1-0.5 s of rebuilding roots and committing, stays small)
 
 
 def _ray():
@@ -102,25 +110,45 @@ def start_ray(workers: int, address: Optional[str]):
 
 # ---------------------------------------------------------------------------------- the worker
 class _TaskFile:
-    """The walk's sink inside a task: rows per layer appended to an HDF5 file, local ids."""
+    """The walk's sink inside a task: rows per layer, local ids, buffered in memory and appended to
+    an HDF5 file in large pieces (appending every batch to auto-chunked datasets cost a third of a
+    task's time). The finished file becomes a segment of the dataset as it is (see _commit_task)."""
+
+    FLUSH_BYTES = 32 * 2 ** 20      # bounds a task's buffer
 
     def __init__(self, path: str, writer_rows):
         self.path = path
         self.rows = writer_rows
         self.f = h5py.File(path, "w")
+        self.buffer: dict = {}
+        self.buffered = 0
 
     def regions(self, layer: int, batch: Regions) -> None:
-        for name, arr in self.rows(layer, batch).items():
-            key = f"layer_{layer}/{name}"
-            if key not in self.f:
-                self.f.create_dataset(key, data=arr, maxshape=(None,) + arr.shape[1:], chunks=True)
-            else:
-                append_rows(self.f[key], arr)
+        rows = self.rows(layer, batch)
+        self.buffer.setdefault(layer, []).append(rows)
+        self.buffered += sum(a.nbytes for a in rows.values())
+        if self.buffered > self.FLUSH_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        for layer, parts in self.buffer.items():
+            for name in parts[0]:
+                arr = np.concatenate([p[name] for p in parts])
+                key = f"layer_{layer}/{name}"
+                if key not in self.f:
+                    row_bytes = max(1, arr[:1].nbytes)
+                    chunk = (max(1, min(len(arr), 2 ** 20 // row_bytes)),) + arr.shape[1:]
+                    self.f.create_dataset(key, data=arr, maxshape=(None,) + arr.shape[1:], chunks=chunk)
+                else:
+                    append_rows(self.f[key], arr)
+        self.buffer.clear()
+        self.buffered = 0
 
     def split_done(self, layer, ident, n_children) -> None:
         pass
 
     def close(self) -> None:
+        self._flush()
         self.f.close()
 
 
@@ -154,11 +182,20 @@ def _pin_to_a_free_core() -> None:
     _PINNED.append(None)
 
 
+def _roots(part: Regions) -> dict:
+    """What a task needs of its root regions (the rest is rebuilt from the patterns)."""
+    return {"bits": part.bits, "const": part.const, "witness": part.witness, "radius": part.radius,
+            "wstatus": part.wstatus, "rank": part.rank, "parent": part.parent, "ident": part.ident,
+            "vertices": part.vertices}     # proven vertex sets travel along (else rebuilt by qhull)
+
+
 def run_task(net: Network, domain: Domain, roots: dict, layer: int, path: str, batch_size: int,
              device: Optional[str], maps: str, kill_marker: Optional[str] = None,
-             vertex_path: Optional[bool] = None) -> dict:
+             vertex_path: Optional[bool] = None, task_seconds: Optional[float] = None) -> dict:
     """Walk the subtrees of ``roots`` (regions of ``layer``; ``roots['ident']`` their global ids)
-    and write every region below them to ``path``. Returns the local counts per layer and stats.
+    and write every region below them to ``path``. Returns the local counts per layer and stats,
+    and, when the task stopped after ``task_seconds``, its frontier: ``pending`` as [(layer, roots)]
+    with ids local to this task file (global for regions of ``layer`` itself).
 
     ``kill_marker`` (tests only): the first task to find this file missing creates it and kills
     its own worker process, as a crash would."""
@@ -179,21 +216,26 @@ def run_task(net: Network, domain: Domain, roots: dict, layer: int, path: str, b
         regions = replace(regions, vertices=roots["vertices"])
     tmp = path + ".tmp"
     sink = _TaskFile(tmp, lambda layer, batch: region_rows(net, frame, maps, layer, batch))
+    t0 = time.perf_counter()
+    stop = None if task_seconds is None else (lambda: time.perf_counter() - t0 > task_seconds)
     try:
         res = enumerate_regions(net, domain, batch_size=batch_size, device=device, sink=sink,
                                 resume=ResumeState([(layer, regions)], [1] + [0] * net.n_hidden),
-                                vertex_path=vertex_path)
+                                vertex_path=vertex_path, should_stop=stop)
     finally:
         sink.close()
     os.replace(tmp, path)
-    return {"counts": res.per_layer, "stats": res.stats.as_dict(), "seconds": res.seconds}
+    return {"counts": res.per_layer, "stats": res.stats.as_dict(), "seconds": res.seconds,
+            "pending": [(l, _roots(r)) for l, r in res.pending]}
 
 
 # ---------------------------------------------------------------------------------- the driver
 def enumerate_sharded(writer: RegionWriter, *, workers: int, address: Optional[str] = None,
                       batch_size: int = 512, device: Optional[str] = None, progress: bool = False,
-                      tasks_per_worker: int = TASKS_PER_WORKER, vertex_path: Optional[bool] = None) -> EnumerationResult:
-    """Fill ``writer``'s file using Ray workers; the file ends complete and merged."""
+                      tasks_per_worker: int = TASKS_PER_WORKER, vertex_path: Optional[bool] = None,
+                      task_seconds: Optional[float] = TASK_SECONDS) -> EnumerationResult:
+    """Fill ``writer``'s file using Ray workers; the file ends complete and merged. A task that
+    runs ``task_seconds`` hands its frontier back as new tasks (None: never)."""
     if workers < 1:
         raise InputError("--workers must be at least 1")
     t_start = time.perf_counter()
@@ -220,24 +262,25 @@ def enumerate_sharded(writer: RegionWriter, *, workers: int, address: Optional[s
     task_dir = os.path.join(writer.path + ".tasks", uuid.uuid4().hex)
     os.makedirs(task_dir, exist_ok=True)
     futures = {}
+    net_ref = ray.put(net)
+    submitted = [0]
+
+    def submit(layer: int, roots: dict) -> None:
+        path = os.path.join(task_dir, f"task_{submitted[0]:06d}.h5")
+        futures[remote.remote(net_ref, domain, roots, layer, path, batch_size, device, writer.maps,
+                              os.environ.get("LRENUM_TEST_KILL_WORKER_ONCE"), vertex_path, task_seconds)] = (layer, path)
+        submitted[0] += 1
+
     n_roots = sum(len(r) for _, r in pending)
     per_task = max(1, -(-n_roots // max(1, workers * tasks_per_worker)))
-    net_ref = ray.put(net)
-    k = 0
     for layer, regions in pending:
         for s in range(0, len(regions), per_task):
-            part = regions.take(slice(s, s + per_task))
-            roots = {"bits": part.bits, "const": part.const, "witness": part.witness, "radius": part.radius,
-                     "wstatus": part.wstatus, "rank": part.rank, "parent": part.parent, "ident": part.ident,
-                     "vertices": part.vertices}     # proven vertex sets travel along (else rebuilt by qhull)
-            path = os.path.join(task_dir, f"task_{k:06d}.h5")
-            futures[remote.remote(net_ref, domain, roots, layer, path, batch_size, device, writer.maps,
-                                  os.environ.get("LRENUM_TEST_KILL_WORKER_ONCE"), vertex_path)] = (layer, path)
-            k += 1
+            submit(layer, _roots(regions.take(slice(s, s + per_task))))
     stop_after = int(os.environ.get("LRENUM_TEST_STOP_AFTER_TASKS", "0"))   # interruption hook for the tests
     top_seconds = time.perf_counter() - t0
     try:
-        commit_seconds, task_bytes, worker_seconds = _collect(ray, futures, writer, counts, stats, t0, progress, stop_after)
+        commit_seconds, task_bytes, worker_seconds, handed_back = _collect(
+            ray, futures, writer, counts, stats, t0, progress, stop_after, submit, 2 * workers)
     finally:
         for fut in futures:         # interrupted: stop this run's tasks (their files are discarded)
             ray.cancel(fut, force=True)
@@ -245,7 +288,7 @@ def enumerate_sharded(writer: RegionWriter, *, workers: int, address: Optional[s
     result = EnumerationResult(regions=counts[-1], per_layer=counts, seconds=time.perf_counter() - t0,
                                device=f"ray:{workers} workers" if not address else f"ray:{address}", stats=stats)
     # what experiments/NOTES-scale.md models: the driver's share of the work
-    result.extra.update({"tasks": k, "ray_start_seconds": round(ray_start, 3), "top_split_seconds": round(top_seconds, 3),
+    result.extra.update({"tasks": submitted[0], "tasks_handed_back": handed_back, "ray_start_seconds": round(ray_start, 3), "top_split_seconds": round(top_seconds, 3),
                          "driver_commit_seconds": round(commit_seconds, 3), "task_file_bytes": task_bytes,
                          "worker_seconds": round(worker_seconds, 3)})
     a = writer.f.attrs
@@ -258,10 +301,11 @@ def enumerate_sharded(writer: RegionWriter, *, workers: int, address: Optional[s
 
 
 def _collect(ray, futures: dict, writer: RegionWriter, counts: list, stats: DecisionStats, t0: float,
-             progress: bool, stop_after: int) -> tuple[float, int, float]:
-    """Commit tasks as they finish (any order), each as one segment. Returns the driver's commit
-    seconds, the task files' bytes and the workers' busy seconds."""
-    done_tasks = 0
+             progress: bool, stop_after: int, submit, pieces: int) -> tuple[float, int, float, int]:
+    """Commit tasks as they finish (any order), each as one segment; a task's frontier goes back
+    into the queue in up to ``pieces`` new tasks per layer. Returns the driver's commit seconds,
+    the task files' bytes, the workers' busy seconds and how many tasks handed work back."""
+    done_tasks = handed_back = 0
     commit_seconds, task_bytes, worker_seconds = 0.0, 0, 0.0
     last = time.perf_counter()
     while futures:
@@ -275,12 +319,18 @@ def _collect(ray, futures: dict, writer: RegionWriter, counts: list, stats: Deci
                              f"rerun with --resume to finish") from None
         tc = time.perf_counter()
         task_bytes += os.path.getsize(path)
-        _commit_task(writer, path, layer, counts)
+        offsets = _commit_task(writer, path, layer, counts)
+        for l, roots in out["pending"]:
+            _to_global(roots, l, layer, offsets)
+            n = len(roots["ident"])
+            step = max(1, -(-n // pieces))
+            for s in range(0, n, step):
+                submit(l, _take_roots(roots, slice(s, s + step)))
+        handed_back += bool(out["pending"])
         commit_seconds += time.perf_counter() - tc
         worker_seconds += out["seconds"]
         for key, v in out["stats"].items():
             setattr(stats, key, getattr(stats, key) + v)
-        os.remove(path)
         done_tasks += 1
         if progress and (time.perf_counter() - last > 1.0 or not futures):
             last = time.perf_counter()
@@ -288,7 +338,23 @@ def _collect(ray, futures: dict, writer: RegionWriter, counts: list, stats: Deci
                   + " ".join(f"L{i + 1}={c}" for i, c in enumerate(counts)), flush=True, file=sys.stderr)
         if stop_after and done_tasks >= stop_after:
             raise KeyboardInterrupt
-    return commit_seconds, task_bytes, worker_seconds
+    return commit_seconds, task_bytes, worker_seconds, handed_back
+
+
+def _to_global(roots: dict, l: int, task_layer: int, offsets: list) -> None:
+    """Renumber a returned frontier of layer ``l`` from the task's local ids to global ids, as
+    :func:`_commit_task` renumbered its rows (the task's own roots, of ``task_layer``, are global)."""
+    if l > task_layer:
+        roots["ident"] = roots["ident"] + offsets[l - 1]
+        if l - 1 > task_layer:
+            roots["parent"] = roots["parent"] + offsets[l - 2]
+
+
+def _take_roots(roots: dict, sl: slice) -> dict:
+    out = {k: (v[sl] if isinstance(v, np.ndarray) else v) for k, v in roots.items()}
+    if roots.get("vertices") is not None:
+        out["vertices"] = roots["vertices"].take(sl)
+    return out
 
 
 def _split_top(writer: RegionWriter, batch_size: int, device, want: int, stats: DecisionStats, counts: list,
@@ -320,20 +386,20 @@ def _split_top(writer: RegionWriter, batch_size: int, device, want: int, stats: 
     return L, None
 
 
-def _commit_task(writer: RegionWriter, path: str, layer: int, counts: list) -> None:
-    """Renumber a task's rows to global ids and commit them as one segment (all layers at once)."""
+def _commit_task(writer: RegionWriter, path: str, layer: int, counts: list) -> list:
+    """Commit a finished task file as one segment (all its layers at once), moved into place as it
+    is: its rows of layer l > layer + 1 name parents by local id, so the segment records the shift
+    to global ids. Returns the offsets (the global id of each layer's first row of this task)."""
+    offsets = list(counts)
+    shift = [0] * (writer.L + 1)
     with h5py.File(path, "r") as f:
-        offsets = list(counts)
         for l in range(layer + 1, writer.L + 1):
-            g = f.get(f"layer_{l}")
-            if g is None:
-                continue
-            rows = {name: g[name][:] for name in g}
-            if l > layer + 1:       # parents are this task's own rows of layer l-1: shift to global ids
-                rows["parent"] = rows["parent"] + offsets[l - 2]
-            writer.buffer.setdefault(l, []).append(rows)
-            counts[l - 1] += len(rows["parent"])
-    writer.commit(force=True)
+            if f"layer_{l}/parent" in f:
+                counts[l - 1] += f[f"layer_{l}/parent"].shape[0]
+                if l > layer + 1:
+                    shift[l] = offsets[l - 2]
+    writer.commit_file(path, shift)
+    return offsets
 
 
 # ---------------------------------------------------------------------------------- estimates

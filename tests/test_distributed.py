@@ -141,3 +141,29 @@ def test_mipbound_with_workers_gives_the_one_process_bound(tmp_path, capsys):
     assert sharded["levels"] == alone["levels"] and sharded["lower_bound"] == alone["lower_bound"]
     assert 0 < sharded["verified_patterns"] == alone["verified_patterns"] <= exact
     assert main(["mipbound", net, "--ray-address", "127.0.0.1:1", "-q"]) == 2
+
+
+def test_work_stealing_hands_frontiers_back_with_the_same_tree(tmp_path, capsys, monkeypatch):
+    """--task-seconds 0: every task stops after its first split and hands its frontier back to
+    the driver, which reissues it as new tasks. Same regions, same per-layer counts, and a tree
+    that verify accepts; an interruption between hand-backs resumes to the same result."""
+    rng = np.random.default_rng(13)
+    Ws, bs = random_net(rng, 3, [5, 4, 4, 3])
+    net = _save(tmp_path, Ws, bs)
+    out = str(tmp_path / "r.h5")
+    assert main(["enumerate", net, "-o", out, "--workers", "2", "-q", "--json", "--task-seconds", "0",
+                 "--batch-size", "4"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["tasks_handed_back"] > 0 and summary["tasks"] > 16
+    one = lrenum.enumerate_regions(lrenum.make_network(Ws, bs), collect=True)
+    assert summary["per_layer"] == one.per_layer
+    assert _patterns(out) == reference_patterns(Ws, bs, -1.0, 1.0)
+    assert main(["verify", out, net, "-q"]) == 0
+    out2 = str(tmp_path / "r2.h5")
+    monkeypatch.setenv("LRENUM_TEST_STOP_AFTER_TASKS", "12")
+    assert main(["enumerate", net, "-o", out2, "--workers", "2", "-q", "--task-seconds", "0", "--batch-size", "4"]) == 130
+    monkeypatch.delenv("LRENUM_TEST_STOP_AFTER_TASKS")
+    assert main(["enumerate", net, "-o", out2, "--workers", "2", "-q", "--resume"]) == 0
+    assert _patterns(out2) == _patterns(out)
+    assert main(["verify", out2, net, "-q"]) == 0
+    assert main(["enumerate", net, "--task-seconds", "1", "-q"]) == 2      # needs --workers

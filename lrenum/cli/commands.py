@@ -12,7 +12,7 @@ import sys
 import numpy as np
 
 from ..errors import InputError
-from .common import _emit, _load, _say, _start
+from .common import _emit, _load, _say, _start, _Ticker
 
 SMALL_ENOUGH_TO_ENUMERATE = 100_000   # an upper bound this small: enumeration takes seconds (measured ~1-10k regions/s on 2 cores)
 
@@ -35,6 +35,8 @@ def cmd_enumerate(args) -> int:
             raise InputError(f"--splitter vertices needs {why}")
     if args.geometry and not args.output:
         raise InputError("--geometry needs -o FILE")
+    if args.task_seconds is not None and (args.workers is None or args.task_seconds < 0):
+        raise InputError("--task-seconds needs --workers and a value >= 0")
     if args.workers is not None:   # checked before any file is touched
         if not args.output:
             raise InputError("--workers needs -o FILE: the workers' regions are merged into a dataset")
@@ -56,7 +58,8 @@ def cmd_enumerate(args) -> int:
 
             result = enumerate_sharded(writer, workers=args.workers, address=args.ray_address,
                                        batch_size=args.batch_size, device=args.device, progress=not args.quiet,
-                                       vertex_path=vertex_path)
+                                       vertex_path=vertex_path, **({} if args.task_seconds is None
+                                                                   else {"task_seconds": args.task_seconds}))
         elif writer is not None:
             result = writer.run(batch_size=args.batch_size, device=args.device, progress=not args.quiet,
                                 vertex_path=vertex_path)
@@ -70,8 +73,13 @@ def cmd_enumerate(args) -> int:
     if args.geometry:
         from ..geometry import add_geometry
 
-        _start(args, "geometry: facets and neighbours of every region (exact certificates)")
-        s["geometry"] = add_geometry(args.output, net, domain)
+        _start(args, "geometry: facets and neighbours of every region (exact certificates)"
+                     + (", exact vertices and volumes" if net.input_dim <= 6 else ""))
+        tick = _Ticker(args, "geometry", " regions")
+        try:
+            s["geometry"] = add_geometry(args.output, net, domain, progress=tick)
+        finally:
+            tick.close()
     _emit(args, f"{s['regions']} regions in {s['seconds']:.3f} s on {s['device']}; per layer {s['per_layer']}; "
                 f"{s['lps']} LPs ({s['lps_avoided']} avoided), {s['clarabel_redecisions']} float64 re-decisions, "
                 f"{s['exact_decisions']} exact" + (f"; written to {args.output}" if args.output else ""), s)
@@ -121,17 +129,7 @@ def cmd_verify(args) -> int:
 
     net, domain = _load(args)
     _start(args, f"verifying {args.file} against {args.network}")
-    bar = None
-    if not args.quiet:
-        from tqdm import tqdm
-
-        bar = tqdm(desc="[lrenum] rows checked", unit=" rows", file=sys.stderr, mininterval=1.0)
-
-    def tick(done: int, total: int) -> None:
-        if bar is not None:
-            bar.total = total
-            bar.update(done - bar.n)
-
+    tick = _Ticker(args, "rows checked", " rows")
     try:
         out = verify_file(args.file, net, domain, device=args.device, progress=tick)
     except Mismatch as exc:
@@ -140,8 +138,7 @@ def cmd_verify(args) -> int:
             print(json.dumps({"ok": False, "error": str(exc)}))
         return 1
     finally:
-        if bar is not None:
-            bar.close()
+        tick.close()
     _emit(args, f"OK: {out['regions']} regions ({out['rows_checked']} rows over {len(out['per_layer'])} layers) "
                 f"re-checked against {args.network}", dict(ok=True, **out))
     return 0

@@ -108,6 +108,26 @@ def _start(args, what: str) -> None:
         _say(f"[lrenum] {what}")
 
 
+class _Ticker:
+    """A progress callback ``tick(done, total)`` drawing a bar on stderr (nothing with -q)."""
+
+    def __init__(self, args, desc: str, unit: str):
+        self.bar = None
+        if not getattr(args, "quiet", False):
+            from tqdm import tqdm
+
+            self.bar = tqdm(desc=f"[lrenum] {desc}", unit=unit, file=sys.stderr, mininterval=1.0)
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is not None:
+            self.bar.total = total
+            self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def _emit(args, human: str, summary: dict) -> None:
     """The result: JSON alone on stdout with --json (the human line then goes to stderr)."""
     if args.json:

@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=_positive_int,
                    help="shard the enumeration over N Ray workers (needs -o and pip install 'lrenum[ray]')")
     p.add_argument("--ray-address", help="join this Ray cluster instead of starting a local one (with --workers)")
+    p.add_argument("--task-seconds", type=float, default=None, metavar="S",
+                   help="with --workers: a task running S seconds hands its unsplit regions back as new tasks "
+                        "(work stealing; default 20, 0 hands back after every split)")
     p.add_argument("--force", action="store_true", help="overwrite a complete -o file")
     _add_output_args(p)
     p.set_defaults(func=cmd_enumerate)

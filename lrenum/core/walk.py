@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import NamedTuple, Optional, Protocol
+from typing import Callable, NamedTuple, Optional, Protocol
 
 import numpy as np
 
@@ -62,6 +62,7 @@ class EnumerationResult:
     patterns: Optional[np.ndarray] = None   # (regions, N) bool, when collected
     witnesses: Optional[np.ndarray] = None  # (regions, d), when collected
     extra: dict = field(default_factory=dict)
+    pending: list = field(default_factory=list)   # [(layer, Regions)] left unsplit by ``should_stop``
 
     def summary(self) -> dict:
         """The JSON summary printed by ``lrenum enumerate --json``."""
@@ -177,7 +178,8 @@ def enumerate_regions(net: Network, domain: Optional[Domain] = None, *, batch_si
                       device: Optional[str] = None, sink: Optional[RegionSink] = None, on_layer=None,
                       on_split=None, collect: bool = False, progress: bool = False, lp_dtype=np.float64,
                       resume: Optional[ResumeState] = None, lp_batch: Optional[int] = None,
-                      vertex_path: Optional[bool] = None) -> EnumerationResult:
+                      vertex_path: Optional[bool] = None,
+                      should_stop: Optional[Callable[[], bool]] = None) -> EnumerationResult:
     """Enumerate every full-dimensional activation region of ``net`` over ``domain``.
 
     Parameters
@@ -194,6 +196,9 @@ def enumerate_regions(net: Network, domain: Optional[Domain] = None, *, batch_si
     lp_batch : LPs per device call (default 16384 on a GPU, 256 on a CPU).
     vertex_path : the low-dimensional vertex path (:mod:`lrenum.core.vertices`): None uses it on box
         domains up to d = 6, True insists (an error where it cannot run), False uses LPs only.
+    should_stop : asked after every split; True ends the walk early, leaving the regions not yet
+        split in ``result.pending`` (every region above them already went to the sinks). The
+        sharded run uses it to hand a long subtree's frontier back to the driver.
     """
     if domain is None:
         domain = box_domain(-1.0, 1.0, net.input_dim)
@@ -213,12 +218,12 @@ def enumerate_regions(net: Network, domain: Optional[Domain] = None, *, batch_si
         collector = Collector(net.n_hidden) if collect else None
         if collector is not None:
             sinks.append(collector)
-        counts = _walk(frame, splitter, sinks, batch_size, resume, meter)
+        counts, pending = _walk(frame, splitter, sinks, batch_size, resume, meter, should_stop)
     meter.close(counts)
     result = EnumerationResult(
         regions=counts[-1], per_layer=counts, seconds=time.perf_counter() - t0,
         device=runtime.describe_device(dev), stats=stats, compilations=compiles.count,
-        compile_seconds=compiles.seconds)
+        compile_seconds=compiles.seconds, pending=pending)
     if collector is not None:
         N = int(sum(net.hidden_widths))
         result.patterns = np.concatenate(collector.patterns) if collector.patterns else np.zeros((0, N), bool)
@@ -227,7 +232,7 @@ def enumerate_regions(net: Network, domain: Optional[Domain] = None, *, batch_si
 
 
 def _walk(frame: Frame, splitter: Splitter, sinks: list, batch_size: int, resume: Optional[ResumeState],
-          meter: Progress) -> list[int]:
+          meter: Progress, should_stop: Optional[Callable[[], bool]] = None) -> tuple[list[int], list]:
     L = frame.net.n_hidden
     stacks = [_Stack() for _ in range(L)]
     if resume is None:
@@ -277,4 +282,6 @@ def _walk(frame: Frame, splitter: Splitter, sinks: list, batch_size: int, resume
         if level + 1 < L:
             stacks[level + 1].push(children)
         meter.update(counts, pending=[s.size for s in stacks])
-    return counts
+        if should_stop is not None and should_stop():
+            return counts, [(l, stacks[l].pop(stacks[l].size)) for l in range(L) if stacks[l].size]
+    return counts, []

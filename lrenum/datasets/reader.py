@@ -175,6 +175,15 @@ class RegionFile:
         s, e = g["offsets"][i], g["offsets"][i + 1]
         return g["A"][s:e], g["b"][s:e], g["neuron"][s:e]
 
+    def vertices(self, i: int) -> np.ndarray:
+        """The vertices of final region ``i`` (V, d): the float64 nearest to each exact vertex.
+        Stored by ``--geometry`` at d <= 6."""
+        g = self._geometry()
+        if "vertices" not in g:
+            raise ValueError("this file stores no vertices (d > 6, or geometry written before vertices were stored)")
+        s, e = g["vertex_offsets"][i], g["vertex_offsets"][i + 1]
+        return g["vertices"][s:e]
+
     def adjacency(self):
         """The partition graph as a symmetric ``scipy.sparse`` matrix (entry = 1 where two final
         regions share a facet). Needs ``--geometry``."""

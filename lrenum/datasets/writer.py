@@ -42,6 +42,7 @@ from .format import FORMAT_NAME, FORMAT_VERSION, pack_bits
 
 COMMIT_SECONDS = float(os.environ.get("LRENUM_COMMIT_SECONDS", "1.0"))  # seconds between commits
 CHUNK_ROWS = 4096
+PARENT_SHIFT = "parent_shift"   # segment attribute (optional): per layer, added to its rows' parent ids
 
 
 def append_rows(ds: h5py.Dataset, rows: np.ndarray) -> None:
@@ -275,6 +276,30 @@ class RegionWriter:
         os.replace(tmp, final)
         self.buffer.clear()
 
+    def commit_file(self, path: str, parent_shift: list[int]) -> None:
+        """Commit a finished file of rows (a Ray task's, with ids local to it) as the next segment,
+        by rename: ``parent_shift[l]`` is added to the parent ids of its layer-l rows when segments
+        are read, so the rows themselves are not copied. The rename is the commit point."""
+        self.commit(force=True)             # rows buffered before it keep their ids
+        with h5py.File(path, "r+") as f:    # not yet a segment: a crash here loses only a task file
+            f.attrs[PARENT_SHIFT] = np.asarray(parent_shift, dtype=np.int64)
+        os.makedirs(self.parts_dir, exist_ok=True)
+        final = os.path.join(self.parts_dir, f"seg_{len(self._segments()):08d}.h5")
+        try:
+            os.replace(path, final)
+        except OSError:                     # another file system: copy next to it, then rename
+            shutil.copyfile(path, final + ".tmp")
+            os.replace(final + ".tmp", final)
+            os.remove(path)
+
+    @staticmethod
+    def _segment_rows(seg: h5py.File, layer: int, name: str) -> np.ndarray:
+        """A segment's column, with parent ids shifted to global ids where it says so."""
+        rows = seg[f"layer_{layer}/{name}"][:]
+        if name == "parent" and PARENT_SHIFT in seg.attrs:
+            rows = rows + seg.attrs[PARENT_SHIFT][layer]
+        return rows
+
     def _rows(self, layer: int, batch: Regions) -> dict:
         return region_rows(self.net, self.frame, self.maps, layer, batch)
 
@@ -286,8 +311,8 @@ class RegionWriter:
                 with h5py.File(path, "r") as seg:
                     for l in range(1, self.L + 1):
                         if f"layer_{l}" in seg:
-                            for name, ds in seg[f"layer_{l}"].items():
-                                rows.setdefault(l, {}).setdefault(name, []).append(ds[:])
+                            for name in seg[f"layer_{l}"]:
+                                rows.setdefault(l, {}).setdefault(name, []).append(self._segment_rows(seg, l, name))
             except OSError as exc:
                 raise InputError(f"cannot resume {self.path}: segment {path} is unreadable ({exc})") from None
         return {l: {n: np.concatenate(v) for n, v in d.items()} for l, d in rows.items()}
@@ -311,7 +336,7 @@ class RegionWriter:
                             continue
                         g, src = out[f"layer_{l}"], seg[f"layer_{l}"]
                         for name in PER_LAYER:
-                            append_rows(g[name], src[name][:])
+                            append_rows(g[name], self._segment_rows(seg, l, name))
                         if l == self.L:
                             for name, target in final_names.items():
                                 if name in src:
