@@ -43,6 +43,8 @@ CASES = {
     "d2-24x24": ("2-input 24-24", lambda: deep(2, [24, 24], 1)),
     "d3-12x12": ("3-input 12-12", lambda: deep(3, [12, 12], 2)),
     "d4-10x10": ("4-input 10-10", lambda: deep(4, [10, 10], 3)),
+    "d4-14x14": ("4-input 14-14", lambda: deep(4, [14, 14], 4)),
+    "d5-10x8x6": ("5-input 10-8-6", lambda: deep(5, [10, 8, 6], 5)),
 }
 
 

@@ -108,3 +108,15 @@ def test_rank_deficiency_hidden_by_rounding():
         assert ranks[1] <= 2
         assert ranks[1] == _exact_rank(_exact_map(net, bits))
         assert ranks[0] == _exact_rank(_exact_map(net.truncated(1), bits[:6]))
+
+
+def test_dual_certificate_tries_the_heaviest_basis_first():
+    """x < 0 and x > 1 (empty), with a redundant x < 5. An interior-point dual spreads weight over
+    all three rows; on that whole support the nearest exact dual has b.y > 0 (no proof), while
+    the d + 1 = 2 heaviest rows give the Farkas vector (1/2, 1/2, 0) exactly."""
+    import numpy as np
+    from lrenum.lp import exact
+    rows = [([exact.q(1.0)], exact.q(0.0)), ([exact.q(-1.0)], exact.q(-1.0)), ([exact.q(1.0)], exact.q(5.0))]
+    y = np.array([0.35, 0.5, 0.15])
+    assert not exact._empty_on_support(rows, y, np.arange(3), 1)
+    assert exact.empty_by_dual_support(rows, y)

@@ -10,6 +10,8 @@ certified by :mod:`lrenum.certify` or handed on to :mod:`lrenum.lp.exact`.
 
 from __future__ import annotations
 
+import warnings
+
 from typing import NamedTuple
 
 import numpy as np
@@ -78,8 +80,10 @@ class ClarabelLP:
         Ap.value, nrmp.value, bp.value = A, norm2(A), bb
         fail = ClarabelAnswer(False, np.nan, np.zeros(geo.dim), np.zeros(m), np.zeros(geo.dom_C.shape[0]))
         try:
-            prob.solve(solver=cp.CLARABEL, tol_gap_abs=CLARABEL_TOL, tol_gap_rel=CLARABEL_TOL,
-                       tol_feas=CLARABEL_TOL, max_iter=CLARABEL_MAX_ITER)
+            with warnings.catch_warnings():   # "may be inaccurate": that status is refused below anyway
+                warnings.simplefilter("ignore", UserWarning)
+                prob.solve(solver=cp.CLARABEL, tol_gap_abs=CLARABEL_TOL, tol_gap_rel=CLARABEL_TOL,
+                           tol_feas=CLARABEL_TOL, max_iter=CLARABEL_MAX_ITER)
         except (cp.error.SolverError, ValueError, ArithmeticError):
             return fail
         if prob.status != cp.OPTIMAL or t.value is None:

