@@ -87,19 +87,25 @@ def _check_address(address: str) -> None:
         raise InputError(f"cannot reach a Ray cluster at {address} ({exc.strerror or exc})") from None
 
 
-def start_ray(workers: int, address: Optional[str]):
-    """Start a local Ray runtime with ``workers`` CPUs, or join the cluster at ``address``."""
+def start_ray(workers: int, address: Optional[str], device: Optional[str] = "cpu"):
+    """Start a local Ray runtime with ``workers`` CPUs, and the GPUs JAX sees (up to ``workers``)
+    when ``device`` is a GPU (enumeration tasks then hold one GPU each), or join the cluster at
+    ``address``."""
     ray = _ray()
     if address:
         _check_address(address)
     if ray.is_initialized():
         return ray
+    # GPU workers share devices with the driver: no process may grab 75% of a GPU's memory
+    # up front (JAX's default), or the second one on that GPU runs out. Set before JAX starts.
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    gpus = 0 if address else min(workers, runtime.gpu_count(device))
     try:
         if address:
             ray.init(address=address, log_to_driver=False)
         else:
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
-                     runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(
+            ray.init(num_cpus=workers, num_gpus=gpus, include_dashboard=False, log_to_driver=False,
+                     runtime_env={"env_vars": {"XLA_PYTHON_CLIENT_PREALLOCATE": "false", "PYTHONPATH": os.pathsep.join(
                          [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
                          + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}})
     except Exception as exc:   # Ray raises ConnectionError, RuntimeError, ValueError ... on a bad address
@@ -239,7 +245,7 @@ def enumerate_sharded(writer: RegionWriter, *, workers: int, address: Optional[s
     if workers < 1:
         raise InputError("--workers must be at least 1")
     t_start = time.perf_counter()
-    ray = start_ray(workers, address)
+    ray = start_ray(workers, address, device=device)
     t0 = time.perf_counter()
     ray_start = t0 - t_start
     net, domain = writer.net, writer.domain
@@ -254,7 +260,9 @@ def enumerate_sharded(writer: RegionWriter, *, workers: int, address: Optional[s
     else:
         counts = list(resume.next_id[1:])
         pending = resume.pending
-    remote = ray.remote(max_retries=TASK_RETRIES)(run_task)
+    # on GPUs each task holds one (Ray sets CUDA_VISIBLE_DEVICES for it): one worker per GPU
+    on_gpu = runtime.select_device(device).platform == "gpu" and ray.cluster_resources().get("GPU", 0) >= 1
+    remote = ray.remote(max_retries=TASK_RETRIES, num_gpus=1 if on_gpu else 0)(run_task)
     # one folder per run: tasks of an interrupted run may still be running (on a cluster they
     # outlive their driver) and must never write over this run's task files
     import uuid
@@ -286,7 +294,8 @@ def enumerate_sharded(writer: RegionWriter, *, workers: int, address: Optional[s
             ray.cancel(fut, force=True)
     shutil.rmtree(writer.path + ".tasks", ignore_errors=True)
     result = EnumerationResult(regions=counts[-1], per_layer=counts, seconds=time.perf_counter() - t0,
-                               device=f"ray:{workers} workers" if not address else f"ray:{address}", stats=stats)
+                               device=(f"ray:{workers} workers" if not address else f"ray:{address}")
+                               + (" (one GPU each)" if on_gpu else ""), stats=stats)
     # what experiments/NOTES-scale.md models: the driver's share of the work
     result.extra.update({"tasks": submitted[0], "tasks_handed_back": handed_back, "ray_start_seconds": round(ray_start, 3), "top_split_seconds": round(top_seconds, 3),
                          "driver_commit_seconds": round(commit_seconds, 3), "task_file_bytes": task_bytes,

@@ -42,6 +42,16 @@ def select_device(kind: Optional[str]):
     return devices[0]
 
 
+def gpu_count(kind: Optional[str]) -> int:
+    """GPUs a run on device ``kind`` ('gpu', or None where JAX's default is a GPU) can use; 0 otherwise."""
+    if kind == "cpu" or (kind is None and jax.default_backend() == "cpu"):
+        return 0
+    try:
+        return len(jax.devices("gpu"))
+    except RuntimeError:
+        return 0
+
+
 def describe_device(device) -> str:
     """'cpu' or 'gpu:0' (platform and index), as the summaries print it."""
     if device.platform == "cpu":

@@ -42,7 +42,7 @@ def cmd_enumerate(args) -> int:
             raise InputError("--workers needs -o FILE: the workers' regions are merged into a dataset")
         from ..distributed import start_ray
 
-        start_ray(args.workers, args.ray_address)
+        start_ray(args.workers, args.ray_address, device=args.device)
     elif args.ray_address:
         raise InputError("--ray-address needs --workers")
     if args.output:
