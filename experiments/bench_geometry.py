@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
 import numpy as np  # noqa: E402
 
 import lrenum  # noqa: E402
-from common import RESULTS, device_name  # noqa: E402
+from common import RESULTS, device_name, write_results  # noqa: E402
 from lrenum.geometry import geometry_of  # noqa: E402
 from nets import random_net  # noqa: E402
 
@@ -56,18 +56,15 @@ def main(argv=None) -> int:
                "unresolved": int(geos["auto"]["unresolved_neighbours"]), "device": device_name()}
         print(json.dumps(row), flush=True)
         rows.append(row)
-    os.makedirs(RESULTS, exist_ok=True)
     stem = os.path.join(RESULTS, f"geometry-cpu-{dt.date.today().isoformat()}" + (f"-{args.tag}" if args.tag else ""))
-    json.dump(rows, open(stem + ".json", "w"), indent=1)
-    with open(stem + ".md", "w") as f:
-        f.write(f"# --geometry: facets from exact vertices against an LP per row\n\nDevice: {rows[0]['device']}. "
-                f"Whole `geometry_of` over every region (facets, adjacency, exact vertices and volumes), one run "
-                f"each way in one process.\n\n| network | regions | from vertices s | LP per row s | speed-up | "
-                f"same facets, edges | facets | edges | vertices | unresolved |\n|---|---|---|---|---|---|---|---|---|---|\n")
-        for r in rows:
-            f.write(f"| {r['network']} | {r['regions']:,} | {r['vertex_facets_seconds']} | {r['lp_facets_seconds']} | "
-                    f"{r['speedup']}x | {r['same_facets_and_edges']} | {r['facets']:,} | {r['edges']:,} | "
-                    f"{r['vertices']:,} | {r['unresolved']} |\n")
+    write_results(stem, rows, "--geometry: facets from exact vertices against an LP per row",
+                  f"Device: {rows[0]['device']}. Whole `geometry_of` over every region (facets, adjacency, exact "
+                  f"vertices and volumes), one run each way in one process.",
+                  [("network", lambda r: r["network"]), ("regions", lambda r: f"{r['regions']:,}"),
+                   ("from vertices s", lambda r: r["vertex_facets_seconds"]), ("LP per row s", lambda r: r["lp_facets_seconds"]),
+                   ("speed-up", lambda r: f"{r['speedup']}x"), ("same facets, edges", lambda r: r["same_facets_and_edges"]),
+                   ("facets", lambda r: f"{r['facets']:,}"), ("edges", lambda r: f"{r['edges']:,}"),
+                   ("vertices", lambda r: f"{r['vertices']:,}"), ("unresolved", lambda r: r["unresolved"])])
     return 0
 
 

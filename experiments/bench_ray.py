@@ -5,8 +5,8 @@
 Runs ``lrenum enumerate NET -o FILE --json -q`` as a fresh process without and with
 ``--workers N`` (Ray start-up, worker start-up and compilation included), alternately ``--repeat``
 times, checks that both files hold the same pattern set, and records wall times, the ratio of the
-medians and the driver's cost (top split, commits). ``--net d4-32`` / ``d4-40`` are seeded random 4-input
-networks with three hidden layers of 32 (923,463 regions) or 40 (the vertex path). Results:
+medians and the driver's cost (top split, commits). ``--net d4-32`` / ``d4-40`` / ``d4-48`` are seeded random 4-input
+networks with three hidden layers of 32 (923,463 regions), 40 (1,583,789) or 48 (3,745,357; the vertex path). Results:
 ``experiments/results/bench_ray-<date>[-tag].{json,md}``.
 """
 
@@ -27,7 +27,7 @@ sys.path.insert(0, HERE)
 import numpy as np  # noqa: E402
 
 import lrenum  # noqa: E402
-from common import RESULTS, device_name  # noqa: E402
+from common import RESULTS, device_name, write_results  # noqa: E402
 
 
 def default_net(path: str) -> None:
@@ -51,7 +51,8 @@ def d4_net(width: int):
 
 
 BUILT = {"default": ("random 4-14-14-10 (seed 2026)", default_net),
-         "d4-32": ("random 4-32-32-32 (seed 7)", d4_net(32)), "d4-40": ("random 4-40-40-40 (seed 7)", d4_net(40))}
+         "d4-32": ("random 4-32-32-32 (seed 7)", d4_net(32)), "d4-40": ("random 4-40-40-40 (seed 7)", d4_net(40)),
+         "d4-48": ("random 4-48-48-48 (seed 7)", d4_net(48))}
 
 
 def run(args_list: list[str]) -> tuple[dict, float]:
@@ -107,19 +108,16 @@ def main(argv=None) -> int:
                                            "driver_commit_seconds", "task_file_bytes", "worker_seconds")}}
         print(json.dumps(row))
         rows.append(row)
-    os.makedirs(RESULTS, exist_ok=True)
     stem = os.path.join(RESULTS, f"bench_ray-{dt.date.today().isoformat()}" + (f"-{args.tag}" if args.tag else ""))
-    json.dump(rows, open(stem + ".json", "w"), indent=1)
-    with open(stem + ".md", "w") as f:
-        f.write(f"# Sharded enumeration (Ray) against one process\n\nDevice: {rows[0]['device']}. Whole processes "
-                f"(`lrenum enumerate -o ... --json -q`), Ray and worker start-up included; medians of "
-                f"{args.repeat} alternating run(s).\n\n"
-                f"| network | regions | one process s | {args.workers} workers s | speed-up | same set | tasks (handed back) | driver commits s | workers busy s |\n"
-                f"|---|---|---|---|---|---|---|---|---|\n")
-        for r in rows:
-            f.write(f"| {r['network']} | {r['regions']:,} | {r['one_process_seconds']} | {r['sharded_seconds']} | "
-                    f"{r['speedup']}x | {r['same_pattern_set']} | {r['tasks']} ({r['tasks_handed_back']}) | "
-                    f"{r['driver_commit_seconds']} | {r['worker_seconds']} |\n")
+    write_results(stem, rows, "Sharded enumeration (Ray) against one process",
+                  f"Device: {rows[0]['device']}. Whole processes (`lrenum enumerate -o ... --json -q`), Ray and worker "
+                  f"start-up included; medians of {args.repeat} alternating run(s).",
+                  [("network", lambda r: r["network"]), ("regions", lambda r: f"{r['regions']:,}"),
+                   ("one process s", lambda r: r["one_process_seconds"]),
+                   (f"{args.workers} workers s", lambda r: r["sharded_seconds"]), ("speed-up", lambda r: f"{r['speedup']}x"),
+                   ("same set", lambda r: r["same_pattern_set"]),
+                   ("tasks (handed back)", lambda r: f"{r['tasks']} ({r['tasks_handed_back']})"),
+                   ("driver commits s", lambda r: r["driver_commit_seconds"]), ("workers busy s", lambda r: r["worker_seconds"])])
     return 0
 
 

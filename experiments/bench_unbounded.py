@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
 import numpy as np  # noqa: E402
 
 import lrenum  # noqa: E402
-from common import RESULTS, device_name  # noqa: E402
+from common import RESULTS, device_name, write_results  # noqa: E402
 from nets import random_net  # noqa: E402
 
 
@@ -84,18 +84,16 @@ def main(argv=None) -> int:
                "clarabel_redecisions": s.float_redecisions, "lps": s.lps, "device": device_name()}
         print(json.dumps(row), flush=True)
         rows.append(row)
-    os.makedirs(RESULTS, exist_ok=True)
     stem = os.path.join(RESULTS, f"unbounded-cpu-{dt.date.today().isoformat()}" + (f"-{args.tag}" if args.tag else ""))
-    json.dump(rows, open(stem + ".json", "w"), indent=1)
-    with open(stem + ".md", "w") as f:
-        f.write(f"# Networks on R^d against the same network on a box\n\nDevice: {rows[0]['device']}. One process, "
-                f"kernels compiled first; the box is the smallest [-h, h]^d (h = 100, 1000, ...) with the R^d count.\n\n"
-                f"| case | regions | R^d s | box s (default) | box s (LPs) | R^d / box | R^d / box LPs | h | exact certificates | exact simplex |\n"
-                f"|---|---|---|---|---|---|---|---|---|---|\n")
-        for r in rows:
-            f.write(f"| {r['case']} | {r['regions_rd']:,} | {r['rd_seconds']} | {r['box_seconds']} | {r['box_lp_seconds']} | "
-                    f"{r['ratio_vs_box']}x | {r['ratio_vs_box_lp']}x | {r['box_half_width']:g} | "
-                    f"{r['exact_certificates']:,} | {r['exact_simplex']} |\n")
+    write_results(stem, rows, "Networks on R^d against the same network on a box",
+                  f"Device: {rows[0]['device']}. One process, kernels compiled first; the box is the smallest "
+                  f"[-h, h]^d (h = 100, 1000, ...) with the R^d count.",
+                  [("case", lambda r: r["case"]), ("regions", lambda r: f"{r['regions_rd']:,}"),
+                   ("R^d s", lambda r: r["rd_seconds"]), ("box s (default)", lambda r: r["box_seconds"]),
+                   ("box s (LPs)", lambda r: r["box_lp_seconds"]), ("R^d / box", lambda r: f"{r['ratio_vs_box']}x"),
+                   ("R^d / box LPs", lambda r: f"{r['ratio_vs_box_lp']}x"), ("h", lambda r: f"{r['box_half_width']:g}"),
+                   ("exact certificates", lambda r: f"{r['exact_certificates']:,}"),
+                   ("exact simplex", lambda r: r["exact_simplex"])])
     return 0
 
 

@@ -55,3 +55,16 @@ def write_csv(rows: list[dict], path: str) -> None:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
+
+
+def write_results(stem: str, rows: list[dict], title: str, intro: str, columns: list[tuple[str, object]]) -> None:
+    """``stem.json`` (the rows) and ``stem.md``: a title, a paragraph, and a table whose columns
+    are (header, row -> cell text) pairs."""
+    os.makedirs(os.path.dirname(stem), exist_ok=True)
+    with open(stem + ".json", "w") as f:
+        json.dump(rows, f, indent=1)
+    with open(stem + ".md", "w") as f:
+        f.write(f"# {title}\n\n{intro}\n\n| " + " | ".join(h for h, _ in columns) + " |\n|"
+                + "---|" * len(columns) + "\n")
+        for r in rows:
+            f.write("| " + " | ".join(str(cell(r)) for _, cell in columns) + " |\n")

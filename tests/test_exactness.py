@@ -120,3 +120,44 @@ def test_dual_certificate_tries_the_heaviest_basis_first():
     y = np.array([0.35, 0.5, 0.15])
     assert not exact._empty_on_support(rows, y, np.arange(3), 1)
     assert exact.empty_by_dual_support(rows, y)
+
+
+def test_float_farkas_enclosure_never_proves_a_nonempty_cell():
+    """R^d certificate in floats (floatcert.certify_empty_unbounded): on random cells that hold a
+    known point (exact rows = float rows), with random and with nearly-Farkas duals, it must never
+    claim emptiness; on x < 0, x > 1 it must, and not once the row errors allow a gap."""
+    from lrenum.certify.floatcert import certify_empty_unbounded
+    rng = np.random.default_rng(0)
+    for r in (1, 2, 3, 5):
+        K, m = 400, r + 4
+        C = rng.normal(size=(K, m, r))
+        x0 = rng.normal(size=(K, r))
+        b = np.einsum("kmr,kr->km", C, x0) + rng.uniform(1e-9, 1.0, size=(K, m))
+        zeros = np.zeros((K, m))
+        y = rng.uniform(0, 1, size=(K, m)) ** 4
+        assert not certify_empty_unbounded(C, b, zeros, zeros, y).any()
+        # duals that nearly balance the rows (C^T y ~ 0), the adversarial case
+        for k in range(K):
+            null = np.linalg.svd(np.r_[C[k, :r + 1].T, np.ones((1, r + 1))])[2][-1]
+            y[k, :r + 1] = np.abs(null)
+        assert not certify_empty_unbounded(C, b, zeros, zeros, y).any()
+    C = np.array([[[1.0], [-1.0]]])
+    b = np.array([[0.0, -1.0]])
+    y = np.array([[0.5, 0.5]])
+    assert certify_empty_unbounded(C, b, np.zeros((1, 2)), np.zeros((1, 2)), y).all()
+    assert not certify_empty_unbounded(C, b, np.zeros((1, 2)), np.full((1, 2), 0.6), y).any()   # x < 0.6, x > 0.4 could hold
+    assert not certify_empty_unbounded(C, b, np.full((1, 2), 2.0), np.zeros((1, 2)), y).any()   # rows could be 3x, -(-1)x
+
+
+def test_unbounded_runs_prove_most_claims_in_floats(monkeypatch):
+    """On R^4 the float enclosure takes most "empty" claims off the exact path, with the same regions."""
+    from lrenum.certify import floatcert
+    rng = np.random.default_rng(3)
+    Ws, bs = random_net(rng, 3, [6, 5])
+    net = lrenum.make_network(Ws, bs)
+    dom = lrenum.unbounded_domain(3)
+    fast = lrenum.enumerate_regions(net, dom, collect=True)
+    monkeypatch.setattr(floatcert, "certify_empty_unbounded", lambda C, b, eC, eb, y: np.zeros(len(b), bool))
+    slow = lrenum.enumerate_regions(net, dom, collect=True)
+    assert patterns_of(fast) == patterns_of(slow)
+    assert fast.stats.exact_certificates < slow.stats.exact_certificates / 2

@@ -3,7 +3,8 @@ ladder only as far as it must.
 
 For an "empty" claim (a side of a hyperplane has no interior point in a cell):
 
-1. the float64 dual bound with the device's dual vector (:func:`floatcert.certify_empty`);
+1. the float64 dual bound with the device's dual vector (:func:`floatcert.certify_empty`); without
+   a box (R^d), that dual's Farkas vector enclosed in floats (:func:`floatcert.certify_empty_unbounded`);
 2. an exact certificate rebuilt on that dual vector's support (:func:`lp.exact.empty_by_dual_support`);
 3. Clarabel in float64 (:mod:`lp.clarabel`), its answer certified again by 1, by 2, or, if it
    finds interior, by a point check;
@@ -108,6 +109,8 @@ class Decider:
         eba = np.concatenate([eb, zd], axis=1)
         ya = np.concatenate([np.where(mask, y, 0.0), y_dom], axis=1)
         empty = floatcert.certify_empty(Ca, ba, eCa, eba, ya, self.geo)
+        if self.geo.box is None:          # R^d: a Farkas vector enclosed in floats, before the exact path
+            empty |= floatcert.certify_empty_unbounded(Ca, ba, eCa, eba, ya)
         witness = np.full((K, self.d), np.nan)
         radius = np.zeros(K)
         for i in np.nonzero(~empty)[0]:

@@ -8,7 +8,8 @@ path in :mod:`lrenum.lp.exact`) has confirmed it:
   (:func:`certify_witnesses`), independent of any region matrix.
 * **Empty interior**: a dual vector ``y >= 0`` with the safe bound
   ``y.b + max_{x in box} (-(A^T y).x) + err < 0``. Weak duality then shows that no point of the
-  box satisfies all rows strictly.
+  box satisfies all rows strictly. Without a box (R^d): a Farkas vector whose existence is proven
+  by an enclosure of an exact square solve (:func:`certify_empty_unbounded`).
 
 Rows are held in basis coordinates, ``a_i = C_i U`` (:class:`lrenum.lp.problem.LPGeometry`), and
 every row comes with ``eC_i >= ||C~_i - C_i||_1`` and ``eb_i >= |b~_i - b_i|`` against the exact
@@ -31,7 +32,7 @@ def certify_empty(C, b, eC, eb, y, geo: LPGeometry) -> np.ndarray:
 
     C: (K, m, r); b, eC, eb, y: (K, m) with y >= 0 (rows not in use must carry y = 0; exact rows,
     such as a polytope domain's, carry eC = eb = 0). Nothing is certified without a box (R^d):
-    there emptiness is decided exactly. Returns a (K,) bool array.
+    there :func:`certify_empty_unbounded` or the exact path decides. Returns a (K,) bool array.
     """
     K, m = b.shape
     if geo.box is None or K == 0:
@@ -55,6 +56,62 @@ def certify_empty(C, b, eC, eb, y, geo: LPGeometry) -> np.ndarray:
            + gamma(d + 2) * (np.abs(v) @ X + np.abs(np.einsum("km,km->k", y, b)))  # the final sums
            + ETA * (m * r + m + r * d + d + 2))                                       # products that underflow
     return val + SAFETY * err < 0.0
+
+
+def certify_empty_unbounded(C, b, eC, eb, y) -> np.ndarray:
+    """Certify that cells ``{z in R^r : C~_i . z < b~_i}`` are empty without a box (R^d domains;
+    z = U x ranges over all of R^r), by a Farkas vector proven to exist from floats alone.
+
+    C: (K, m, r); b, eC, eb, y: (K, m), y >= 0 a float dual (0 on rows not in use). On the r + 1
+    rows S with the largest weights, the exact Farkas system ``M~ y = e`` with
+    ``M~ = [C~_S^T; 1^T]`` is solved in floats with an approximate inverse R, and enclosed
+    (Krawczyk / Rump, Higham 2002 section 7.2): if ``||I - R M~||_inf <= alpha < 1`` for every M~
+    within the rows' error bounds, the exact solution y~ exists and
+    ``||y~ - y0||_inf <= ||R (e - M~ y0)||_inf / (1 - alpha)``. If the whole enclosure is
+    positive and ``b~ . y~ <= 0`` over it, then y~ >= 0, C~^T y~ = 0 and b~ . y~ <= 0, so no z
+    satisfies every row strictly (``0 < y~ . (b~ - C~ z) = b~ . y~``). Returns a (K,) bool array;
+    claims it cannot prove go on to the exact path.
+    """
+    C, b, eC, eb = (np.asarray(a, dtype=np.float64) for a in (C, b, eC, eb))
+    K, m, r = C.shape
+    n = r + 1
+    out = np.zeros(K, dtype=bool)
+    if K == 0 or m < n:
+        return out
+    y = np.maximum(np.asarray(y, dtype=np.float64), 0.0)
+    S = np.argsort(-y, axis=1, kind="stable")[:, :n]                      # (K, n) heaviest rows
+    usable = np.take_along_axis(y, S, axis=1).min(axis=1) > 0
+    CS = np.take_along_axis(C, S[:, :, None], axis=1)                    # (K, n, r)
+    bS, ebS, eCS = (np.take_along_axis(a, S, axis=1) for a in (b, eb, eC))
+    M = np.concatenate([np.swapaxes(CS, 1, 2), np.ones((K, 1, n))], axis=1)   # (K, n, n)
+    E = np.zeros_like(M)
+    E[:, :r, :] = eCS[:, None, :]                                         # |M~ - M| <= E (column i: row S_i)
+    finite = np.all(np.isfinite(M), axis=(1, 2)) & usable
+    cond = np.full(K, np.inf)
+    cond[finite] = np.linalg.cond(M[finite])
+    good = finite & (cond < 1e12)                                         # else leave it to the exact path
+    if not good.any():
+        return out
+    M, E, bS, ebS = M[good], E[good], bS[good], ebS[good]
+    R = np.linalg.inv(M)
+    absR, absM = np.abs(R), np.abs(M)
+    g = gamma(n)
+    eye = np.eye(n)
+    G = np.abs(eye - R @ M) + g * (absR @ absM) + absR @ E + ETA * n        # >= |I - R M~| entrywise
+    alpha = SAFETY * G.sum(axis=2).max(axis=1)
+    y0 = R[:, :, n - 1]                                                    # R e, e = (0, ..., 0, 1)
+    resid = (np.abs(eye[n - 1] - np.einsum("kij,kj->ki", M, y0))
+             + g * np.einsum("kij,kj->ki", absM, np.abs(y0))
+             + np.einsum("kij,kj->ki", E, np.abs(y0)) + ETA * n)          # >= |e - M~ y0|
+    with np.errstate(divide="ignore", invalid="ignore"):
+        delta = SAFETY * (np.einsum("kij,kj->ki", absR, resid) + g * np.einsum("kij,kj->ki", absR, resid)
+                          ).max(axis=1) / (1.0 - alpha)
+    positive = (alpha < 1.0) & (y0.min(axis=1) - delta > 0)
+    bound = (np.einsum("ki,ki->k", bS, y0) + delta * np.abs(bS).sum(axis=1)
+             + np.einsum("ki,ki->k", ebS, np.abs(y0) + delta[:, None])
+             + SAFETY * (g * np.einsum("ki,ki->k", np.abs(bS), np.abs(y0)) + ETA * n))
+    out[np.nonzero(good)[0]] = positive & (bound <= 0.0)
+    return out
 
 
 def row_slacks(C, b, eC, eb, mask, x, geo: LPGeometry):
