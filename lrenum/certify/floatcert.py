@@ -107,9 +107,10 @@ def certify_empty_unbounded(C, b, eC, eb, y) -> np.ndarray:
         delta = SAFETY * (np.einsum("kij,kj->ki", absR, resid) + g * np.einsum("kij,kj->ki", absR, resid)
                           ).max(axis=1) / (1.0 - alpha)
     positive = (alpha < 1.0) & (y0.min(axis=1) - delta > 0)
-    bound = (np.einsum("ki,ki->k", bS, y0) + delta * np.abs(bS).sum(axis=1)
-             + np.einsum("ki,ki->k", ebS, np.abs(y0) + delta[:, None])
-             + SAFETY * (g * np.einsum("ki,ki->k", np.abs(bS), np.abs(y0)) + ETA * n))
+    # b~ . y~ <= b . y0 + |b| . delta + eb . (|y0| + delta), each nonnegative sum inflated against its rounding
+    bound = (np.einsum("ki,ki->k", bS, y0)
+             + SAFETY * (delta * np.abs(bS).sum(axis=1) + np.einsum("ki,ki->k", ebS, np.abs(y0) + delta[:, None])
+                         + g * np.einsum("ki,ki->k", np.abs(bS), np.abs(y0)) + ETA * n))
     out[np.nonzero(good)[0]] = positive & (bound <= 0.0)
     return out
 
