@@ -30,7 +30,7 @@ from ..model.domain import Domain
 from ..model.network import Network
 from . import polyhedron
 
-STEP_REL = 1e-3       # the probes step this far (relative to the facet's depth t) to either side of its deepest point
+STEP_REL = 1e-3       # probes step this far to either side of a facet, relative to its room (the LP path: the facet's depth t; the vertex path: the nearest other row along the normal)
 UNBOUNDED_BOX = 1e6   # R^d: LPs are solved inside this box (regions are unbounded; facets are not affected)
 VERTEX_MAX_DIM = 6    # exact vertices and volumes up to this input dimension (vertex counts grow like n^(d/2))
 
