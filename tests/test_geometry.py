@@ -1,5 +1,6 @@
 """Region geometry: facets proven exactly, and the adjacency graph against closed forms."""
 
+import json
 from math import comb
 
 import numpy as np
@@ -190,7 +191,7 @@ def test_bounded_regions_of_an_arrangement_closed_form(d, n, seed):
         assert len(np.unique(geo["vertices"], axis=0)) == comb(n, 2)
 
 
-def test_vertices_and_exact_volumes_in_the_file(tmp_path):
+def test_vertices_and_exact_volumes_in_the_file(tmp_path, capsys):
     from fractions import Fraction
     from lrenum.geometry import region_volumes
     from lrenum.geometry.volumes import _qhull_volumes
@@ -199,7 +200,21 @@ def test_vertices_and_exact_volumes_in_the_file(tmp_path):
     path, out = str(tmp_path / "net.npz"), str(tmp_path / "r.h5")
     lrenum.save_npz(path, net)
     assert main(["enumerate", path, "-o", out, "-q", "--geometry"]) == 0
-    assert main(["verify", out, path, "-q"]) == 0
+    capsys.readouterr()
+    assert main(["verify", out, path, "-q", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["volumes_tile_domain"] is True
+    # a region's volume changed (as a lost region would change the sum): verify must refuse
+    import shutil
+    import h5py
+    bad = str(tmp_path / "bad.h5")
+    shutil.copyfile(out, bad)
+    with h5py.File(bad, "r+") as h:
+        v = h["geometry/volume_exact"][:]
+        v[0] = str(Fraction(v[0].decode()) / 2).encode()
+        del h["geometry/volume_exact"]
+        h["geometry/volume_exact"] = v
+    assert main(["verify", bad, path, "-q"]) == 1
+    assert "exact volumes add up" in capsys.readouterr().err
     with lrenum.open(out) as f:
         exact_vols = region_volumes(f, exact=True)
         assert sum(exact_vols) == Fraction(4) and all(isinstance(v, Fraction) for v in exact_vols)

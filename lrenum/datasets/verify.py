@@ -55,7 +55,29 @@ def verify_file(path: str, net: Network, domain: Domain, *, device: Optional[str
             raise Mismatch("the file is incomplete (interrupted run; use enumerate --resume)")
         if tuple(net.hidden_widths) != rf.widths:
             raise Mismatch("layer widths differ from the network")
-        return _Verifier(rf, net, domain, device, progress).run()
+        out = _Verifier(rf, net, domain, device, progress).run()
+        if _volumes_tile_the_box(rf, domain):
+            out["volumes_tile_domain"] = True
+        return out
+
+
+def _volumes_tile_the_box(rf: RegionFile, domain: Domain) -> bool:
+    """With exact volumes stored (``--geometry``, d <= 6) on a box: the regions' closures have
+    disjoint interiors and cover the box, so their exact volumes must add up to the box's volume
+    exactly; a region missing from the file (or a wrong volume) breaks the sum. False when there
+    is nothing to check."""
+    from fractions import Fraction
+
+    if domain.kind != "box" or "geometry" not in rf.f or "volume_exact" not in rf.f["geometry"]:
+        return False
+    total = sum((Fraction(v.decode()) for v in rf.f["geometry/volume_exact"][:]), Fraction(0))
+    lo, hi = domain.box
+    box = Fraction(1)
+    for a, b in zip(lo, hi):
+        box *= Fraction(float(b)) - Fraction(float(a))
+    if total != box:
+        raise Mismatch(f"the regions' exact volumes add up to {float(total):.17g}, not the box's {float(box):.17g}")
+    return True
 
 
 class _Verifier:
