@@ -36,6 +36,9 @@ from .writer import output_maps
 CHUNK = 4096   # rows rebuilt at once: bounds verify's memory
 
 
+VOLUME_CHUNK = 1024   # exact volumes read per piece (memory: they run to thousands of digits each)
+
+
 class Mismatch(Exception):
     """The first disagreement between the file and the network."""
 
@@ -66,15 +69,19 @@ def _volumes_tile_the_box(rf: RegionFile, domain: Domain) -> bool:
     disjoint interiors and cover the box, so their exact volumes must add up to the box's volume
     exactly; a region missing from the file (or a wrong volume) breaks the sum. False when there
     is nothing to check."""
-    from fractions import Fraction
+    from ..lp import exact
 
     if domain.kind != "box" or "geometry" not in rf.f or "volume_exact" not in rf.f["geometry"]:
         return False
-    total = sum((Fraction(v.decode()) for v in rf.f["geometry/volume_exact"][:]), Fraction(0))
+    ds = rf.f["geometry/volume_exact"]
+    total = exact.ZERO
+    for s in range(0, ds.shape[0], VOLUME_CHUNK):            # in chunks: one value can be ~35 KB
+        for v in ds[s:s + VOLUME_CHUNK]:
+            total += exact.parse_rational(v.decode())
     lo, hi = domain.box
-    box = Fraction(1)
+    box = exact.ONE
     for a, b in zip(lo, hi):
-        box *= Fraction(float(b)) - Fraction(float(a))
+        box *= exact.q(b) - exact.q(a)
     if total != box:
         raise Mismatch(f"the regions' exact volumes add up to {float(total):.17g}, not the box's {float(box):.17g}")
     return True

@@ -7,6 +7,7 @@ from fractions import Fraction
 import numpy as np
 
 from ..errors import InputError
+from ..lp import exact as exact_lp
 from ..model.domain import Domain
 from ..model.network import Network
 
@@ -19,7 +20,11 @@ def region_volumes(f, exact: bool = False):
     g = f._geometry()
     if "volume" in g:
         if exact:
-            return [None if s == b"inf" else Fraction(s.decode()) for s in g["volume_exact"][:]]
+            out = []
+            for q in map(bytes.decode, g["volume_exact"][:]):
+                v = None if q == "inf" else exact_lp.parse_rational(q)
+                out.append(None if v is None else Fraction(int(v.p), int(v.q)))
+            return out
         return g["volume"][:]
     if exact:
         raise InputError("this file has no exact volumes: write its geometry again (lrenum.geometry.add_geometry)")

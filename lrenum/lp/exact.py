@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 import numpy as np
-from flint import fmpq, fmpq_mat, fmpz_mat
+from flint import fmpq, fmpq_mat, fmpz, fmpz_mat
 
 Row = tuple[list, fmpq]          # exact row: (a as a list of fmpq, b)
 ZERO, ONE = fmpq(0), fmpq(1)
@@ -41,6 +41,13 @@ def q_vector(a) -> list:
 def q_matrix(a: np.ndarray) -> fmpq_mat:
     a = np.atleast_2d(a)
     return fmpq_mat(a.shape[0], a.shape[1], [q(v) for v in a.ravel()])
+
+
+def parse_rational(text: str) -> fmpq:
+    """``"p/q"`` or ``"p"`` as an exact rational. Through FLINT's integers: exact volumes run to
+    thousands of digits, past Python's 4,300-digit limit on int(str)."""
+    num, _, den = text.partition("/")
+    return fmpq(fmpz(num.strip()), fmpz(den.strip() or "1"))
 
 
 def to_float(x: Sequence) -> np.ndarray:
