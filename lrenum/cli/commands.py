@@ -54,12 +54,12 @@ def cmd_enumerate(args) -> int:
                  f"domain {domain.kind} (compiling kernels first)")
     try:
         if writer is not None and args.workers is not None:
-            from ..distributed import enumerate_sharded
+            from ..distributed import TASK_SECONDS, enumerate_sharded
 
             result = enumerate_sharded(writer, workers=args.workers, address=args.ray_address,
                                        batch_size=args.batch_size, device=args.device, progress=not args.quiet,
-                                       vertex_path=vertex_path, **({} if args.task_seconds is None
-                                                                   else {"task_seconds": args.task_seconds}))
+                                       vertex_path=vertex_path,
+                                       task_seconds=TASK_SECONDS if args.task_seconds is None else args.task_seconds)
         elif writer is not None:
             result = writer.run(batch_size=args.batch_size, device=args.device, progress=not args.quiet,
                                 vertex_path=vertex_path)

@@ -67,6 +67,11 @@ def _values(A: fmpq_mat, x: list) -> list:
     return [Ax[i, 0] for i in range(A.nrows())]
 
 
+def _float_rows(uniq: list, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """Float64 copies of the exact rows (A, b), for the float LPs that only propose."""
+    return (np.array([[float(v) for v in g[1]] for g in uniq]).reshape(-1, d), np.array([float(g[2]) for g in uniq]))
+
+
 def _probe_ok(uniq: list, A: fmpq_mat, j: int, x_in: np.ndarray, x_out: np.ndarray) -> bool:
     """Exactly: x_out violates row j only, x_in satisfies every row strictly."""
     v_in, v_out = _values(A, exact.q_vector(x_in)), _values(A, exact.q_vector(x_out))
@@ -85,8 +90,7 @@ def _facets_by_lp(uniq: list, d: int, box) -> list[tuple]:
     the exact simplex where the LP's answer is not proven."""
     from scipy.optimize import linprog
 
-    A = np.array([[float(v) for v in g[1]] for g in uniq]).reshape(-1, d)
-    bvec = np.array([float(g[2]) for g in uniq])
+    A, bvec = _float_rows(uniq, d)
     norms = norm2(A)
     Aq = _row_matrix(uniq, d)
     lo, hi = box if box is not None else (np.full(d, -UNBOUNDED_BOX), np.full(d, UNBOUNDED_BOX))
@@ -119,8 +123,7 @@ def _inner_point(uniq: list, d: int, box) -> list:
     exact simplex's interior point."""
     from scipy.optimize import linprog
 
-    A = np.array([[float(v) for v in g[1]] for g in uniq]).reshape(-1, d)
-    bvec = np.array([float(g[2]) for g in uniq])
+    A, bvec = _float_rows(uniq, d)
     lo, hi = box
     res = linprog(np.r_[np.zeros(d), -1.0], A_ub=np.c_[A, norm2(A)], b_ub=bvec,
                   bounds=[(l, h) for l, h in zip(lo, hi)] + [(None, 1.0)], method="highs")
@@ -165,8 +168,8 @@ def _facets_by_vertices(uniq: list, d: int, vx: polyhedron.ExactVertices) -> Opt
     return out
 
 
-def region_geometry(exact_net: ExactNetwork, net: Network, bits: np.ndarray, box, with_vertices: bool
-                    ) -> tuple[list[tuple], Optional[polyhedron.ExactVertices]]:
+def region_geometry(exact_net: ExactNetwork, net: Network, bits: np.ndarray, box, with_vertices: bool,
+                    facets_by: str = "auto") -> tuple[list[tuple], Optional[polyhedron.ExactVertices]]:
     """Facets of the region with full pattern ``bits`` ([(neurons, a, b, key, probes or None)]) and,
     with ``with_vertices``, its exact vertices.
 
@@ -174,11 +177,12 @@ def region_geometry(exact_net: ExactNetwork, net: Network, bits: np.ndarray, box
     row k); a, b are float64 copies of the exact row, ``key`` its exact hyperplane; ``probes`` is
     (inside, beyond): two points at either side of the facet, proven to satisfy every other row
     strictly (None when only the exact path found the facet). On a bounded domain with vertices
-    asked for, the facets come from the exact vertices of all rows (no LP per row).
+    asked for, the facets come from the exact vertices of all rows (no LP per row), unless
+    ``facets_by="lp"``.
     """
     d = net.input_dim
     uniq = _grouped_rows(exact_net, net, bits)
-    if with_vertices and box is not None:
+    if with_vertices and box is not None and facets_by != "lp":
         rows = [g[1] for g in uniq], [g[2] for g in uniq]
         vx = polyhedron.exact_vertices(*rows, _inner_point(uniq, d, box))
         facets = _facets_by_vertices(uniq, d, vx)
@@ -264,11 +268,7 @@ def geometry_of(net: Network, domain: Domain, patterns: np.ndarray, progress=Non
     v_offsets, verts, volumes, volumes_exact = [0], [], [], []
     unresolved = 0
     for i, bits in enumerate(patterns):
-        if facets_by == "lp":
-            facets = region_facets(ex, net, bits, domain.box)
-            vx = region_vertices(facets, d) if with_vertices else None
-        else:
-            facets, vx = region_geometry(ex, net, bits, domain.box, with_vertices)
+        facets, vx = region_geometry(ex, net, bits, domain.box, with_vertices, facets_by)
         lp_probes = None
         if with_vertices:
             verts.extend([polyhedron.to_float(c) for c in p] for p in vx.points)

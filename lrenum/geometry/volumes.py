@@ -20,15 +20,16 @@ def region_volumes(f, exact: bool = False):
     g = f._geometry()
     if "volume" in g:
         if exact:
-            out = []
-            for q in map(bytes.decode, g["volume_exact"][:]):
-                v = None if q == "inf" else exact_lp.parse_rational(q)
-                out.append(None if v is None else Fraction(int(v.p), int(v.q)))
-            return out
+            return [None if text == "inf" else _fraction(exact_lp.parse_rational(text))
+                    for text in map(bytes.decode, g["volume_exact"][:])]
         return g["volume"][:]
     if exact:
         raise InputError("this file has no exact volumes: write its geometry again (lrenum.geometry.add_geometry)")
     return _qhull_volumes(f)
+
+
+def _fraction(v) -> Fraction:
+    return Fraction(int(v.p), int(v.q))
 
 
 def _qhull_volumes(f, max_dim: int = 6) -> np.ndarray:
