@@ -30,10 +30,14 @@ whole or not at all); reading it in one place is how one checks that. The estima
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import sys
+import threading
 import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
 import h5py
@@ -59,7 +63,8 @@ TASK_SECONDS = 20.0       # a task running this long hands its frontier back (lo
                           # per-task cost, ~0.1-0.5 s of rebuilding roots and committing, stays small)
 
 
-def _ray():
+def ray_module():
+    """Ray, or one line saying how to install it."""
     try:
         import ray
     except ImportError:
@@ -87,27 +92,36 @@ def _check_address(address: str) -> None:
         raise InputError(f"cannot reach a Ray cluster at {address} ({exc.strerror or exc})") from None
 
 
+def _share_gpus() -> None:
+    """GPU workers share devices with the driver: no process may grab 75% of a GPU's memory up
+    front (JAX's default), or the second one on that GPU runs out. Must run before JAX starts."""
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+
 def start_ray(workers: int, address: Optional[str], device: Optional[str] = "cpu"):
     """Start a local Ray runtime with ``workers`` CPUs, and the GPUs JAX sees (up to ``workers``)
     when ``device`` is a GPU (enumeration tasks then hold one GPU each), or join the cluster at
     ``address``."""
-    ray = _ray()
+    ray = ray_module()
     if address:
         _check_address(address)
     if ray.is_initialized():
         return ray
-    # GPU workers share devices with the driver: no process may grab 75% of a GPU's memory
-    # up front (JAX's default), or the second one on that GPU runs out. Set before JAX starts.
-    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    _share_gpus()
     gpus = 0 if address else min(workers, runtime.gpu_count(device))
+    runtime_env = {"env_vars": {"XLA_PYTHON_CLIENT_PREALLOCATE": "false", "PYTHONPATH": os.pathsep.join(
+        [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
+        + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}}
     try:
-        if address:
-            ray.init(address=address, log_to_driver=False)
-        else:
-            ray.init(num_cpus=workers, num_gpus=gpus, include_dashboard=False, log_to_driver=False,
-                     runtime_env={"env_vars": {"XLA_PYTHON_CLIENT_PREALLOCATE": "false", "PYTHONPATH": os.pathsep.join(
-                         [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
-                         + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}})
+        with warnings.catch_warnings():
+            # ray.init starts its processes by fork + exec, maybe while the top split's JAX threads
+            # run (enumerate_sharded); the child execs at once, so JAX's fork warning does not apply
+            warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+            if address:
+                ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
+            else:   # Ray's own start-up lines would break into lrenum's progress lines
+                ray.init(num_cpus=workers, num_gpus=gpus, include_dashboard=False, log_to_driver=False,
+                         logging_level=logging.ERROR, runtime_env=runtime_env)
     except Exception as exc:   # Ray raises ConnectionError, RuntimeError, ValueError ... on a bad address
         raise InputError(f"cannot start or join Ray{' at ' + address if address else ''}: "
                          f"{str(exc).splitlines()[0][:160]}") from None
@@ -205,6 +219,7 @@ def run_task(net: Network, domain: Domain, roots: dict, layer: int, path: str, b
 
     ``kill_marker`` (tests only): the first task to find this file missing creates it and kills
     its own worker process, as a crash would."""
+    t_task = time.perf_counter()
     _pin_to_a_free_core()
     if kill_marker:
         marker = kill_marker
@@ -232,7 +247,7 @@ def run_task(net: Network, domain: Domain, roots: dict, layer: int, path: str, b
         sink.close()
     os.replace(tmp, path)
     return {"counts": res.per_layer, "stats": res.stats.as_dict(), "seconds": res.seconds,
-            "pending": [(l, _roots(r)) for l, r in res.pending]}
+            "task_seconds": time.perf_counter() - t_task, "pending": [(l, _roots(r)) for l, r in res.pending]}
 
 
 # ---------------------------------------------------------------------------------- the driver
@@ -244,22 +259,35 @@ def enumerate_sharded(writer: RegionWriter, *, workers: int, address: Optional[s
     runs ``task_seconds`` hands its frontier back as new tasks (None: never)."""
     if workers < 1:
         raise InputError("--workers must be at least 1")
-    t_start = time.perf_counter()
-    ray = start_ray(workers, address, device=device)
     t0 = time.perf_counter()
-    ray_start = t0 - t_start
+    ray = ray_module()
+    start_here = not ray.is_initialized()       # a runtime this call starts is also shut down by it
+    _share_gpus()
     net, domain = writer.net, writer.domain
-    L = net.n_hidden
     stats = DecisionStats()
-    counts = [0] * L
-    resume = writer._pending_state(device)
-    if resume is None:
-        frontier_layer, frontier = _split_top(writer, batch_size, device, workers * tasks_per_worker, stats, counts,
-                                              vertex_path)
-        pending = [(frontier_layer, frontier)] if frontier is not None else []
-    else:
-        counts = list(resume.next_id[1:])
-        pending = resume.pending
+    counts = [0] * writer.L
+
+    def first_tasks():
+        """The roots to hand out: the top of the tree split here, or the pending regions of a resumed file."""
+        resume = writer._pending_state(device)
+        if resume is None:
+            layer, frontier = _split_top(writer, batch_size, device, workers * tasks_per_worker, stats, counts,
+                                         vertex_path)
+            return [(layer, frontier)] if frontier is not None else []
+        counts[:] = list(resume.next_id[1:])
+        return resume.pending
+
+    # Ray's start (~4 s: its own processes) and the top split (the driver's one core) overlap;
+    # ray.init stays in the main thread, where it may install its signal handlers (a warm-up task
+    # per worker, to import lrenum during the top split, measured no faster: 3 runs each)
+    with ThreadPoolExecutor(1) as top:
+        first = top.submit(first_tasks)
+        t_ray = time.perf_counter()
+        try:
+            ray = start_ray(workers, address, device=device)
+        finally:
+            ray_start = time.perf_counter() - t_ray
+            pending = first.result()
     # on GPUs each task holds one (Ray sets CUDA_VISIBLE_DEVICES for it): one worker per GPU
     on_gpu = runtime.select_device(device).platform == "gpu" and ray.cluster_resources().get("GPU", 0) >= 1
     remote = ray.remote(max_retries=TASK_RETRIES, num_gpus=1 if on_gpu else 0)(run_task)
@@ -279,13 +307,11 @@ def enumerate_sharded(writer: RegionWriter, *, workers: int, address: Optional[s
                               os.environ.get("LRENUM_TEST_KILL_WORKER_ONCE"), vertex_path, task_seconds)] = (layer, path)
         submitted[0] += 1
 
-    n_roots = sum(len(r) for _, r in pending)
-    per_task = max(1, -(-n_roots // max(1, workers * tasks_per_worker)))
     for layer, regions in pending:
-        for s in range(0, len(regions), per_task):
-            submit(layer, _roots(regions.take(slice(s, s + per_task))))
+        for part in task_parts(len(regions), workers, tasks_per_worker):
+            submit(layer, _roots(regions.take(part)))
     stop_after = int(os.environ.get("LRENUM_TEST_STOP_AFTER_TASKS", "0"))   # interruption hook for the tests
-    top_seconds = time.perf_counter() - t0
+    top_seconds = time.perf_counter() - t0         # top split and Ray's start, side by side
     try:
         commit_seconds, task_bytes, worker_seconds, handed_back = _collect(
             ray, futures, writer, counts, stats, t0, progress, stop_after, submit, 2 * workers)
@@ -293,6 +319,10 @@ def enumerate_sharded(writer: RegionWriter, *, workers: int, address: Optional[s
         for fut in futures:         # interrupted: stop this run's tasks (their files are discarded)
             ray.cancel(fut, force=True)
     shutil.rmtree(writer.path + ".tasks", ignore_errors=True)
+    # Ray's shutdown (~2.5 s, mostly waiting for its processes) runs beside the merge
+    closing = threading.Thread(target=ray.shutdown, daemon=True) if start_here else None
+    if closing is not None:
+        closing.start()
     result = EnumerationResult(regions=counts[-1], per_layer=counts, seconds=time.perf_counter() - t0,
                                device=(f"ray:{workers} workers" if not address else f"ray:{address}")
                                + (" (one GPU each)" if on_gpu else ""), stats=stats)
@@ -306,7 +336,28 @@ def enumerate_sharded(writer: RegionWriter, *, workers: int, address: Optional[s
     a["complete"] = True
     a["summary"] = json.dumps(result.summary())
     writer._merge()
+    if closing is not None:
+        closing.join()
     return result
+
+
+def task_parts(n: int, workers: int, tasks_per_worker: int = TASKS_PER_WORKER, seed: int = 0) -> list[np.ndarray]:
+    """The first tasks: ``n`` roots in a seeded random order, cut into pieces of decreasing size
+    (guided self-scheduling: each piece 1/(tasks_per_worker * workers / 2) of the roots left, down
+    to a quarter of the mean piece).
+
+    Why: neighbouring roots have similar subtrees (on a 4-input 32-32-32 network the last of 16
+    equal pieces held 5.5x the regions of the first), so pieces in the split's order end with one
+    heavy task while the other workers idle. In a random order a piece's work is about in
+    proportion to its roots; decreasing pieces then leave only small ones for the end."""
+    order = np.random.default_rng(seed).permutation(n)
+    mean = max(1, n // max(1, workers * tasks_per_worker))
+    parts, start = [], 0
+    while start < n:
+        size = max(-(-mean // 4), -(-(n - start) * 2 // max(1, workers * tasks_per_worker)))
+        parts.append(np.sort(order[start:start + size]))
+        start += size
+    return parts
 
 
 def _collect(ray, futures: dict, writer: RegionWriter, counts: list, stats: DecisionStats, t0: float,
@@ -337,7 +388,7 @@ def _collect(ray, futures: dict, writer: RegionWriter, counts: list, stats: Deci
                 submit(l, _take_roots(roots, slice(s, s + step)))
         handed_back += bool(out["pending"])
         commit_seconds += time.perf_counter() - tc
-        worker_seconds += out["seconds"]
+        worker_seconds += out["task_seconds"]
         for key, v in out["stats"].items():
             setattr(stats, key, getattr(stats, key) + v)
         done_tasks += 1

@@ -2,6 +2,8 @@
 killed mid-run, an interrupted driver resumed, clear errors without Ray or with a bad address."""
 
 import json
+import os
+import subprocess
 import sys
 
 import numpy as np
@@ -167,3 +169,20 @@ def test_work_stealing_hands_frontiers_back_with_the_same_tree(tmp_path, capsys,
     assert _patterns(out2) == _patterns(out)
     assert main(["verify", out2, net, "-q"]) == 0
     assert main(["enumerate", net, "--task-seconds", "1", "-q"]) == 2      # needs --workers
+
+
+def test_a_run_that_starts_its_own_ray_gives_the_reference_set(tmp_path):
+    """A fresh process: Ray's start beside the top split, its shutdown beside the merge."""
+    rng = np.random.default_rng(5)
+    Ws, bs = random_net(rng, 2, [6, 5])
+    net = _save(tmp_path, Ws, bs)
+    out = str(tmp_path / "r.h5")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
+                                                     + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    proc = subprocess.run([sys.executable, "-m", "lrenum", "enumerate", net, "-o", out, "--workers", "2", "--json"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads(proc.stdout)
+    assert summary["tasks"] >= 2 and summary["ray_start_seconds"] > 0
+    assert not any("Traceback" in line or "os.fork()" in line for line in proc.stderr.splitlines()), proc.stderr
+    assert _patterns(out) == reference_patterns(Ws, bs, -1.0, 1.0)

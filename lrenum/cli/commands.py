@@ -40,9 +40,12 @@ def cmd_enumerate(args) -> int:
     if args.workers is not None:   # checked before any file is touched
         if not args.output:
             raise InputError("--workers needs -o FILE: the workers' regions are merged into a dataset")
-        from ..distributed import start_ray
+        from ..distributed import ray_module, start_ray
 
-        start_ray(args.workers, args.ray_address, device=args.device)
+        if args.ray_address:          # joining a cluster: any failure is reported before the file is touched
+            start_ray(args.workers, args.ray_address, device=args.device)
+        else:                         # a local runtime starts beside the first splits (enumerate_sharded)
+            ray_module()
     elif args.ray_address:
         raise InputError("--ray-address needs --workers")
     if args.output:

@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
 import h5py
@@ -38,6 +39,7 @@ from ..core.walk import EnumerationResult, ResumeState, enumerate_regions
 from ..errors import InputError
 from ..model.domain import Domain
 from ..model.network import Network
+from .chunks import ChunkedAppender, merge_threads
 from .format import FORMAT_NAME, FORMAT_VERSION, pack_bits
 
 COMMIT_SECONDS = float(os.environ.get("LRENUM_COMMIT_SECONDS", "1.0"))  # seconds between commits
@@ -324,27 +326,39 @@ class RegionWriter:
         self.f.close()
         final_names = {"final_pattern": "pattern", "final_rank": "rank", "final_A": "A",
                        "final_A_basis": "A_basis", "final_c": "c"}
-        with h5py.File(tmp, "w") as out:
+        threads = merge_threads()
+        with h5py.File(tmp, "w") as out, ThreadPoolExecutor(threads) as pool:
             self.f = out
             self._layout(attrs.get("network_path", ""))
             for key, value in attrs.items():
                 out.attrs[key] = value
+            tables: dict = {}
+
+            def table(key: str) -> ChunkedAppender:
+                if key not in tables:
+                    tables[key] = ChunkedAppender(out[key], pool, threads)
+                return tables[key]
+
             for path in self._segments():
                 with h5py.File(path, "r") as seg:
                     for l in range(1, self.L + 1):
                         if f"layer_{l}" not in seg:
                             continue
-                        g, src = out[f"layer_{l}"], seg[f"layer_{l}"]
+                        src = seg[f"layer_{l}"]
                         for name in PER_LAYER:
-                            append_rows(g[name], self._segment_rows(seg, l, name))
+                            table(f"layer_{l}/{name}").append(self._segment_rows(seg, l, name))
                         if l == self.L:
                             for name, target in final_names.items():
                                 if name in src:
-                                    append_rows(out["final"][target], src[name][:])
+                                    table(f"final/{target}").append(src[name][:])
+            for appender in tables.values():
+                appender.close()
             for l in range(1, self.L):   # children counted from the parents of the next layer
                 n = out[f"layer_{l}/parent"].shape[0]
                 par = out[f"layer_{l + 1}/parent"][:]
-                append_rows(out[f"layer_{l}/n_children"], np.bincount(par, minlength=n)[:n].astype(np.int32))
+                children = table(f"layer_{l}/n_children")
+                children.append(np.bincount(par, minlength=n)[:n].astype(np.int32))
+                children.close()
             out.attrs["committed"] = np.array([1] + [out[f"layer_{l}/parent"].shape[0] for l in range(1, self.L + 1)],
                                               dtype=np.int64)
         os.replace(tmp, self.path)
