@@ -88,3 +88,45 @@ def test_first_probe_of_a_level_respects_the_split_budget(monkeypatch, vertex_pa
     assert patterns_of(res) == expected
     lo, hi = dom.box
     assert expected == reference_patterns(Ws, bs, lo, hi)
+
+
+@pytest.mark.parametrize("vertex_path", [False, True])
+def test_waiting_regions_past_the_budget_are_kept_compact_and_rebuilt_exactly(monkeypatch, vertex_path):
+    """Regions waiting past the split budget are stored without rows and maps and rebuilt from
+    their patterns when split: the rebuilt rows and maps equal the split's bit for bit, and a run
+    that compacts most of its frontier finds the reference regions."""
+    from dataclasses import replace
+
+    from lrenum import runtime
+    from lrenum.certify.decide import DecisionStats
+    from lrenum.core import walk
+    from lrenum.core.frame import Frame
+    from lrenum.core.split import Splitter
+
+    rng = np.random.default_rng(9)
+    Ws, bs = random_net(rng, 3, [8, 6, 4])
+    net, dom = lrenum.make_network(Ws, bs), lrenum.box_domain(-1.0, 1.0, 3)
+    frame = Frame(net, dom)
+    splitter = Splitter(frame, runtime.select_device("cpu"), DecisionStats(), vertex_path=vertex_path)
+    root = walk.root_region(frame)
+    if splitter.vertex is not None:
+        root = splitter.vertex.with_root_vertices(root)
+    layer2 = splitter.split(splitter.split(root).children.take(slice(0, 4))).children
+    back = walk._rebuilt(frame, splitter, replace(layer2, rows=None, maps=None))
+    for name in ("rows", "maps"):
+        for a, b in zip(getattr(layer2, name), getattr(back, name)):
+            np.testing.assert_array_equal(a, b)
+
+    rebuilt = []
+
+    def spy(frame, splitter, batch):
+        rebuilt.append(len(batch))
+        return original(frame, splitter, batch)
+
+    original = walk._rebuilt
+    monkeypatch.setattr(walk, "_rebuilt", spy)
+    monkeypatch.setattr(walk, "children_per_split", lambda device: 24)
+    res = lrenum.enumerate_regions(net, dom, collect=True, vertex_path=vertex_path)
+    assert sum(rebuilt) > res.per_layer[0]       # every layer waited compacted at some point
+    lo, hi = dom.box
+    assert patterns_of(res) == reference_patterns(Ws, bs, lo, hi)

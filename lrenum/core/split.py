@@ -14,7 +14,7 @@ children, so nothing the float kernels propose is trusted uncertified.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Iterator, Optional
 
 import numpy as np
 
@@ -50,6 +50,17 @@ class Splitter:
 
     def split(self, P: Regions) -> SplitResult:
         """Children of every region in ``P`` (grouped by parent) and each parent's number of children."""
+        parts = list(self.split_chunks(P))
+        children = Regions.concat([ch for ch, _ in parts])
+        local = np.concatenate([loc for _, loc in parts])
+        return SplitResult(children, np.bincount(local, minlength=len(P)))
+
+    def split_chunks(self, P: Regions) -> Iterator[tuple[Regions, np.ndarray]]:
+        """The children of ``P`` (grouped by parent) in chunks of at most ASSEMBLE_CHUNK, each with
+        the index of every child's parent in ``P``; at least one chunk, maybe empty. A single
+        parent can have 10^4-10^5 children (the root of a 12-input network: 57,292; of a 4-input
+        48-wide layer: 66,259): certifying ranks and witnesses makes several copies of their rows,
+        and the caller can hand each chunk on (and store it compactly) before the next is built."""
         frame, stats = self.frame, self.stats
         hyp = self.propagate(P)
         cls = classify(frame, P, hyp, stats)
@@ -71,22 +82,16 @@ class Splitter:
         if rest.size:
             parts.append(self._arrange(P, hyp, cls, rest))
         cells = _concat_cells(parts, self.vertex)
-        order = np.argsort(cells.parent, kind="stable")
-        cells = ChildCells(cells.parent[order], cells.signs[order], cells.witness[order],
-                           None if cells.vertices is None else cells.vertices.take(order))
-        # assembled in chunks: a single parent can have 10^4-10^5 children (the root of a 12-input
-        # network: 57,292), and certifying ranks and witnesses makes several copies of their rows
-        parts, locals_ = [], []
-        for s in range(0, len(cells.parent), ASSEMBLE_CHUNK):
-            rows = np.arange(s, min(s + ASSEMBLE_CHUNK, len(cells.parent)))
+        if np.any(cells.parent[1:] < cells.parent[:-1]):
+            order = np.argsort(cells.parent, kind="stable")
+            cells = ChildCells(cells.parent[order], cells.signs[order], cells.witness[order],
+                               None if cells.vertices is None else cells.vertices.take(order))
+        n = len(cells.parent)
+        for s in range(0, max(n, 1), ASSEMBLE_CHUNK):
+            rows = slice(s, min(s + ASSEMBLE_CHUNK, n))
             chunk = ChildCells(cells.parent[rows], cells.signs[rows], cells.witness[rows],
                                None if cells.vertices is None else cells.vertices.take(rows))
-            ch, loc = assemble(frame, P, hyp, cls.const, chunk, self.decider, stats)
-            parts.append(ch)
-            locals_.append(loc)
-        children = Regions.concat(parts) if parts else assemble(frame, P, hyp, cls.const, cells, self.decider, stats)[0]
-        local = np.concatenate(locals_) if locals_ else np.zeros(0, np.int64)
-        return SplitResult(children, np.bincount(local, minlength=len(P)))
+            yield assemble(frame, P, hyp, cls.const, chunk, self.decider, stats)
 
     def _arrange(self, P: Regions, hyp, cls, which: np.ndarray) -> ChildCells:
         """The LP path for parents ``which``."""

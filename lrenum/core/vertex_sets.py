@@ -43,6 +43,13 @@ class VertexSets:
         return np.cumsum(self.count) - self.count
 
     def take(self, idx) -> "VertexSets":
+        if isinstance(idx, slice) and idx.step in (None, 1):   # a run of regions: views, no copy
+            lo, hi, _ = idx.indices(self.count.size)
+            hi = max(lo, hi)
+            first = int(self.count[:lo].sum())
+            last = first + int(self.count[lo:hi].sum())
+            return VertexSets(self.x[first:last], self.tight[first:last], self.count[lo:hi],
+                              self.radius[first:last], self.proven[lo:hi])
         idx = np.arange(self.count.size)[idx]
         rows = ragged_arange(self.start[idx], self.count[idx])
         return VertexSets(self.x[rows], self.tight[rows], self.count[idx], self.radius[rows], self.proven[idx])

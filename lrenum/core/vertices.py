@@ -123,7 +123,7 @@ class VertexSplitter:
         parent = which[cells.parent[keep]]
         cand = (cls.cuts | cls.open)[parent]
         signs = np.where(cand, cells.signs[keep], cls.sign[parent]).astype(np.int8)
-        vs = cells.vertices.take(keep)
+        vs = cells.vertices if keep.all() else cells.vertices.take(keep)
         wit = np.stack([np.bincount(np.repeat(np.arange(len(vs)), vs.count), weights=vs.x[:, j], minlength=len(vs))
                         for j in range(self.d)], axis=1) / np.maximum(vs.count, 1)[:, None]
         vertices = VertexSets.none(len(vs), self.d, self.words) if last_layer else vs
@@ -424,8 +424,13 @@ class _Arrangement:
     # ------------------------------------------------------------------ result
     def finish(self):
         """(cells with their vertex sets, failed (B,) bool: parents to redo on the LP path)."""
-        order = np.argsort(self.vcell, kind="stable")
-        count = np.bincount(self.vcell, minlength=self.cparent.size)
-        cells = _Cells(self.cparent, self.signs, VertexSets(self.vx[order], self.vt[order], count, self.vr[order],
-                                                            self.cproven))
+        # cells grouped by parent (the split hands children on in parent order: no second sort),
+        # each cell's vertices together
+        by_parent = np.argsort(self.cparent, kind="stable")
+        position = np.empty_like(by_parent)
+        position[by_parent] = np.arange(by_parent.size)
+        order = np.argsort(position[self.vcell], kind="stable")
+        count = np.bincount(self.vcell, minlength=self.cparent.size)[by_parent]
+        cells = _Cells(self.cparent[by_parent], self.signs[by_parent],
+                       VertexSets(self.vx[order], self.vt[order], count, self.vr[order], self.cproven[by_parent]))
         return cells, self.failed

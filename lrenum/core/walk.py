@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, NamedTuple, Optional, Protocol
 
 import numpy as np
@@ -117,14 +117,24 @@ def children_per_split(device) -> int:
 
 
 class _Stack:
-    """Regions of one layer waiting to be split, in chunks (each chunk homogeneous)."""
+    """Regions of one layer waiting to be split, in chunks (each chunk homogeneous).
 
-    def __init__(self):
+    Past ``compact_over`` waiting regions, a pushed chunk is kept without its rows and maps (about
+    80% of a region's bytes at d = 4) and rebuilt from its patterns when popped
+    (:func:`lrenum.core.rebuild.rebuild_regions`, bit for bit what the split built): the children
+    of one parent are not bounded by the split budget (the root of a 4-input network with 48
+    neurons in its first layer has 66,259), and they wait for the whole run.
+    """
+
+    def __init__(self, rebuild: Optional[Callable[[Regions], Regions]] = None, compact_over: float = math.inf):
         self.chunks: list[Regions] = []
         self.size = 0
+        self.rebuild, self.compact_over = rebuild, compact_over
 
     def push(self, batch: Regions) -> None:
         if len(batch):
+            if self.rebuild is not None and self.size + len(batch) > self.compact_over:
+                batch = replace(batch, rows=None, maps=None)
             self.chunks.append(batch)
             self.size += len(batch)
 
@@ -136,7 +146,7 @@ class _Stack:
             if len(chunk) > need:
                 self.chunks.append(chunk.take(slice(need, None)))
                 chunk = chunk.take(slice(0, need))
-            taken.append(chunk)
+            taken.append(chunk if chunk.rows is not None else self.rebuild(chunk))
             got += len(chunk)
         self.size -= got
         return Regions.concat(taken)
@@ -234,7 +244,8 @@ def enumerate_regions(net: Network, domain: Optional[Domain] = None, *, batch_si
 def _walk(frame: Frame, splitter: Splitter, sinks: list, batch_size: int, resume: Optional[ResumeState],
           meter: Progress, should_stop: Optional[Callable[[], bool]] = None) -> tuple[list[int], list]:
     L = frame.net.n_hidden
-    stacks = [_Stack() for _ in range(L)]
+    budget = children_per_split(splitter.device)
+    stacks = [_Stack(lambda batch: _rebuilt(frame, splitter, batch), compact_over=budget) for _ in range(L)]
     if resume is None:
         root = root_region(frame)
         if splitter.vertex is not None:
@@ -249,7 +260,6 @@ def _walk(frame: Frame, splitter: Splitter, sinks: list, batch_size: int, resume
         next_id = list(resume.next_id)
     counts = list(next_id[1:])
     per_parent = [None] * L        # children per parent seen so far at each level (None: not yet measured)
-    budget = children_per_split(splitter.device)
     widths, dim = list(frame.net.hidden_widths), frame.r
     while True:
         level = next((l for l in range(L - 1, -1, -1) if stacks[l].size), None)
@@ -265,23 +275,35 @@ def _walk(frame: Frame, splitter: Splitter, sinks: list, batch_size: int, resume
         else:
             take = int(np.clip(budget / est, 1, batch_size))
         parents = stacks[level].pop(take)
-        children, n_children = splitter.split(parents)
+        n_children = np.zeros(len(parents), np.int64)
+        for children, local in splitter.split_chunks(parents):   # each chunk handed on before the next is built
+            n_children += np.bincount(local, minlength=len(parents))
+            children = children.with_ids(np.arange(next_id[level + 1], next_id[level + 1] + len(children),
+                                                   dtype=np.int64))
+            next_id[level + 1] += len(children)
+            counts[level] += len(children)
+            for s in sinks:
+                s.regions(level + 1, children)
+            if level + 1 < L:
+                stacks[level + 1].push(children)
         # the mean, raised towards the largest parent seen: a batch of heavy parents after light
         # ones must not overshoot the budget (measured: the mean alone let a 12-input 16-16 run
         # peak at 2.7 GB)
-        seen = max(len(children) / max(1, len(parents)), 0.25 * float(n_children.max(initial=0)))
+        seen = max(n_children.sum() / max(1, len(parents)), 0.25 * float(n_children.max(initial=0)))
         per_parent[level] = seen if est is None else max(seen, 0.5 * est)
-        children = children.with_ids(np.arange(next_id[level + 1], next_id[level + 1] + len(children), dtype=np.int64))
-        next_id[level + 1] += len(children)
-        counts[level] += len(children)
-        for s in sinks:
-            s.regions(level + 1, children)
         if level > 0:
             for s in sinks:
                 s.split_done(level, parents.ident, n_children)
-        if level + 1 < L:
-            stacks[level + 1].push(children)
         meter.update(counts, pending=[s.size for s in stacks])
         if should_stop is not None and should_stop():
             return counts, [(l, stacks[l].pop(stacks[l].size)) for l in range(L) if stacks[l].size]
     return counts, []
+
+
+def _rebuilt(frame: Frame, splitter: Splitter, batch: Regions) -> Regions:
+    """A compacted stack chunk with its rows and maps again (its vertex sets were kept)."""
+    from .rebuild import rebuild_regions
+
+    full = rebuild_regions(frame, splitter.propagate, batch.bits, batch.const, batch.witness, batch.radius,
+                           batch.wstatus, batch.rank, batch.parent, batch.ident)
+    return replace(full, vertices=batch.vertices)
