@@ -171,3 +171,30 @@ def test_exact_rationals_past_pythons_digit_limit():
     big = "7" * 6000
     assert exact.parse_rational(big + "/3") == fmpq(fmpz(big), 3)
     assert exact.parse_rational("-5") == fmpq(-5)
+
+
+def test_rank_proofs_never_claim_more_than_the_exact_rank():
+    """Rank lower bounds (partial pivoting first, complete pivoting for the rest): on exactly
+    rank-deficient maps, nudged within their stated error bounds, no proof may claim full rank;
+    on random well-conditioned maps every full rank is proven by the partial-pivoting rows alone;
+    lower bounds below full rank (complete pivoting) prove the true rank."""
+    from fractions import Fraction
+
+    from lrenum.certify import rank as R
+
+    rng = np.random.default_rng(4)
+    B, n, r = 300, 7, 3
+    good = rng.normal(size=(B, n, r))
+    eM = np.full((B, n), 1e-12)
+    assert R.proven_rank_at_least(good, eM, np.full(B, r)).all()
+    rows, _ = R.rows_by_partial_pivoting(good)
+    assert R._submatrix_regular(good, eM, rows, np.broadcast_to(np.arange(r), (B, r))).all()
+    # rank r - 1 exactly (integer entries: the product is exact), then moved by up to the error bound
+    low = rng.integers(-5, 6, size=(B, n, r - 1)) @ rng.integers(-5, 6, size=(B, r - 1, r))
+    low = low.astype(np.float64)
+    for M in (low, low + rng.uniform(-1e-12, 1e-12, size=low.shape)):
+        claimed = R.proven_rank_at_least(M, eM, np.full(B, r))
+        assert not claimed.any()
+        assert R.proven_rank_at_least(M, eM, np.full(B, r - 1)).sum() > B // 2   # the true rank is provable
+    exact_rank = _exact_rank([[Fraction(int(v)) for v in row] for row in low[0]])
+    assert exact_rank <= r - 1

@@ -8,7 +8,7 @@ Ranks are proven (:mod:`lrenum.certify.rank`), exactly where the float bound can
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import numpy as np
 
@@ -44,7 +44,11 @@ def assemble(frame: Frame, P: Regions, hyp: Hyperplanes, const: np.ndarray, cell
     maps = post_activation(hyp._replace(G=Gc, g=gc, eG=hyp.eG[p], eg=hyp.eg[p]), act, net.slopes[l])
 
     wit = cells.witness.copy()
-    status, radius = certify_region_witnesses(frame, wit, bits, constall, rows)
+    # row norms per parent, then gathered: a child's rows are its parent's and the parent's next
+    # hyperplanes with signs, whose norms are the same bits (a 3-input 48-48-48 net: 0.7 -> 0.1 s)
+    geo = frame.geometry
+    norms = np.concatenate([geo.row_norms(P.rows.C)[p], geo.row_norms(hyp.G)[p]], axis=1)
+    status, radius = certify_region_witnesses(frame, wit, bits, constall, rows, norms)
     wstatus = np.full(len(p), WitnessStatus.FLOAT, np.int8)
     keep = np.ones(len(p), bool)
     for i in np.nonzero(status != 0)[0]:
@@ -65,6 +69,8 @@ def assemble(frame: Frame, P: Regions, hyp: Hyperplanes, const: np.ndarray, cell
     children = Regions(layer=l + 1, bits=bits, const=constall, rows=rows, maps=maps, witness=wit, radius=radius,
                        wstatus=wstatus, rank=np.concatenate([P.rank[p], rank[:, None]], axis=1),
                        parent=P.ident[p], ident=np.full(len(p), -1, np.int64), vertices=cells.vertices)
+    if keep.all():                       # the common case: no copy
+        return children, p
     return children.take(keep), p[keep]
 
 
@@ -76,11 +82,14 @@ def extend_rows(rows: Rows, hyp: Hyperplanes, s: np.ndarray, const: np.ndarray) 
                 np.concatenate([rows.mask, ~const], axis=1))
 
 
-def certify_region_witnesses(frame: Frame, x: np.ndarray, bits: np.ndarray, const: np.ndarray, rows: Rows):
-    """Forward-pass certificate of witnesses ``x`` against full patterns (status, radius)."""
+def certify_region_witnesses(frame: Frame, x: np.ndarray, bits: np.ndarray, const: np.ndarray, rows: Rows,
+                             norms: Optional[np.ndarray] = None):
+    """Forward-pass certificate of witnesses ``x`` against full patterns (status, radius);
+    ``norms``: the rows' x-space norms where the caller has them."""
     geo = frame.geometry
     L = frame.net.layers_covered(bits.shape[1])
     split = lambda a: frame.net.layer_slices(a, L)
-    norms = geo.row_norms(rows.C)
+    if norms is None:
+        norms = geo.row_norms(rows.C)
     errs = rows.eC * geo.u_row_2
     return floatcert.certify_witnesses(frame.net, frame.domain, x, split(bits), split(const), split(norms), split(errs))
