@@ -50,7 +50,7 @@ from .core.hyperplanes import Propagator
 from .core.rebuild import rebuild_regions
 from .core.split import Splitter
 from .core.state import Regions
-from .core.walk import EnumerationResult, ResumeState, enumerate_regions, root_region
+from .core.walk import BATCH_SIZE, VERTEX_BATCH_SIZE, EnumerationResult, ResumeState, enumerate_regions, root_region
 from .datasets.writer import RegionWriter, append_rows, region_rows
 from .errors import InputError
 from .lp.device import default_lp_batch
@@ -209,7 +209,7 @@ def _roots(part: Regions) -> dict:
             "vertices": part.vertices}     # proven vertex sets travel along (else rebuilt by qhull)
 
 
-def run_task(net: Network, domain: Domain, roots: dict, layer: int, path: str, batch_size: int,
+def run_task(net: Network, domain: Domain, roots: dict, layer: int, path: str, batch_size: Optional[int],
              device: Optional[str], maps: str, kill_marker: Optional[str] = None,
              vertex_path: Optional[bool] = None, task_seconds: Optional[float] = None) -> dict:
     """Walk the subtrees of ``roots`` (regions of ``layer``; ``roots['ident']`` their global ids)
@@ -252,7 +252,7 @@ def run_task(net: Network, domain: Domain, roots: dict, layer: int, path: str, b
 
 # ---------------------------------------------------------------------------------- the driver
 def enumerate_sharded(writer: RegionWriter, *, workers: int, address: Optional[str] = None,
-                      batch_size: int = 512, device: Optional[str] = None, progress: bool = False,
+                      batch_size: Optional[int] = None, device: Optional[str] = None, progress: bool = False,
                       tasks_per_worker: int = TASKS_PER_WORKER, vertex_path: Optional[bool] = None,
                       task_seconds: Optional[float] = TASK_SECONDS) -> EnumerationResult:
     """Fill ``writer``'s file using Ray workers; the file ends complete and merged. A task that
@@ -417,7 +417,7 @@ def _take_roots(roots: dict, sl: slice) -> dict:
     return out
 
 
-def _split_top(writer: RegionWriter, batch_size: int, device, want: int, stats: DecisionStats, counts: list,
+def _split_top(writer: RegionWriter, batch_size: Optional[int], device, want: int, stats: DecisionStats, counts: list,
                vertex_path: Optional[bool] = None):
     """Split in-process, layer by layer, until a layer has ``want`` regions (or the last hidden
     layer is reached); commit every region found. Returns (layer, its regions) to hand out."""
@@ -427,6 +427,7 @@ def _split_top(writer: RegionWriter, batch_size: int, device, want: int, stats: 
     regions = root_region(frame)
     if splitter.vertex is not None:
         regions = splitter.vertex.with_root_vertices(regions)
+    batch_size = batch_size or (VERTEX_BATCH_SIZE if splitter.vertex is not None else BATCH_SIZE)
     L = frame.net.n_hidden
     for level in range(L):
         kids, n = [], 0

@@ -18,13 +18,13 @@ SMALL_ENOUGH_TO_ENUMERATE = 100_000   # an upper bound this small: enumeration t
 
 
 def cmd_enumerate(args) -> int:
-    from ..core.walk import enumerate_regions
+    from ..core.walk import BATCH_SIZE, enumerate_regions
 
     net, domain = _load(args)
     from ..core import memory
 
     memory.check_run(int(sum(net.hidden_widths)), min(net.input_dim, net.hidden_widths[0]), max(net.hidden_widths),
-                     args.batch_size)   # before the first progress line: bad input stays one line
+                     args.batch_size or BATCH_SIZE)   # before the first progress line: bad input stays one line
     writer = None
     vertex_path = {"auto": None, "vertices": True, "lp": False}[args.splitter]
     if vertex_path:                   # refused before any file is touched

@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="write the region dataset to this HDF5 file")
     _add_domain_args(p)
     p.add_argument("--device", choices=["cpu", "gpu"], help="JAX device (default: JAX's default)")
-    p.add_argument("--batch-size", type=_positive_int, default=512, help="parent regions split together (default 512)")
+    p.add_argument("--batch-size", type=_positive_int, default=None,
+                   help="parent regions split together (default 512, 1024 on the vertex path)")
     p.add_argument("--splitter", choices=["auto", "vertices", "lp"], default="auto",
                    help="how parents are split: from their vertices (low input dimension, box domains), by LPs, "
                         "or auto (vertices on boxes up to d = 6, else LPs); the answer is the same, certified either way")

@@ -156,11 +156,34 @@ class _Arrangement:
         B, n = self.cand.shape
         self.cparent = np.arange(B)
         self.signs = np.zeros((B, n), np.int8)
-        self.vx, self.vt, self.vr = V.x, V.tight, V.radius
+        # the vertex arrays grow at their end only: buffers with spare room (doubling), so that a
+        # cut appends its new vertices instead of copying every vertex of the batch
+        self.nv = int(V.count.sum())
+        self._bx, self._bt, self._br = V.x.copy(), V.tight.copy(), V.radius.copy()
+        self._bc = np.repeat(np.arange(B), V.count)
+        self.ccount = V.count.copy()                         # vertices per cell
         self.cproven = V.proven.copy()
-        self.vcell = np.repeat(np.arange(B), V.count)
         self.failed = np.zeros(B, bool)
         self.offset = int(path.frame.offsets[P.layer])     # flat index of this layer's first neuron
+
+    # ------------------------------------------------------------------ the vertex buffers
+    vx = property(lambda self: self._bx[:self.nv])        # (V, d) positions
+    vt = property(lambda self: self._bt[:self.nv])        # (V, words) tight-row bits
+    vr = property(lambda self: self._br[:self.nv])        # (V,) certified radii
+    vcell = property(lambda self: self._bc[:self.nv])     # (V,) the cell each belongs to
+
+    def _append_vertices(self, x, tight, radius, cell) -> None:
+        need = self.nv + x.shape[0]
+        if need > self._bc.shape[0]:
+            cap = max(need, 2 * self._bc.shape[0])
+            for name in ("_bx", "_bt", "_br", "_bc"):
+                old = getattr(self, name)
+                new = np.empty((cap,) + old.shape[1:], old.dtype)
+                new[:self.nv] = old[:self.nv]
+                setattr(self, name, new)
+        sl = slice(self.nv, need)
+        self._bx[sl], self._bt[sl], self._br[sl], self._bc[sl] = x, tight, radius, cell
+        self.nv = need
 
     # ------------------------------------------------------------------ the parents first
     def settle_on_parents(self) -> np.ndarray:
@@ -169,7 +192,7 @@ class _Arrangement:
         hyperplanes are settled and cutting ones kept as candidates. Returns the (parent, neuron)
         pairs still to look at one hyperplane at a time (uncertain signs, unproven parents)."""
         B, n = self.cand.shape
-        count = np.bincount(self.vcell, minlength=B)
+        count = self.ccount
         start = np.cumsum(count) - count
         fixed, per_r = vertexcert.sign_error_terms(self.G1, self.eG, self.eg, self.g, self.d, self.reach)
         npos, nneg, unsure = (np.zeros((B, n), np.int64) for _ in range(3))
@@ -348,23 +371,24 @@ class _Arrangement:
         return x, radius
 
     def _edges(self, pu, pw, nneg, first_neg):
-        """Crossing edges: pairs (u positive, w negative) of one cell sharing d - 1 tight rows.
-        Every positive-negative pair of a cell is a candidate, so the pairs are formed in chunks of
-        at most PAIR_CHUNK (their memory is bounded whatever the cells' vertex counts)."""
-        per_u = nneg[self.vcell[pu]]
+        """Crossing edges: pairs (u positive, w negative) of one cell sharing d - 1 tight rows, as
+        indices into ``pu`` and ``pw`` (the latter grouped by cell) and the shared bits. Every
+        positive-negative pair of a cell is a candidate, so the pairs are formed in chunks of at
+        most PAIR_CHUNK (their memory is bounded whatever the cells' vertex counts)."""
+        vcell = self.vcell
+        per_u = nneg[vcell[pu]]
         ends = np.cumsum(per_u)
         out_u, out_w, out_c = [], [], []
         start = 0
         while start < pu.size:
             stop = max(start + 1, int(np.searchsorted(ends, (ends[start - 1] if start else 0) + PAIR_CHUNK, "right")))
-            part = pu[start:stop]
-            cu = self.vcell[part]
-            u = np.repeat(part, nneg[cu])
-            w = pw[ragged_arange(first_neg[cu], nneg[cu])]
-            common = self.vt[u] & self.vt[w]
+            cu = vcell[pu[start:stop]]
+            iu = np.repeat(np.arange(start, stop), nneg[cu])
+            iw = ragged_arange(first_neg[cu], nneg[cu])
+            common = self.vt[pu[iu]] & self.vt[pw[iw]]
             edge = np.bitwise_count(common).sum(axis=1) >= self.d - 1
-            out_u.append(u[edge])
-            out_w.append(w[edge])
+            out_u.append(iu[edge])
+            out_w.append(iw[edge])
             out_c.append(common[edge])
             start = stop
         if not out_u:
@@ -372,7 +396,9 @@ class _Arrangement:
         return np.concatenate(out_u), np.concatenate(out_w), np.concatenate(out_c)
 
     def _cut(self, k, cells, vi, vc, val, pos, neg, bit, err) -> None:
-        """Split the cells cut by hyperplane k: the cell keeps the positive side, a new cell the negative."""
+        """Split the cells cut by hyperplane k: the cell keeps the positive side, a new cell the
+        negative. ``vi`` are the vertices looked at, ``vc`` their cells, ``val``/``err``/``pos``/
+        ``neg`` aligned with them."""
         C = self.cparent.size
         self.signs[cells, k] = 1                                   # the cell keeps the positive side (its rows)
         new_id = np.full(C, -1)
@@ -381,22 +407,23 @@ class _Arrangement:
         is_cut[cells] = True
         in_cut = is_cut[vc]
         # new vertices: crossing edges (u positive, w negative, sharing d - 1 tight rows)
-        pu = vi[in_cut & pos]
-        pw = vi[in_cut & neg]
-        val_at, err_at = np.zeros(self.vx.shape[0]), np.zeros(self.vx.shape[0])
-        val_at[vi], err_at[vi] = val, err
-        pw = pw[np.argsort(self.vcell[pw], kind="stable")]
-        nneg = np.bincount(self.vcell[pw], minlength=C)
+        lp = np.nonzero(in_cut & pos)[0]
+        ln = np.nonzero(in_cut & neg)[0]
+        ln = ln[np.argsort(vc[ln], kind="stable")]
+        nneg = np.bincount(vc[ln], minlength=C)
         first_neg = np.cumsum(nneg) - nneg
-        u, w, common = self._edges(pu, pw, nneg, first_neg)
-        lam = (val_at[u] / (val_at[u] - val_at[w]))[:, None]
-        nx = self.vx[u] + lam * (self.vx[w] - self.vx[u])
+        iu, iw, common = self._edges(vi[lp], vi[ln], nneg, first_neg)
+        u, w = vi[lp[iu]], vi[ln[iw]]
+        val_u, val_w, err_u, err_w = val[lp[iu]], val[ln[iw]], err[lp[iu]], err[ln[iw]]
+        lam = (val_u / (val_u - val_w))[:, None]
+        xu, xw = self.vx[u], self.vx[w]
+        nx = xu + lam * (xw - xu)
         nt = common | bit
-        ncell = self.vcell[u]
+        ncell = vc[lp[iu]]
         nr = np.full(u.size, np.inf)
         pr = np.nonzero(self.cproven[ncell])[0]
-        nr[pr] = vertexcert.crossing_radius(self.vx[u[pr]], self.vx[w[pr]], self.vr[u[pr]], self.vr[w[pr]], val_at[u[pr]],
-                                  val_at[w[pr]], err_at[u[pr]], err_at[w[pr]], lam[pr, 0])
+        nr[pr] = vertexcert.crossing_radius(xu[pr], xw[pr], self.vr[u[pr]], self.vr[w[pr]], val_u[pr], val_w[pr],
+                                            err_u[pr], err_w[pr], lam[pr, 0])
         # interpolation compounds its endpoints' errors: where the radius has grown, solve afresh
         pr = pr[~(nr[pr] <= VERTEX_RESOLVE * (self.reach + 1.0))]
         if pr.size:
@@ -404,21 +431,22 @@ class _Arrangement:
             better = rs < nr[pr]
             nx[pr[better]], nr[pr[better]] = xs[better], rs[better]
         # old vertices of cut cells: negative ones move to the new cell, those on the plane go to both
-        vcell = self.vcell.copy()
-        moving = vi[in_cut & neg]
-        vcell[moving] = new_id[vcell[moving]]
-        both = vi[in_cut & ~pos & ~neg]
-        self.vx = np.concatenate([self.vx, self.vx[both], nx, nx])
-        self.vt = np.concatenate([self.vt, self.vt[both], nt, nt])
-        self.vr = np.concatenate([self.vr, self.vr[both], nr, nr])
-        self.vcell = np.concatenate([vcell, new_id[self.vcell[both]], ncell, new_id[ncell]])
+        on_plane = in_cut & ~pos & ~neg
+        both, both_cell = vi[on_plane], vc[on_plane]
+        moving_cell = vc[ln]
+        self.vcell[vi[ln]] = new_id[moving_cell]
+        self._append_vertices(np.concatenate([self.vx[both], nx, nx]), np.concatenate([self.vt[both], nt, nt]),
+                              np.concatenate([self.vr[both], nr, nr]),
+                              np.concatenate([new_id[both_cell], ncell, new_id[ncell]]))
+        gone, shared, added = (np.bincount(a, minlength=C) for a in (moving_cell, both_cell, ncell))
+        self.ccount = np.concatenate([self.ccount - gone + added, (gone + shared + added)[cells]])
         child = self.signs[cells].copy()
         child[:, k] = -1
         self.signs = np.concatenate([self.signs, child])
         self.cparent = np.concatenate([self.cparent, self.cparent[cells]])
         self.cproven = np.concatenate([self.cproven, self.cproven[cells]])
         # a cell with more vertices than VERTEX_CAP: its parent is cheaper on the LP path
-        big = np.bincount(self.vcell, minlength=self.cparent.size) > VERTEX_CAP
+        big = self.ccount > VERTEX_CAP
         self.failed[self.cparent[big]] = True
 
     # ------------------------------------------------------------------ result
@@ -430,7 +458,7 @@ class _Arrangement:
         position = np.empty_like(by_parent)
         position[by_parent] = np.arange(by_parent.size)
         order = np.argsort(position[self.vcell], kind="stable")
-        count = np.bincount(self.vcell, minlength=self.cparent.size)[by_parent]
+        count = self.ccount[by_parent]
         cells = _Cells(self.cparent[by_parent], self.signs[by_parent],
                        VertexSets(self.vx[order], self.vt[order], count, self.vr[order], self.cproven[by_parent]))
         return cells, self.failed

@@ -224,7 +224,7 @@ class RegionWriter:
         return cls(path, f, net, domain, stored)
 
     # ------------------------------------------------------------------ the run
-    def run(self, *, batch_size: int = 512, device: Optional[str] = None, progress: bool = False,
+    def run(self, *, batch_size: Optional[int] = None, device: Optional[str] = None, progress: bool = False,
             **options) -> EnumerationResult:
         """Enumerate (or finish enumerating) into the file; ``options`` go to :func:`enumerate_regions`."""
         resume = self._pending_state(device)
