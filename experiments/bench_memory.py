@@ -6,13 +6,16 @@ The walk's memory is bounded by its batch and split budget, not by the regions i
 does grow is the first layer's region count (the children of the root, one parent, all waiting
 at once, kept compactly past the budget). Two families show both:
 
-* deeper: 4 inputs, width 24, depth 2 / 3 / 4 (42,421 / 216,251 / 672,515 regions), the first
-  layer about the same size: the peak should not grow with the regions;
+* larger domain: one 4-input 24-24-24 network on [-h, h]^4, h = 1, 2, 4: more regions, the same
+  network and depth: the peak should not grow with the regions;
+* deeper: 4 inputs, width 24, depth 2 / 3 / 4 (75,099 / 216,251 / 672,515 regions; depth 3 is
+  the h = 1 network above): each layer adds one stack of waiting regions (at most the split
+  budget of them);
 * wider: 4 inputs, three layers of 32 or 48 (923,463 / 3,745,357 regions; 12,866 / 66,259 in the
-  first layer): the peak grows with the first layer only.
+  first layer): the root's children wait all at once, compactly past the budget.
 
 Peak resident memory from ``/usr/bin/time`` (GNU time's %M). ``--quick`` leaves out the
-3.7-million-region network (about 3.5 minutes on the 2-core CPU). Results:
+3.7-million-region network (about 3.5 minutes on the 2-core CPU) and h = 4. Results:
 ``results/memory-<device>-<date>[-tag].{json,md}``.
 """
 
@@ -39,18 +42,21 @@ from common import RESULTS, device_name, write_results  # noqa: E402
 
 TIME = shutil.which("time") or ("/usr/bin/time" if os.path.exists("/usr/bin/time") else None)
 
-CASES = [  # (name, family, d, widths, builder seed name)
+CASES = [  # (name, family, d, widths, builder seed name, box half-width)
+    ("d4-24x3-h1", "larger domain", 4, [24, 24, 24], "mem", 1.0),
+    ("d4-24x3-h2", "larger domain", 4, [24, 24, 24], "mem", 2.0),
+    ("d4-24x3-h4", "larger domain", 4, [24, 24, 24], "mem", 4.0),
     ("d4-24x2", "deeper", 4, [24, 24], "mem"),
-    ("d4-24x3", "deeper", 4, [24, 24, 24], "mem"),
     ("d4-24x4", "deeper", 4, [24, 24, 24, 24], "mem"),
     ("d4-32x3", "wider", 4, [32, 32, 32], None),
     ("d4-48x3", "wider", 4, [48, 48, 48], None),
 ]
-QUICK_SKIP = {"d4-48x3"}
+QUICK_SKIP = {"d4-48x3", "d4-24x3-h4"}
 
 
 def save(case, path: str) -> None:
-    name, _, d, widths, seed_name = case
+    name, _, d, widths, seed_name = case[:5]
+    h = case[5] if len(case) > 5 else 1.0
     if seed_name is not None:
         net, _ = build((seed_name, d, widths))
     else:   # the networks of bench_ray.py (seed 7), so the two benchmarks share them
@@ -58,7 +64,7 @@ def save(case, path: str) -> None:
 
         d4_net(widths[0])(path)
         return
-    lrenum.save_npz(path, net, lo=-np.ones(d), hi=np.ones(d))
+    lrenum.save_npz(path, net, lo=-h * np.ones(d), hi=h * np.ones(d))
 
 
 def measure(path: str) -> dict:
@@ -79,11 +85,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--tag", default="")
+    ap.add_argument("--cases", nargs="*", help="names of the cases to run (default: all)")
     args = ap.parse_args(argv)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for case in CASES:
-            if args.quick and case[0] in QUICK_SKIP:
+            if (args.quick and case[0] in QUICK_SKIP) or (args.cases and case[0] not in args.cases):
                 continue
             path = os.path.join(tmp, case[0] + ".npz")
             save(case, path)
@@ -97,7 +104,7 @@ def main(argv=None) -> int:
                   "`experiments/bench_memory.py`.",
                   [("network", lambda r: r["network"]), ("family", lambda r: r["family"]),
                    ("regions", lambda r: f"{r['regions']:,}"), ("first layer", lambda r: f"{r['per_layer'][0]:,}"),
-                   ("peak MB", lambda r: r["peak_mb"]), ("wall s", lambda r: r["wall_seconds"])])
+                   ("layers", lambda r: len(r["widths"])), ("peak MB", lambda r: r["peak_mb"]), ("wall s", lambda r: r["wall_seconds"])])
     print(f"wrote {stem}.md")
     return 0
 

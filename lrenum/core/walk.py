@@ -116,6 +116,11 @@ def children_per_split(device) -> int:
     return 262_144 if device.platform == "gpu" else 16_384
 
 
+COMPACT_OVER = 4096   # waiting regions per layer kept whole; the rest are compacted. Measured on the 2-core CPU
+                     # (2026-11-23, results/memory-cpu-2026-11-23*.md), against the split budget (16,384): a 4-input
+                     # 24-24-24 net on [-4, 4]^4 (798,972 regions) peaked at 367 instead of 426 MB, no slower
+
+
 class _Stack:
     """Regions of one layer waiting to be split, in chunks (each chunk homogeneous).
 
@@ -255,7 +260,8 @@ def _walk(frame: Frame, splitter: Splitter, sinks: list, batch_size: int, resume
           meter: Progress, should_stop: Optional[Callable[[], bool]] = None) -> tuple[list[int], list]:
     L = frame.net.n_hidden
     budget = children_per_split(splitter.device)
-    stacks = [_Stack(lambda batch: _rebuilt(frame, splitter, batch), compact_over=budget) for _ in range(L)]
+    stacks = [_Stack(lambda batch: _rebuilt(frame, splitter, batch), compact_over=min(budget, COMPACT_OVER))
+              for _ in range(L)]
     if resume is None:
         root = root_region(frame)
         if splitter.vertex is not None:
