@@ -1,8 +1,9 @@
 """Enumeration sharded over Ray workers, with the same result as one process.
 
 The driver splits the top of the region tree in-process until a layer holds several times more
-regions than there are workers, commits those regions, and hands them out in small groups as
-Ray tasks (over-decomposition keeps workers busy although subtrees are very unequal). A task
+regions than there are workers (while Ray starts, beside it), commits those regions, and hands
+them out as Ray tasks, in a seeded random order and in pieces of decreasing size (:func:`task_parts`:
+over-decomposition keeps workers busy although subtrees are very unequal). A task
 re-builds its roots from their patterns (:func:`lrenum.core.rebuild.rebuild_regions`), walks their
 whole subtrees with the ordinary enumerator, and streams the rows, numbered locally, into its own
 task file (written to ``.tmp`` and renamed, so a killed worker leaves nothing half-written). When
