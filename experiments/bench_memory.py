@@ -6,7 +6,7 @@ The walk's memory is bounded by its batch and split budget, not by the regions i
 does grow is the first layer's region count (the children of the root, one parent, all waiting
 at once, kept compactly past the budget). Two families show both:
 
-* larger domain: one 4-input 24-24-24 network on [-h, h]^4, h = 1, 2, 4: more regions, the same
+* larger domain: one 4-input 24-24-24 network on [-h, h]^4, h = 0.5, 1, 2, 4: more regions, the same
   network and depth: the peak should not grow with the regions;
 * deeper: 4 inputs, width 24, depth 2 / 3 / 4 (75,099 / 216,251 / 672,515 regions; depth 3 is
   the h = 1 network above): each layer adds one stack of waiting regions (at most the split
@@ -43,6 +43,7 @@ from common import RESULTS, device_name, write_results  # noqa: E402
 TIME = shutil.which("time") or ("/usr/bin/time" if os.path.exists("/usr/bin/time") else None)
 
 CASES = [  # (name, family, d, widths, builder seed name, box half-width)
+    ("d4-24x3-h0.5", "larger domain", 4, [24, 24, 24], "mem", 0.5),
     ("d4-24x3-h1", "larger domain", 4, [24, 24, 24], "mem", 1.0),
     ("d4-24x3-h2", "larger domain", 4, [24, 24, 24], "mem", 2.0),
     ("d4-24x3-h4", "larger domain", 4, [24, 24, 24], "mem", 4.0),
