@@ -103,9 +103,9 @@ def certify_empty_unbounded(C, b, eC, eb, y) -> np.ndarray:
     resid = (np.abs(eye[n - 1] - np.einsum("kij,kj->ki", M, y0))
              + g * np.einsum("kij,kj->ki", absM, np.abs(y0))
              + np.einsum("kij,kj->ki", E, np.abs(y0)) + ETA * n)          # >= |e - M~ y0|
+    R_resid = np.einsum("kij,kj->ki", absR, resid)                        # |R| |e - M~ y0|, and g of it for its rounding
     with np.errstate(divide="ignore", invalid="ignore"):
-        delta = SAFETY * (np.einsum("kij,kj->ki", absR, resid) + g * np.einsum("kij,kj->ki", absR, resid)
-                          ).max(axis=1) / (1.0 - alpha)
+        delta = SAFETY * (R_resid + g * R_resid).max(axis=1) / (1.0 - alpha)
     positive = (alpha < 1.0) & (y0.min(axis=1) - delta > 0)
     # b~ . y~ <= b . y0 + |b| . delta + eb . (|y0| + delta), each nonnegative sum inflated against its rounding
     bound = (np.einsum("ki,ki->k", bS, y0)
