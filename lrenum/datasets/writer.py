@@ -82,6 +82,18 @@ def output_maps(net: Network, maps) -> tuple[np.ndarray, np.ndarray]:
 PER_LAYER = ("parent", "pattern", "constant", "rank", "witness", "radius", "witness_status")
 
 
+def _add_counts(acc: Optional[np.ndarray], ids: np.ndarray) -> np.ndarray:
+    """``acc`` plus the occurrences of each id in ``ids`` (the longer of the two lengths)."""
+    c = np.bincount(ids)
+    if acc is None:
+        return c
+    if c.size > acc.size:
+        c[:acc.size] += acc
+        return c
+    acc[:c.size] += c
+    return acc
+
+
 class RegionWriter:
     """Runs an enumeration and streams its regions into an HDF5 file (it is the walk's sink)."""
 
@@ -333,6 +345,7 @@ class RegionWriter:
             for key, value in attrs.items():
                 out.attrs[key] = value
             tables: dict = {}
+            children: dict = {}      # layer l -> children per region, counted from layer l + 1's parents as they pass
 
             def table(key: str) -> ChunkedAppender:
                 if key not in tables:
@@ -346,7 +359,10 @@ class RegionWriter:
                             continue
                         src = seg[f"layer_{l}"]
                         for name in PER_LAYER:
-                            table(f"layer_{l}/{name}").append(self._segment_rows(seg, l, name))
+                            rows = self._segment_rows(seg, l, name)
+                            table(f"layer_{l}/{name}").append(rows)
+                            if name == "parent" and l > 1:
+                                children[l - 1] = _add_counts(children.get(l - 1), rows)
                         if l == self.L:
                             for name, target in final_names.items():
                                 if name in src:
@@ -355,10 +371,12 @@ class RegionWriter:
                 appender.close()
             for l in range(1, self.L):   # children counted from the parents of the next layer
                 n = out[f"layer_{l}/parent"].shape[0]
-                par = out[f"layer_{l + 1}/parent"][:]
-                children = table(f"layer_{l}/n_children")
-                children.append(np.bincount(par, minlength=n)[:n].astype(np.int32))
-                children.close()
+                counts = np.zeros(n, np.int64)
+                seen = children.get(l, counts)[:n]
+                counts[:seen.size] = seen
+                n_children = table(f"layer_{l}/n_children")
+                n_children.append(counts.astype(np.int32))
+                n_children.close()
             out.attrs["committed"] = np.array([1] + [out[f"layer_{l}/parent"].shape[0] for l in range(1, self.L + 1)],
                                               dtype=np.int64)
         os.replace(tmp, self.path)
