@@ -102,10 +102,12 @@ def main(argv=None) -> int:
                "one_process_runs": [round(t, 2) for t in ones], "workers": args.workers,
                "sharded_seconds": round(many_wall, 2), "sharded_runs": [round(t, 2) for t in manys],
                "speedup": round(one_wall / many_wall, 2), "same_pattern_set": same,
+               "pair_speedups": [round(a / b, 2) for a, b in zip(ones, manys)],
                "sharded_regions": many["regions"], "task_seconds": args.task_seconds, "device": device_name(),
                "cpu_cores": os.cpu_count(),
                **{k: many.get(k) for k in ("tasks", "tasks_handed_back", "ray_start_seconds", "top_split_seconds",
-                                           "driver_commit_seconds", "task_file_bytes", "worker_seconds")}}
+                                           "driver_commit_seconds", "task_file_bytes", "worker_seconds",
+                                           "first_task_start_seconds", "tail_idle_seconds", "merge_seconds")}}
         print(json.dumps(row))
         rows.append(row)
     stem = os.path.join(RESULTS, f"bench_ray-{dt.date.today().isoformat()}" + (f"-{args.tag}" if args.tag else ""))
@@ -115,9 +117,12 @@ def main(argv=None) -> int:
                   [("network", lambda r: r["network"]), ("regions", lambda r: f"{r['regions']:,}"),
                    ("one process s", lambda r: r["one_process_seconds"]),
                    (f"{args.workers} workers s", lambda r: r["sharded_seconds"]), ("speed-up", lambda r: f"{r['speedup']}x"),
+                   ("pairs", lambda r: ", ".join(f"{x}x" for x in r["pair_speedups"])),
                    ("same set", lambda r: r["same_pattern_set"]),
                    ("tasks (handed back)", lambda r: f"{r['tasks']} ({r['tasks_handed_back']})"),
-                   ("driver commits s", lambda r: r["driver_commit_seconds"]), ("workers busy s", lambda r: r["worker_seconds"])])
+                   ("top split s", lambda r: r["top_split_seconds"]), ("first task at s", lambda r: r["first_task_start_seconds"]),
+                   ("driver commits s", lambda r: r["driver_commit_seconds"]), ("workers busy s", lambda r: r["worker_seconds"]),
+                   ("idle at the end s", lambda r: r["tail_idle_seconds"]), ("merge s", lambda r: r["merge_seconds"])])
     return 0
 
 

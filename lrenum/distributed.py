@@ -39,6 +39,8 @@ import threading
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Optional
 
 import h5py
@@ -129,6 +131,22 @@ def start_ray(workers: int, address: Optional[str], device: Optional[str] = "cpu
     return ray
 
 
+@contextmanager
+def fork_safe_blas():
+    """While ray.init forks its processes, the top split's thread must not be inside a threaded
+    OpenBLAS call: OpenBLAS shuts its thread pool down before a fork, and a call in flight then
+    spins forever (seen once in ~20 runs; tests/test_distributed.py reproduces it with os.fork).
+    Yields True with BLAS held to one thread (threadpoolctl: the driver's matrices are small, so
+    nothing is lost), False where threadpoolctl is missing: then the split must not overlap."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield False
+        return
+    with threadpool_limits(1, user_api="blas"):
+        yield True
+
+
 # ---------------------------------------------------------------------------------- the worker
 class _TaskFile:
     """The walk's sink inside a task: rows per layer, local ids, buffered in memory and appended to
@@ -197,7 +215,7 @@ def _pin_to_a_free_core() -> None:
         except OSError:
             os.close(fd)
             continue
-        os.sched_setaffinity(0, {core})
+        os.sched_setaffinity(0, {core})   # threads started later (JAX's pool, at its first use) inherit it
         _PINNED.append(fd)
         return
     _PINNED.append(None)
@@ -220,7 +238,7 @@ def run_task(net: Network, domain: Domain, roots: dict, layer: int, path: str, b
 
     ``kill_marker`` (tests only): the first task to find this file missing creates it and kills
     its own worker process, as a crash would."""
-    t_task = time.perf_counter()
+    t_task, wall_start = time.perf_counter(), time.time()
     _pin_to_a_free_core()
     if kill_marker:
         marker = kill_marker
@@ -248,7 +266,8 @@ def run_task(net: Network, domain: Domain, roots: dict, layer: int, path: str, b
         sink.close()
     os.replace(tmp, path)
     return {"counts": res.per_layer, "stats": res.stats.as_dict(), "seconds": res.seconds,
-            "task_seconds": time.perf_counter() - t_task, "pending": [(l, _roots(r)) for l, r in res.pending]}
+            "task_seconds": time.perf_counter() - t_task, "span": (os.getpid(), wall_start, time.time()),
+            "pending": [(l, _roots(r)) for l, r in res.pending]}
 
 
 # ---------------------------------------------------------------------------------- the driver
@@ -260,7 +279,7 @@ def enumerate_sharded(writer: RegionWriter, *, workers: int, address: Optional[s
     runs ``task_seconds`` hands its frontier back as new tasks (None: never)."""
     if workers < 1:
         raise InputError("--workers must be at least 1")
-    t0 = time.perf_counter()
+    t0, t_wall0 = time.perf_counter(), time.time()
     ray = ray_module()
     start_here = not ray.is_initialized()       # a runtime this call starts is also shut down by it
     _share_gpus()
@@ -276,22 +295,28 @@ def enumerate_sharded(writer: RegionWriter, *, workers: int, address: Optional[s
                                          vertex_path)
             return [(layer, frontier)] if frontier is not None else []
         counts[:] = list(resume.next_id[1:])
-        return resume.pending
+        return [(layer, _roots(regions)) for layer, regions in resume.pending]
 
-    # Ray's start (~4 s: its own processes) and the top split (the driver's one core) overlap;
-    # ray.init stays in the main thread, where it may install its signal handlers (a warm-up task
-    # per worker, to import lrenum during the top split, measured no faster: 3 runs each)
-    with ThreadPoolExecutor(1) as top:
+    # Ray's start (~3 s: its own processes) and the top split (the driver's one core) overlap;
+    # ray.init stays in the main thread, where it may install its signal handlers. The first task
+    # starts ~1 s after the split: Ray creates its worker processes only at the end of its start
+    # and each needs ~2 s to start and import lrenum (a warm-up task per worker, to import lrenum
+    # during the top split, measured no faster: 4 runs each)
+    with fork_safe_blas() as overlap, ThreadPoolExecutor(1) as top:
         first = top.submit(first_tasks)
+        if not overlap:
+            first.result()
         t_ray = time.perf_counter()
         try:
             ray = start_ray(workers, address, device=device)
+            # on GPUs each task holds one (Ray sets CUDA_VISIBLE_DEVICES for it): one worker per GPU
+            on_gpu = runtime.select_device(device).platform == "gpu" and ray.cluster_resources().get("GPU", 0) >= 1
+            options = dict(max_retries=TASK_RETRIES, num_gpus=1 if on_gpu else 0)
+            remote = ray.remote(**options)(run_task)
+            net_ref = ray.put(net)
         finally:
             ray_start = time.perf_counter() - t_ray
             pending = first.result()
-    # on GPUs each task holds one (Ray sets CUDA_VISIBLE_DEVICES for it): one worker per GPU
-    on_gpu = runtime.select_device(device).platform == "gpu" and ray.cluster_resources().get("GPU", 0) >= 1
-    remote = ray.remote(max_retries=TASK_RETRIES, num_gpus=1 if on_gpu else 0)(run_task)
     # one folder per run: tasks of an interrupted run may still be running (on a cluster they
     # outlive their driver) and must never write over this run's task files
     import uuid
@@ -299,7 +324,6 @@ def enumerate_sharded(writer: RegionWriter, *, workers: int, address: Optional[s
     task_dir = os.path.join(writer.path + ".tasks", uuid.uuid4().hex)
     os.makedirs(task_dir, exist_ok=True)
     futures = {}
-    net_ref = ray.put(net)
     submitted = [0]
 
     def submit(layer: int, roots: dict) -> None:
@@ -308,13 +332,13 @@ def enumerate_sharded(writer: RegionWriter, *, workers: int, address: Optional[s
                               os.environ.get("LRENUM_TEST_KILL_WORKER_ONCE"), vertex_path, task_seconds)] = (layer, path)
         submitted[0] += 1
 
-    for layer, regions in pending:
-        for part in task_parts(len(regions), workers, tasks_per_worker):
-            submit(layer, _roots(regions.take(part)))
+    for layer, roots in pending:
+        for part in task_parts(len(roots["ident"]), workers, tasks_per_worker):
+            submit(layer, _take_roots(roots, part))
     stop_after = int(os.environ.get("LRENUM_TEST_STOP_AFTER_TASKS", "0"))   # interruption hook for the tests
     top_seconds = time.perf_counter() - t0         # top split and Ray's start, side by side
     try:
-        commit_seconds, task_bytes, worker_seconds, handed_back = _collect(
+        tally = _collect(
             ray, futures, writer, counts, stats, t0, progress, stop_after, submit, 2 * workers)
     finally:
         for fut in futures:         # interrupted: stop this run's tasks (their files are discarded)
@@ -328,15 +352,18 @@ def enumerate_sharded(writer: RegionWriter, *, workers: int, address: Optional[s
                                device=(f"ray:{workers} workers" if not address else f"ray:{address}")
                                + (" (one GPU each)" if on_gpu else ""), stats=stats)
     # what experiments/NOTES-scale.md models: the driver's share of the work
-    result.extra.update({"tasks": submitted[0], "tasks_handed_back": handed_back, "ray_start_seconds": round(ray_start, 3), "top_split_seconds": round(top_seconds, 3),
-                         "driver_commit_seconds": round(commit_seconds, 3), "task_file_bytes": task_bytes,
-                         "worker_seconds": round(worker_seconds, 3)})
+    result.extra.update({"tasks": submitted[0], "tasks_handed_back": tally.handed_back,
+                         "ray_start_seconds": round(ray_start, 3), "top_split_seconds": round(top_seconds, 3),
+                         "driver_commit_seconds": round(tally.commit_seconds, 3), "task_file_bytes": tally.task_bytes,
+                         "worker_seconds": round(tally.worker_seconds, 3), **tally.timeline(t_wall0)})
     a = writer.f.attrs
     a["counts"] = np.array(counts, dtype=np.int64)
     a["regions"] = counts[-1]
     a["complete"] = True
     a["summary"] = json.dumps(result.summary())
+    t_merge = time.perf_counter()
     writer._merge()
+    result.extra["merge_seconds"] = round(time.perf_counter() - t_merge, 3)
     if closing is not None:
         closing.join()
     return result
@@ -361,13 +388,36 @@ def task_parts(n: int, workers: int, tasks_per_worker: int = TASKS_PER_WORKER, s
     return parts
 
 
+@dataclass
+class _Tally:
+    """What the driver saw of its tasks (reported in the result's ``extra``: the quantities
+    experiments/NOTES-scale.md models)."""
+    commit_seconds: float = 0.0     # the driver's time committing task files
+    task_bytes: int = 0             # task files' size: what a cluster moves per region
+    worker_seconds: float = 0.0     # tasks' busy time, all workers together
+    handed_back: int = 0            # tasks that stopped early and returned their frontier
+    spans: list = field(default_factory=list)   # (worker pid, wall start, wall end) per task
+
+    def timeline(self, t_wall0: float) -> dict:
+        """When the workers began and ended, and their idle time at the end (the last task's
+        wait): where a sharded run loses against ``workers`` times one process."""
+        if not self.spans:
+            return {}
+        last_end: dict = {}
+        for pid, _, end in self.spans:
+            last_end[pid] = max(end, last_end.get(pid, end))
+        finish = max(last_end.values())
+        return {"first_task_start_seconds": round(min(s[1] for s in self.spans) - t_wall0, 3),
+                "last_task_end_seconds": round(finish - t_wall0, 3),
+                "tail_idle_seconds": round(sum(finish - e for e in last_end.values()), 3)}
+
+
 def _collect(ray, futures: dict, writer: RegionWriter, counts: list, stats: DecisionStats, t0: float,
-             progress: bool, stop_after: int, submit, pieces: int) -> tuple[float, int, float, int]:
+             progress: bool, stop_after: int, submit, pieces: int) -> _Tally:
     """Commit tasks as they finish (any order), each as one segment; a task's frontier goes back
-    into the queue in up to ``pieces`` new tasks per layer. Returns the driver's commit seconds,
-    the task files' bytes, the workers' busy seconds and how many tasks handed work back."""
-    done_tasks = handed_back = 0
-    commit_seconds, task_bytes, worker_seconds = 0.0, 0, 0.0
+    into the queue in up to ``pieces`` new tasks per layer."""
+    done_tasks = 0
+    tally = _Tally()
     last = time.perf_counter()
     while futures:
         ready, _ = ray.wait(list(futures), num_returns=1)
@@ -379,7 +429,7 @@ def _collect(ray, futures: dict, writer: RegionWriter, counts: list, stats: Deci
             raise InputError(f"a worker task failed ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}); "
                              f"rerun with --resume to finish") from None
         tc = time.perf_counter()
-        task_bytes += os.path.getsize(path)
+        tally.task_bytes += os.path.getsize(path)
         offsets = _commit_task(writer, path, layer, counts)
         for l, roots in out["pending"]:
             _to_global(roots, l, layer, offsets)
@@ -387,9 +437,10 @@ def _collect(ray, futures: dict, writer: RegionWriter, counts: list, stats: Deci
             step = max(1, -(-n // pieces))
             for s in range(0, n, step):
                 submit(l, _take_roots(roots, slice(s, s + step)))
-        handed_back += bool(out["pending"])
-        commit_seconds += time.perf_counter() - tc
-        worker_seconds += out["task_seconds"]
+        tally.handed_back += bool(out["pending"])
+        tally.commit_seconds += time.perf_counter() - tc
+        tally.worker_seconds += out["task_seconds"]
+        tally.spans.append(out["span"])
         for key, v in out["stats"].items():
             setattr(stats, key, getattr(stats, key) + v)
         done_tasks += 1
@@ -399,7 +450,7 @@ def _collect(ray, futures: dict, writer: RegionWriter, counts: list, stats: Deci
                   + " ".join(f"L{i + 1}={c}" for i, c in enumerate(counts)), flush=True, file=sys.stderr)
         if stop_after and done_tasks >= stop_after:
             raise KeyboardInterrupt
-    return commit_seconds, task_bytes, worker_seconds, handed_back
+    return tally
 
 
 def _to_global(roots: dict, l: int, task_layer: int, offsets: list) -> None:
@@ -411,10 +462,11 @@ def _to_global(roots: dict, l: int, task_layer: int, offsets: list) -> None:
             roots["parent"] = roots["parent"] + offsets[l - 2]
 
 
-def _take_roots(roots: dict, sl: slice) -> dict:
-    out = {k: (v[sl] if isinstance(v, np.ndarray) else v) for k, v in roots.items()}
+def _take_roots(roots: dict, rows) -> dict:
+    """Some of the task roots ``roots`` (``rows``: a slice or an index array)."""
+    out = {k: (v[rows] if isinstance(v, np.ndarray) else v) for k, v in roots.items()}
     if roots.get("vertices") is not None:
-        out["vertices"] = roots["vertices"].take(sl)
+        out["vertices"] = roots["vertices"].take(rows)
     return out
 
 
@@ -433,19 +485,27 @@ def _split_top(writer: RegionWriter, batch_size: Optional[int], device, want: in
     for level in range(L):
         kids, n = [], 0
         for s in range(0, len(regions), batch_size):
-            ch, _ = splitter.split(regions.take(slice(s, s + batch_size)))
-            ch = ch.with_ids(np.arange(n, n + len(ch), dtype=np.int64))
-            n += len(ch)
-            writer.regions(level + 1, ch)
-            kids.append(ch)
-        regions = Regions.concat(kids)
-        counts[level] = len(regions)
+            for ch, _ in splitter.split_chunks(regions.take(slice(s, s + batch_size))):
+                ch = ch.with_ids(np.arange(n, n + len(ch), dtype=np.int64))
+                n += len(ch)
+                writer.regions(level + 1, ch)
+                kids.append(ch)
+        counts[level] = n
         writer.commit(force=True)
         if level + 1 == L:
             return level + 1, None
-        if len(regions) >= want or level + 2 == L:
-            return level + 1, regions
+        if n >= want or level + 2 == L:     # only what tasks need is gathered (not the maps: 0.7 s
+            return level + 1, _concat_roots([_roots(ch) for ch in kids])   # for a 66,259-region layer)
+        regions = Regions.concat(kids)
     return L, None
+
+
+def _concat_roots(parts: list[dict]) -> dict:
+    """Task roots (:func:`_roots`) of several batches as one."""
+    out = {k: np.concatenate([p[k] for p in parts]) for k, v in parts[0].items() if isinstance(v, np.ndarray)}
+    vertices = [p["vertices"] for p in parts]
+    out["vertices"] = None if vertices[0] is None else type(vertices[0]).concat(vertices)
+    return out
 
 
 def _commit_task(writer: RegionWriter, path: str, layer: int, counts: list) -> list:

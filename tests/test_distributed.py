@@ -186,3 +186,40 @@ def test_a_run_that_starts_its_own_ray_gives_the_reference_set(tmp_path):
     assert summary["tasks"] >= 2 and summary["ray_start_seconds"] > 0
     assert not any("Traceback" in line or "os.fork()" in line for line in proc.stderr.splitlines()), proc.stderr
     assert _patterns(out) == reference_patterns(Ws, bs, -1.0, 1.0)
+
+
+FORK_DURING_BLAS = """
+import os, sys, threading
+import numpy as np
+from lrenum.distributed import fork_safe_blas
+
+done = []
+def products():
+    a = np.random.default_rng(0).random((200, 200))
+    for _ in range(400):
+        a @ a                         # big enough for OpenBLAS to use its thread pool
+    done.append(True)
+
+with fork_safe_blas() as safe:
+    assert safe
+    worker = threading.Thread(target=products, daemon=True)
+    worker.start()
+    while worker.is_alive():          # forks as ray.init does, while the products run
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        os.waitpid(pid, 0)
+    worker.join()
+print("finished" if done else "lost")
+"""
+
+
+def test_forks_beside_the_top_split_do_not_hang_blas(tmp_path):
+    """The driver's top split runs BLAS in a thread while ray.init forks. Without the guard this
+    script hangs at once (OpenBLAS's pool is shut down under a call in flight: checked by hand,
+    3 of 3 runs; a Ray run hung so once); a 2-thread pool is forced so that it can fail anywhere."""
+    script = tmp_path / "fork_blas.py"
+    script.write_text(FORK_DURING_BLAS)
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="2", PYTHONWARNINGS="ignore")
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "finished", proc.stderr[-2000:]
