@@ -6,7 +6,7 @@ The walk's memory is bounded by its batch and split budget, not by the regions i
 does grow is the first layer's region count (the children of the root, one parent, all waiting
 at once, kept compactly past the budget). Two families show both:
 
-* larger domain: one 4-input 24-24-24 network on [-h, h]^4, h = 0.5, 1, 2, 4: more regions, the same
+* larger domain: one 4-input 24-24-24 network on [-h, h]^4, h = 0.5, 1, 2, 4, 8: more regions, the same
   network and depth: the peak should not grow with the regions;
 * deeper: 4 inputs, width 24, depth 2 / 3 / 4 (75,099 / 216,251 / 672,515 regions; depth 3 is
   the h = 1 network above): each layer adds one stack of waiting regions (at most the split
@@ -15,7 +15,7 @@ at once, kept compactly past the budget). Two families show both:
   first layer): the root's children wait all at once, compactly past the budget.
 
 Peak resident memory from ``/usr/bin/time`` (GNU time's %M). ``--quick`` leaves out the
-3.7-million-region network (about 3.5 minutes on the 2-core CPU) and h = 4. Results:
+3.7-million-region network (about 3.5 minutes on the 2-core CPU), h = 4 and h = 8. Results:
 ``results/memory-<device>-<date>[-tag].{json,md}``.
 """
 
@@ -47,12 +47,13 @@ CASES = [  # (name, family, d, widths, builder seed name, box half-width)
     ("d4-24x3-h1", "larger domain", 4, [24, 24, 24], "mem", 1.0),
     ("d4-24x3-h2", "larger domain", 4, [24, 24, 24], "mem", 2.0),
     ("d4-24x3-h4", "larger domain", 4, [24, 24, 24], "mem", 4.0),
+    ("d4-24x3-h8", "larger domain", 4, [24, 24, 24], "mem", 8.0),
     ("d4-24x2", "deeper", 4, [24, 24], "mem"),
     ("d4-24x4", "deeper", 4, [24, 24, 24, 24], "mem"),
     ("d4-32x3", "wider", 4, [32, 32, 32], None),
     ("d4-48x3", "wider", 4, [48, 48, 48], None),
 ]
-QUICK_SKIP = {"d4-48x3", "d4-24x3-h4"}
+QUICK_SKIP = {"d4-48x3", "d4-24x3-h4", "d4-24x3-h8"}
 
 
 def save(case, path: str) -> None:
