@@ -396,7 +396,9 @@ class _Tally:
     task_bytes: int = 0             # task files' size: what a cluster moves per region
     worker_seconds: float = 0.0     # tasks' busy time, all workers together
     handed_back: int = 0            # tasks that stopped early and returned their frontier
-    spans: list = field(default_factory=list)   # (worker pid, wall start, wall end) per task
+    spans: list = field(default_factory=list)   # (worker pid, wall start, wall end) per task; on a
+                                                # cluster pids may repeat across machines and clocks
+                                                # differ: a diagnostic, exact on one machine
 
     def timeline(self, t_wall0: float) -> dict:
         """When the workers began and ended, and their idle time at the end (the last task's

@@ -184,6 +184,8 @@ def test_a_run_that_starts_its_own_ray_gives_the_reference_set(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads(proc.stdout)
     assert summary["tasks"] >= 2 and summary["ray_start_seconds"] > 0
+    assert 0 < summary["first_task_start_seconds"] <= summary["last_task_end_seconds"] <= summary["seconds"] + 1
+    assert summary["tail_idle_seconds"] >= 0 and summary["merge_seconds"] >= 0
     assert not any("Traceback" in line or "os.fork()" in line for line in proc.stderr.splitlines()), proc.stderr
     assert _patterns(out) == reference_patterns(Ws, bs, -1.0, 1.0)
 
