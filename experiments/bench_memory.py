@@ -1,10 +1,10 @@
 """Peak memory against the number of regions: whole `lrenum enumerate` processes, one per network.
 
-    python experiments/bench_memory.py [--quick] [--tag T]
+    python experiments/bench_memory.py [--quick] [--tag T] [--repeat N] [--cases NAME ...]
 
-The walk's memory is bounded by its batch and split budget, not by the regions it finds; what
-does grow is the first layer's region count (the children of the root, one parent, all waiting
-at once, kept compactly past the budget). Two families show both:
+The walk's memory is bounded by its batch, its split budget and the pieces in which one parent's
+children are built (the root's: bounded by the network, not the batch), not by the regions it
+finds; a small run stays below those bounds, so its peak is lower. The families:
 
 * larger domain: one 4-input 24-24-24 network on [-h, h]^4, h = 0.5, 1, 2, 4, 8: more regions, the same
   network and depth: the peak should not grow with the regions;
@@ -12,9 +12,14 @@ at once, kept compactly past the budget). Two families show both:
   the h = 1 network above): each layer adds one stack of waiting regions (at most the split
   budget of them);
 * wider: 4 inputs, three layers of 32 or 48 (923,463 / 3,745,357 regions; 12,866 / 66,259 in the
-  first layer): the root's children wait all at once, compactly past the budget.
+  first layer): the root's children come in pieces of at most 2,048 (``split.PIECE_CELLS``), each
+  piece's subtree walked before the next;
+* wide first layer: 2 inputs, 256-256 (75,601 regions, 256 first-layer hyperplanes);
+* larger domain, 48 wide: the 4-input 48-48-48 network on [-h, h]^4, h = 0.2, 0.3 (70,605 /
+  198,599 regions) against h = 1 (3,745,357, the "wider" case): 19-53x more regions.
 
-Peak resident memory from ``/usr/bin/time`` (GNU time's %M). ``--quick`` leaves out the
+Peak resident memory from ``/usr/bin/time`` (GNU time's %M); ``--repeat N`` runs each network N
+times, round-robin, and reports the median and range. ``--quick`` leaves out the
 3.7-million-region network (about 3.5 minutes on the 2-core CPU), h = 4 and h = 8. Results:
 ``results/memory-<device>-<date>[-tag].{json,md}``.
 """
@@ -52,8 +57,11 @@ CASES = [  # (name, family, d, widths, builder seed name, box half-width)
     ("d4-24x4", "deeper", 4, [24, 24, 24, 24], "mem"),
     ("d4-32x3", "wider", 4, [32, 32, 32], None),
     ("d4-48x3", "wider", 4, [48, 48, 48], None),
+    ("d4-48x3-h0.2", "larger domain, 48 wide", 4, [48, 48, 48], None, 0.2),
+    ("d4-48x3-h0.3", "larger domain, 48 wide", 4, [48, 48, 48], None, 0.3),
+    ("d2-256x2", "wide first layer", 2, [256, 256], "b-d2-256x256"),   # bench_lowd.py's network: 75,601 regions
 ]
-QUICK_SKIP = {"d4-48x3", "d4-24x3-h4", "d4-24x3-h8"}
+QUICK_SKIP = {"d4-48x3", "d4-24x3-h4", "d4-24x3-h8", "d4-48x3-h0.2", "d4-48x3-h0.3"}
 
 
 def save(case, path: str) -> None:
@@ -61,11 +69,11 @@ def save(case, path: str) -> None:
     h = case[5] if len(case) > 5 else 1.0
     if seed_name is not None:
         net, _ = build((seed_name, d, widths))
-    else:   # the networks of bench_ray.py (seed 7), so the two benchmarks share them
+    else:   # the networks of bench_ray.py (seed 7, on [-1, 1]^4 there), so the two benchmarks share them
         from bench_ray import d4_net
 
         d4_net(widths[0])(path)
-        return
+        net, _ = lrenum.load_npz(path)
     lrenum.save_npz(path, net, lo=-h * np.ones(d), hi=h * np.ones(d))
 
 
@@ -88,25 +96,38 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--tag", default="")
     ap.add_argument("--cases", nargs="*", help="names of the cases to run (default: all)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="runs per network, round-robin over the networks (resident peaks vary by some 10 MB from run "
+                         "to run: the median and range are reported)")
     args = ap.parse_args(argv)
-    rows = []
+    cases = [c for c in CASES if not (args.quick and c[0] in QUICK_SKIP) and not (args.cases and c[0] not in args.cases)]
+    runs = {c[0]: [] for c in cases}
     with tempfile.TemporaryDirectory() as tmp:
-        for case in CASES:
-            if (args.quick and case[0] in QUICK_SKIP) or (args.cases and case[0] not in args.cases):
-                continue
-            path = os.path.join(tmp, case[0] + ".npz")
-            save(case, path)
-            row = {"network": case[0], "family": case[1], "widths": case[3], **measure(path)}
-            print(f"{case[0]}: {row['regions']} regions, peak {row['peak_mb']} MB, {row['wall_seconds']} s", flush=True)
-            rows.append(row)
+        for c in cases:
+            save(c, os.path.join(tmp, c[0] + ".npz"))
+        for _ in range(max(1, args.repeat)):
+            for c in cases:
+                run = measure(os.path.join(tmp, c[0] + ".npz"))
+                print(f"{c[0]}: {run['regions']} regions, peak {run['peak_mb']} MB, {run['wall_seconds']} s", flush=True)
+                runs[c[0]].append(run)
+    rows = []
+    for c in cases:
+        got = runs[c[0]]
+        peaks = [r["peak_mb"] for r in got if r["peak_mb"] is not None]
+        rows.append({"network": c[0], "family": c[1], "widths": c[3], "regions": got[0]["regions"],
+                     "per_layer": got[0]["per_layer"], "runs": got,
+                     "peak_mb": round(float(np.median(peaks)), 1) if peaks else None,
+                     "peak_range": f"{min(peaks):.0f}-{max(peaks):.0f}" if peaks else "",
+                     "wall_seconds": round(float(np.median([r["wall_seconds"] for r in got])), 2)})
     device = device_name("cpu")
     stem = os.path.join(RESULTS, f"memory-cpu-{dt.date.today().isoformat()}" + (f"-{args.tag}" if args.tag else ""))
     write_results(stem, rows, "Peak memory against regions (`lrenum enumerate NET --json -q`)",
-                  f"Device: {device}. Whole processes, one after another; peak resident memory by GNU time. "
-                  "`experiments/bench_memory.py`.",
+                  f"Device: {device}. Whole processes, {max(1, args.repeat)} per network, round-robin; peak resident "
+                  "memory by GNU time (median, and the range over the runs). `experiments/bench_memory.py`.",
                   [("network", lambda r: r["network"]), ("family", lambda r: r["family"]),
                    ("regions", lambda r: f"{r['regions']:,}"), ("first layer", lambda r: f"{r['per_layer'][0]:,}"),
-                   ("layers", lambda r: len(r["widths"])), ("peak MB", lambda r: r["peak_mb"]), ("wall s", lambda r: r["wall_seconds"])])
+                   ("layers", lambda r: len(r["widths"])), ("peak MB", lambda r: r["peak_mb"]),
+                   ("range MB", lambda r: r["peak_range"]), ("wall s", lambda r: r["wall_seconds"])])
     print(f"wrote {stem}.md")
     return 0
 

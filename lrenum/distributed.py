@@ -53,7 +53,8 @@ from .core.hyperplanes import Propagator
 from .core.rebuild import rebuild_regions
 from .core.split import Splitter
 from .core.state import Regions
-from .core.walk import BATCH_SIZE, VERTEX_BATCH_SIZE, EnumerationResult, ResumeState, enumerate_regions, root_region
+from .core.walk import (BATCH_SIZE, VERTEX_BATCH_SIZE, EnumerationResult, ResumeState, SkipGiven, enumerate_regions,
+                         root_region)
 from .datasets.writer import RegionWriter, append_rows, region_rows
 from .errors import InputError
 from .lp.device import default_lp_batch
@@ -295,7 +296,12 @@ def enumerate_sharded(writer: RegionWriter, *, workers: int, address: Optional[s
                                          vertex_path)
             return [(layer, frontier)] if frontier is not None else []
         counts[:] = list(resume.next_id[1:])
-        return [(layer, _roots(regions)) for layer, regions in resume.pending]
+        tasks = [(layer, _roots(regions)) for layer, regions in resume.pending if layer > 0]
+        if resume.root_given is not None:      # a one-process run stopped while the root's children came in pieces
+            layer, frontier = _split_top(writer, batch_size, device, workers * tasks_per_worker, stats, counts,
+                                         vertex_path, given=resume.root_given)
+            tasks += [(layer, frontier)] if frontier is not None else []
+        return tasks
 
     # Ray's start (~3 s: its own processes) and the top split (the driver's one core) overlap;
     # ray.init stays in the main thread, where it may install its signal handlers. The first task
@@ -473,9 +479,11 @@ def _take_roots(roots: dict, rows) -> dict:
 
 
 def _split_top(writer: RegionWriter, batch_size: Optional[int], device, want: int, stats: DecisionStats, counts: list,
-               vertex_path: Optional[bool] = None):
+               vertex_path: Optional[bool] = None, given: Optional[np.ndarray] = None):
     """Split in-process, layer by layer, until a layer has ``want`` regions (or the last hidden
-    layer is reached); commit every region found. Returns (layer, its regions) to hand out."""
+    layer is reached); commit every region found. Returns (layer, its regions) to hand out.
+    ``given``: the root's children an interrupted run committed (not handed on again; the ids
+    go on from ``counts``)."""
     frame = writer.frame
     dev = runtime.select_device(device)
     splitter = Splitter(frame, dev, stats, vertex_path=vertex_path)
@@ -484,19 +492,22 @@ def _split_top(writer: RegionWriter, batch_size: Optional[int], device, want: in
         regions = splitter.vertex.with_root_vertices(regions)
     batch_size = batch_size or (VERTEX_BATCH_SIZE if splitter.vertex is not None else BATCH_SIZE)
     L = frame.net.n_hidden
+    skip = SkipGiven(given)
     for level in range(L):
-        kids, n = [], 0
+        kids, first = [], counts[level]
+        n = first
         for s in range(0, len(regions), batch_size):
             for ch, _ in splitter.split_chunks(regions.take(slice(s, s + batch_size))):
+                ch = skip(ch) if level == 0 else ch
                 ch = ch.with_ids(np.arange(n, n + len(ch), dtype=np.int64))
                 n += len(ch)
                 writer.regions(level + 1, ch)
                 kids.append(ch)
         counts[level] = n
         writer.commit(force=True)
-        if level + 1 == L:
+        if level + 1 == L or n == first:
             return level + 1, None
-        if n >= want or level + 2 == L:     # only what tasks need is gathered (not the maps: 0.7 s
+        if n - first >= want or level + 2 == L:     # only what tasks need is gathered (not the maps: 0.7 s
             return level + 1, _concat_roots([_roots(ch) for ch in kids])   # for a 66,259-region layer)
         regions = Regions.concat(kids)
     return L, None

@@ -80,7 +80,7 @@ def test_first_probe_of_a_level_respects_the_split_budget(monkeypatch, vertex_pa
     Ws, bs = random_net(rng, 3, [8, 8])
     net, dom = lrenum.make_network(Ws, bs), lrenum.box_domain(-1.0, 1.0, 3)
     expected = patterns_of(lrenum.enumerate_regions(net, dom, collect=True, vertex_path=vertex_path))
-    monkeypatch.setattr(walk, "children_per_split", lambda device: 40)   # bound at level 2: 93 children
+    monkeypatch.setattr(walk, "children_per_split", lambda device, vertex_path=False: 40)   # bound at level 2: 93 children
     taken = []
     res = lrenum.enumerate_regions(net, dom, collect=True, vertex_path=vertex_path,
                                    on_split=lambda layer, ident, n: taken.append(len(ident)))
@@ -125,7 +125,7 @@ def test_waiting_regions_past_the_budget_are_kept_compact_and_rebuilt_exactly(mo
 
     original = walk._rebuilt
     monkeypatch.setattr(walk, "_rebuilt", spy)
-    monkeypatch.setattr(walk, "children_per_split", lambda device: 24)
+    monkeypatch.setattr(walk, "children_per_split", lambda device, vertex_path=False: 24)
     res = lrenum.enumerate_regions(net, dom, collect=True, vertex_path=vertex_path)
     assert sum(rebuilt) > res.per_layer[0]       # every layer waited compacted at some point
     lo, hi = dom.box

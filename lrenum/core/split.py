@@ -28,7 +28,18 @@ from .hyperplanes import Propagator
 from .state import Regions, SplitResult
 
 
-ASSEMBLE_CHUNK = 8192   # children assembled (rows, maps, certificates, ranks) at once: bounds a split's temporaries
+ASSEMBLE_CHUNK = 2048   # children assembled (rows, maps, certificates, ranks) at once: bounds a split's temporaries
+                        # (~10 KB per child at d = 4). Measured on the 2-core CPU (2026-11-23, alternating runs),
+                        # 8192 -> 2048: a 4-input 24-24-24 net on [-8, 8]^4 peaked at 353 -> 307 MB, an 8-input
+                        # 16-16 (LP path) 431-517 -> 350 MB in 7.0-8.8 -> 6.6-6.8 s, MNIST 8-8 713-910 -> 614-646 MB
+                        # in 10.7-12.7 -> 8.9-9.2 s; 1024 and 512 were no leaner and slower
+
+
+PIECE_CELLS = 2048      # one parent's cells built at once on the vertex path (Splitter._in_pieces), one assembly
+                        # chunk. Measured on the 2-core CPU (2026-11-23, alternating runs): 4096 -> 2048 -> 1024
+                        # -> 512, peak MB: 4-input 48-48-48 on [-0.3, 0.3]^4 364-368 / 357-361 / 349-353 /
+                        # 342-344, 4-input 32-32-32 318-325 / 315-316 / 304-308 / 301-304; 2048 was as fast as
+                        # 4096, 1024 and smaller up to 5-7% slower on 3-input 48-48-48 and 2-input 256-256
 
 
 class Splitter:
@@ -60,10 +71,15 @@ class Splitter:
         the index of every child's parent in ``P``; at least one chunk, maybe empty. A single
         parent can have 10^4-10^5 children (the root of a 12-input network: 57,292; of a 4-input
         48-wide layer: 66,259): certifying ranks and witnesses makes several copies of their rows,
-        and the caller can hand each chunk on (and store it compactly) before the next is built."""
+        and the caller can hand each chunk on (and store it compactly) before the next is built.
+        A single parent on the vertex path is built in pieces (:meth:`_in_pieces`), handed on as
+        they are finished."""
         frame, stats = self.frame, self.stats
         hyp = self.propagate(P)
         cls = classify(frame, P, hyp, stats)
+        if self.vertex is not None and P.vertices is not None and len(P) == 1 and self.vertex.takes(P, cls)[0]:
+            yield from self._in_pieces(P, hyp, cls)
+            return
         done = np.zeros(len(P), bool)
         parts = []
         if self.vertex is not None and P.vertices is not None:
@@ -86,12 +102,36 @@ class Splitter:
             order = np.argsort(cells.parent, kind="stable")
             cells = ChildCells(cells.parent[order], cells.signs[order], cells.witness[order],
                                None if cells.vertices is None else cells.vertices.take(order))
+        yield from self._assembled(P, hyp, cls, cells)
+
+    def _assembled(self, P: Regions, hyp, cls, cells: ChildCells) -> Iterator[tuple[Regions, np.ndarray]]:
+        """Cells made child regions, ASSEMBLE_CHUNK at a time (at least one chunk, maybe empty)."""
         n = len(cells.parent)
         for s in range(0, max(n, 1), ASSEMBLE_CHUNK):
             rows = slice(s, min(s + ASSEMBLE_CHUNK, n))
             chunk = ChildCells(cells.parent[rows], cells.signs[rows], cells.witness[rows],
                                None if cells.vertices is None else cells.vertices.take(rows))
-            yield assemble(frame, P, hyp, cls.const, chunk, self.decider, stats)
+            yield assemble(self.frame, P, hyp, cls.const, chunk, self.decider, self.stats)
+
+    def _in_pieces(self, P: Regions, hyp, cls) -> Iterator[tuple[Regions, np.ndarray]]:
+        """One parent on the vertex path, its arrangement built PIECE_CELLS cells at a time. If the
+        vertex path gives up after some children were handed on, the LP path finishes the parent
+        and hands on only the children not given yet (a region's signs name it)."""
+        from .vertices import PiecesFailed
+
+        tester = SideTester(self.frame, P, hyp, self.backend, self.decider, self.stats)
+        last = P.layer + 1 == self.frame.net.n_hidden
+        given = set()
+        try:
+            for cells in self.vertex.split_in_pieces(P, hyp, cls, tester, last, PIECE_CELLS):
+                given.update(_sign_keys(cells.signs))
+                yield from self._assembled(P, hyp, cls, cells)
+        except PiecesFailed:
+            cells = self._arrange(P, hyp, cls, np.array([0]))
+            new = np.array([k not in given for k in _sign_keys(cells.signs)], bool)
+            cells = ChildCells(cells.parent[new], cells.signs[new], cells.witness[new],
+                               self.vertex.no_vertices(int(new.sum())))
+            yield from self._assembled(P, hyp, cls, cells)
 
     def _arrange(self, P: Regions, hyp, cls, which: np.ndarray) -> ChildCells:
         """The LP path for parents ``which``."""
@@ -103,6 +143,11 @@ class Splitter:
         wit, _ = witnesses(pool, len(cells.parent))
         signs = np.where(cuts[cells.parent], cells.signs, sub_cls.sign[cells.parent]).astype(np.int8)
         return ChildCells(which[cells.parent], signs, wit)
+
+
+def _sign_keys(signs: np.ndarray) -> list[bytes]:
+    """One hashable key per cell: its signs, packed."""
+    return [row.tobytes() for row in np.packbits(signs > 0, axis=1)]
 
 
 def _concat_cells(parts: list, vertex_path) -> ChildCells:

@@ -101,24 +101,67 @@ class VertexSplitter:
 
     def split(self, P: Regions, hyp: Hyperplanes, cls, tester, last_layer: bool):
         """Cells of the parents this path can take: (ChildCells or None, handled (B,) bool)."""
-        from .children import ChildCells
-
-        V = P.vertices
-        handled = (V.count > 0) & (V.count <= VERTEX_CAP) & ~cls.unreliable
+        handled = self.takes(P, cls)
         which = np.nonzero(handled)[0]
         if which.size == 0:
             return None, handled
-        build = _Arrangement(self, P, hyp, cls, tester, which)
-        # first every hyperplane against the parents themselves: those that do not cut a parent
-        # are settled once for all its cells (one pass over its vertices), then the cutting ones
-        # build the arrangement
-        left = build.settle_on_parents()
-        for k in range(hyp.G.shape[1]):
-            build.add_hyperplane(k, split=False, only=left[:, k])
+        build = self._parents_settled(P, hyp, cls, tester, which)
         for k in range(hyp.G.shape[1]):
             build.add_hyperplane(k)
         cells, failed = build.finish()
         handled[which[failed]] = False
+        return self._child_cells(cells, failed, which, cls, last_layer), handled
+
+    @staticmethod
+    def takes(P: Regions, cls) -> np.ndarray:
+        """(B,) bool: the parents this path can take (a vertex set, not too many vertices, and
+        hyperplanes whose float error is under control)."""
+        V = P.vertices
+        return (V.count > 0) & (V.count <= VERTEX_CAP) & ~cls.unreliable
+
+    def split_in_pieces(self, P: Regions, hyp: Hyperplanes, cls, tester, last_layer: bool, cap: int):
+        """The cells of one parent (``P`` holds one region this path can take), at most ``cap`` at a
+        time: where the arrangement under construction grows past ``cap`` cells its cells are split
+        in two groups, each finished on its own (a cell's further cuts involve only its own
+        vertices), depth first, so that at most one group per hyperplane waits. The root of a
+        4-input network with 48 first-layer neurons has 66,259 cells: built at once, they and their
+        vertex sets were the largest arrays of the run. Yields ChildCells, then raises
+        :class:`PiecesFailed` if the vertex path failed on a later group (the caller finishes the
+        parent on the LP path, without the children already yielded)."""
+        waiting = [(self._parents_settled(P, hyp, cls, tester, np.array([0])), 0)]
+        n = hyp.G.shape[1]
+        while waiting:
+            build, k = waiting.pop()
+            while not build.failed[0]:
+                if build.cparent.size > cap:
+                    half = build.cparent.size // 2
+                    waiting.append((build.take_cells(np.arange(half, build.cparent.size)), k))
+                    build = build.take_cells(np.arange(half))
+                    continue
+                if k == n:
+                    break
+                build.add_hyperplane(k)
+                k += 1
+            cells, failed = build.finish()
+            if failed[0]:
+                raise PiecesFailed()
+            yield self._child_cells(cells, failed, np.array([0]), cls, last_layer)
+
+    def _parents_settled(self, P, hyp, cls, tester, which) -> "_Arrangement":
+        """The arrangement inside parents ``which`` before any cut: every hyperplane first against
+        the parents themselves; those that do not cut a parent are settled once for all its cells
+        (one pass over its vertices), the cutting ones are left to build the arrangement."""
+        build = _Arrangement(self, P, hyp, cls, tester, which)
+        left = build.settle_on_parents()
+        for k in range(hyp.G.shape[1]):
+            build.add_hyperplane(k, split=False, only=left[:, k])
+        return build
+
+    def _child_cells(self, cells, failed, which, cls, last_layer: bool):
+        """ChildCells of the parents that did not fail: complete signs, the mean of each cell's
+        vertices as its proposed witness, and its vertex set (none after the last hidden layer)."""
+        from .children import ChildCells
+
         keep = ~failed[cells.parent]
         parent = which[cells.parent[keep]]
         cand = (cls.cuts | cls.open)[parent]
@@ -127,7 +170,11 @@ class VertexSplitter:
         wit = np.stack([np.bincount(np.repeat(np.arange(len(vs)), vs.count), weights=vs.x[:, j], minlength=len(vs))
                         for j in range(self.d)], axis=1) / np.maximum(vs.count, 1)[:, None]
         vertices = VertexSets.none(len(vs), self.d, self.words) if last_layer else vs
-        return ChildCells(parent, signs, wit, vertices), handled
+        return ChildCells(parent, signs, wit, vertices)
+
+
+class PiecesFailed(Exception):
+    """The vertex path gave up on a parent after some of its cells were handed on."""
 
 
 class _Cells:
@@ -448,6 +495,23 @@ class _Arrangement:
         # a cell with more vertices than VERTEX_CAP: its parent is cheaper on the LP path
         big = self.ccount > VERTEX_CAP
         self.failed[self.cparent[big]] = True
+
+    def take_cells(self, idx: np.ndarray) -> "_Arrangement":
+        """The arrangement restricted to cells ``idx`` (ascending) and their vertices (what the
+        cells share with the parent, its hyperplanes and the record of failure, is shared, not
+        copied)."""
+        part = object.__new__(_Arrangement)
+        part.__dict__.update(self.__dict__)
+        keep = np.zeros(self.cparent.size, bool)
+        keep[idx] = True
+        renumber = np.cumsum(keep) - 1
+        mine = np.nonzero(keep[self.vcell])[0]
+        part._bx, part._bt, part._br = self.vx[mine], self.vt[mine], self.vr[mine]
+        part._bc = renumber[self.vcell[mine]]
+        part.nv = mine.size
+        part.cparent, part.signs = self.cparent[idx], self.signs[idx]
+        part.ccount, part.cproven = self.ccount[idx], self.cproven[idx]
+        return part
 
     # ------------------------------------------------------------------ result
     def finish(self):

@@ -40,12 +40,17 @@ class RegionSink(Protocol):
     def split_done(self, layer: int, ident: np.ndarray, n_children: np.ndarray) -> None:
         """Regions ``ident`` of ``layer`` have been split and all their children delivered."""
 
+    # optional: ``root_split(is_open)``: the root's children are being delivered in pieces, with
+    # deeper splits (and their ``split_done``) in between (True), or all have been (False)
+
 
 class ResumeState(NamedTuple):
     """Where an interrupted walk stands: regions still to split (per layer) and the id counters."""
 
     pending: list          # [(layer, Regions)] regions whose children are not all committed
     next_id: list          # [1, next id of layer 1, ..., next id of layer L]
+    root_given: Optional[np.ndarray] = None   # (m, n_1) bool: with the root pending, the patterns of
+                                              # its children already committed (not handed on again)
 
 
 @dataclass
@@ -110,10 +115,16 @@ def most_children(width: int, dim: int) -> int:
     return int(sum(math.comb(width, i) for i in range(min(width, dim) + 1)))
 
 
-def children_per_split(device) -> int:
+def children_per_split(device, vertex_path: bool = False) -> int:
     """Children one split may produce (bounds its memory): ~30 MB of rows at MNIST sizes on a CPU;
-    a GPU wants ~10^5 lanes at once."""
-    return 262_144 if device.platform == "gpu" else 16_384
+    a GPU wants ~10^5 lanes at once. On the vertex path each child also carries its vertex set,
+    and a split costs per hyperplane, not per lane: half the budget on a CPU (a GPU's budget is
+    set by its lanes; not measured there). Measured on the 2-core CPU (2026-11-23, ASSEMBLE_CHUNK
+    4096), 16,384 -> 8,192: a 4-input 24-24-24 net on [-8, 8]^4 (1,002,506 regions) peaked at
+    346 -> 330-332 MB, no slower; 4,096 saved 15-30 MB more but was ~5% slower."""
+    if device.platform == "gpu":
+        return 262_144
+    return 8_192 if vertex_path else 16_384
 
 
 COMPACT_OVER = 4096   # waiting regions per layer kept whole; the rest are compacted. Measured on the 2-core CPU
@@ -128,7 +139,9 @@ class _Stack:
     80% of a region's bytes at d = 4) and rebuilt from its patterns when popped
     (:func:`lrenum.core.rebuild.rebuild_regions`, bit for bit what the split built): the children
     of one parent are not bounded by the split budget (the root of a 4-input network with 48
-    neurons in its first layer has 66,259), and they wait for the whole run.
+    neurons in its first layer has 66,259). The root's come 2,048 at a time, each group's subtree
+    walked before the next (:func:`_walk`; on the vertex path built in pieces too,
+    :meth:`Splitter._in_pieces`).
     """
 
     def __init__(self, rebuild: Optional[Callable[[Regions], Regions]] = None, compact_over: float = math.inf):
@@ -259,7 +272,7 @@ def enumerate_regions(net: Network, domain: Optional[Domain] = None, *, batch_si
 def _walk(frame: Frame, splitter: Splitter, sinks: list, batch_size: int, resume: Optional[ResumeState],
           meter: Progress, should_stop: Optional[Callable[[], bool]] = None) -> tuple[list[int], list]:
     L = frame.net.n_hidden
-    budget = children_per_split(splitter.device)
+    budget = children_per_split(splitter.device, vertex_path=splitter.vertex is not None)
     stacks = [_Stack(lambda batch: _rebuilt(frame, splitter, batch), compact_over=min(budget, COMPACT_OVER))
               for _ in range(L)]
     if resume is None:
@@ -271,16 +284,43 @@ def _walk(frame: Frame, splitter: Splitter, sinks: list, batch_size: int, resume
     else:
         for layer, batch in resume.pending:
             if splitter.vertex is not None and batch.vertices is None:   # regions read back: rebuilt
-                batch = splitter.vertex.with_vertices(batch)
+                batch = splitter.vertex.with_root_vertices(batch) if layer == 0 else splitter.vertex.with_vertices(batch)
             stacks[layer].push(batch)
         next_id = list(resume.next_id)
     counts = list(next_id[1:])
     per_parent = [None] * L        # children per parent seen so far at each level (None: not yet measured)
     widths, dim = list(frame.net.hidden_widths), frame.r
+    skip = SkipGiven(resume.root_given if resume is not None else None)
+
+    def hand_on(level: int, children: Regions) -> None:
+        children = children.with_ids(np.arange(next_id[level + 1], next_id[level + 1] + len(children), dtype=np.int64))
+        next_id[level + 1] += len(children)
+        counts[level] += len(children)
+        for s in sinks:
+            s.regions(level + 1, children)
+        if level + 1 < L:
+            stacks[level + 1].push(children)
+
+    # the root's split is handed on piece by piece, each piece's subtree walked before the next
+    # (the root's children are bounded by the network, not the batch: 66,259 for a 4-input net
+    # with 48 first-layer neurons); ``root_split`` holds the rest of it meanwhile
+    root_split = None
     while True:
         level = next((l for l in range(L - 1, -1, -1) if stacks[l].size), None)
-        if level is None:
+        if level is None and root_split is None:
             break
+        if level is None or (level == 0 and should_stop is None and root_split is None):
+            if root_split is None:
+                root_split = splitter.split_chunks(stacks[0].pop(1))
+                _tell_root_split(sinks, True)
+            piece = next(root_split, None)
+            if piece is None:
+                root_split = None
+                _tell_root_split(sinks, False)
+            else:
+                hand_on(0, skip(piece[0]))
+            meter.update(counts, pending=[s.size for s in stacks])
+            continue
         # parents per split: the batch size, fewer where each parent has many children, so that one
         # split's arrays (cells, rows, LPs) stay bounded whatever the children per parent (measured:
         # 512 MNIST parents x 450 children each held 11.8 GB)
@@ -294,14 +334,7 @@ def _walk(frame: Frame, splitter: Splitter, sinks: list, batch_size: int, resume
         n_children = np.zeros(len(parents), np.int64)
         for children, local in splitter.split_chunks(parents):   # each chunk handed on before the next is built
             n_children += np.bincount(local, minlength=len(parents))
-            children = children.with_ids(np.arange(next_id[level + 1], next_id[level + 1] + len(children),
-                                                   dtype=np.int64))
-            next_id[level + 1] += len(children)
-            counts[level] += len(children)
-            for s in sinks:
-                s.regions(level + 1, children)
-            if level + 1 < L:
-                stacks[level + 1].push(children)
+            hand_on(level, skip(children) if level == 0 else children)
         # the mean, raised towards the largest parent seen: a batch of heavy parents after light
         # ones must not overshoot the budget (measured: the mean alone let a 12-input 16-16 run
         # peak at 2.7 GB)
@@ -314,6 +347,27 @@ def _walk(frame: Frame, splitter: Splitter, sinks: list, batch_size: int, resume
         if should_stop is not None and should_stop():
             return counts, [(l, stacks[l].pop(stacks[l].size)) for l in range(L) if stacks[l].size]
     return counts, []
+
+
+def _tell_root_split(sinks: list, is_open: bool) -> None:
+    """The sinks that care (the dataset writer) learn whether the root's split is under way."""
+    for s in sinks:
+        if hasattr(s, "root_split"):
+            s.root_split(is_open)
+
+
+class SkipGiven:
+    """Drops the root's children that an interrupted run already committed (named by their
+    patterns, :attr:`ResumeState.root_given`): the root is split again on resume."""
+
+    def __init__(self, given: Optional[np.ndarray]):
+        self.keys = None if given is None or not len(given) else {r.tobytes() for r in np.packbits(given, axis=1)}
+
+    def __call__(self, children: Regions) -> Regions:
+        if self.keys is None or not len(children):
+            return children
+        new = np.array([r.tobytes() not in self.keys for r in np.packbits(children.bits, axis=1)], bool)
+        return children if new.all() else children.take(new)
 
 
 def _rebuilt(frame: Frame, splitter: Splitter, batch: Regions) -> Regions:

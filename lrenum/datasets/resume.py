@@ -1,6 +1,9 @@
 """Resuming an interrupted run: which committed regions still need splitting, rebuilt from their
 stored patterns (the rule: a split region always has at least one child, so a region without
-committed children has not been split, or its split was not committed)."""
+committed children has not been split, or its split was not committed). The root is the one
+region whose children are committed in pieces (:func:`lrenum.core.walk.enumerate_regions`): the
+last segment says whether it was still open, and then it is split again, without the children
+already committed."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from .. import runtime
 from ..core.hyperplanes import Propagator
 from ..core.rebuild import rebuild_regions
 from ..core.state import Regions
-from ..core.walk import ResumeState
+from ..core.walk import ResumeState, root_region
 from ..lp.device import default_lp_batch
 from .format import unpack_bits
 
@@ -35,7 +38,11 @@ def pending_state(writer, device: Optional[str]) -> Optional[ResumeState]:
         todo = np.nonzero(n_ch == 0)[0]      # every region has >= 1 child once split
         for start in range(0, todo.size, CHUNK_ROWS):   # rebuilt in chunks: bounded memory per step
             pending.append((l, load_regions(writer, rows, l, todo[start:start + CHUNK_ROWS], propagator)))
-    return ResumeState(pending, [1] + counts)
+    given = None
+    if writer.root_open_at_last_commit():   # the root's children were still coming in pieces: split it again,
+        given = unpack_bits(rows[1]["pattern"], writer.widths[0]) if 1 in rows else np.zeros((0, writer.widths[0]), bool)
+        pending.insert(0, (0, root_region(writer.frame)))       # without the children already committed
+    return ResumeState(pending, [1] + counts, given)
 
 
 def load_regions(writer, rows: dict, layer: int, idx: np.ndarray, propagator: Propagator) -> Regions:

@@ -45,6 +45,8 @@ from .format import FORMAT_NAME, FORMAT_VERSION, pack_bits
 COMMIT_SECONDS = float(os.environ.get("LRENUM_COMMIT_SECONDS", "1.0"))  # seconds between commits
 CHUNK_ROWS = 4096
 PARENT_SHIFT = "parent_shift"   # segment attribute (optional): per layer, added to its rows' parent ids
+ROOT_OPEN = "root_split_open"   # segment attribute (optional, absent = False): when it was committed, the root's
+                                # children were still being handed on in pieces (resume splits the root again)
 
 
 def table_filters(dtype) -> dict:
@@ -123,6 +125,7 @@ class RegionWriter:
         self.offsets = net.neuron_offsets
         self.buffer: dict = {}
         self.last_commit = time.perf_counter()
+        self.root_open = False
 
     # ------------------------------------------------------------------ creation / opening
     @classmethod
@@ -249,6 +252,7 @@ class RegionWriter:
             **options) -> EnumerationResult:
         """Enumerate (or finish enumerating) into the file; ``options`` go to :func:`enumerate_regions`."""
         resume = self._pending_state(device)
+        self.root_open = resume is not None and resume.root_given is not None   # open until split again
         result = enumerate_regions(self.net, self.domain, batch_size=batch_size, device=device, sink=self,
                                    progress=progress, resume=resume, **options)
         self.commit(force=True)
@@ -267,6 +271,11 @@ class RegionWriter:
     def split_done(self, layer: int, ident: np.ndarray, n_children: np.ndarray) -> None:
         """Regions were split and their children buffered: a safe point to commit."""
         self.commit()   # children and parents of one split always land in the same segment
+
+    def root_split(self, is_open: bool) -> None:
+        """The root's children come in pieces, with commits in between: each segment records
+        whether the root was still open, so that a resume knows to split it again."""
+        self.root_open = is_open
 
     # ------------------------------------------------------------------ commits: atomic segments
     @property
@@ -292,6 +301,7 @@ class RegionWriter:
         final = os.path.join(self.parts_dir, f"seg_{k:08d}.h5")
         tmp = final + ".tmp"
         with h5py.File(tmp, "w") as seg:
+            seg.attrs[ROOT_OPEN] = self.root_open
             for layer in sorted(self.buffer):
                 parts = self.buffer[layer]
                 for name in parts[0]:
@@ -325,6 +335,17 @@ class RegionWriter:
 
     def _rows(self, layer: int, batch: Regions) -> dict:
         return region_rows(self.net, self.frame, self.maps, layer, batch)
+
+    def root_open_at_last_commit(self) -> bool:
+        """Whether the last committed segment was written while the root's split was still open."""
+        segments = self._segments()
+        if not segments:
+            return False
+        try:
+            with h5py.File(segments[-1], "r") as seg:
+                return bool(seg.attrs.get(ROOT_OPEN, False))
+        except OSError as exc:
+            raise InputError(f"cannot resume {self.path}: segment {segments[-1]} is unreadable ({exc})") from None
 
     def _read_segments(self) -> dict:
         """All committed rows per layer, in id order."""
