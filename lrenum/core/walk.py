@@ -2,10 +2,13 @@
 
 The walk always splits a batch from the deepest layer that has regions waiting, so the live
 frontier stays bounded by (layers x batch x children per region), never by the number of
-regions. Regions go to a *sink* as soon as they exist (:class:`RegionSink`): the HDF5 writer
-is one (:mod:`lrenum.datasets.writer`), collecting patterns in memory is another.
+regions. The root's children (bounded by the network, not the batch) are handed on a group at
+a time, each group's subtree walked before the next. Regions go to a *sink* as soon as they
+exist (:class:`RegionSink`): the HDF5 writer is one (:mod:`lrenum.datasets.writer`), collecting
+patterns in memory is another.
 
-The walk, its result type and its two small sinks stay together: the walk is the paper's loop.
+The walk, its result type, its stacks and its two small sinks stay together, a little over 350
+lines: the walk is the paper's loop, and the rest is the state it alone reads and writes.
 """
 
 from __future__ import annotations
