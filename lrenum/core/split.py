@@ -25,7 +25,7 @@ from .children import ChildCells, assemble
 from .classify import classify
 from .frame import Frame
 from .hyperplanes import Propagator
-from .state import Regions, SplitResult
+from .state import Regions, SplitResult, pattern_keys
 
 
 ASSEMBLE_CHUNK = 2048   # children assembled (rows, maps, certificates, ranks) at once: bounds a split's temporaries
@@ -124,11 +124,11 @@ class Splitter:
         given = set()
         try:
             for cells in self.vertex.split_in_pieces(P, hyp, cls, tester, last, PIECE_CELLS):
-                given.update(_sign_keys(cells.signs))
+                given.update(pattern_keys(cells.signs > 0))
                 yield from self._assembled(P, hyp, cls, cells)
         except PiecesFailed:
             cells = self._arrange(P, hyp, cls, np.array([0]))
-            new = np.array([k not in given for k in _sign_keys(cells.signs)], bool)
+            new = np.array([k not in given for k in pattern_keys(cells.signs > 0)], bool)
             cells = ChildCells(cells.parent[new], cells.signs[new], cells.witness[new],
                                self.vertex.no_vertices(int(new.sum())))
             yield from self._assembled(P, hyp, cls, cells)
@@ -143,11 +143,6 @@ class Splitter:
         wit, _ = witnesses(pool, len(cells.parent))
         signs = np.where(cuts[cells.parent], cells.signs, sub_cls.sign[cells.parent]).astype(np.int8)
         return ChildCells(which[cells.parent], signs, wit)
-
-
-def _sign_keys(signs: np.ndarray) -> list[bytes]:
-    """One hashable key per cell: its signs, packed."""
-    return [row.tobytes() for row in np.packbits(signs > 0, axis=1)]
 
 
 def _concat_cells(parts: list, vertex_path) -> ChildCells:

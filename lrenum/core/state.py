@@ -80,6 +80,11 @@ class Regions:
         return _concat(batches)
 
 
+def pattern_keys(bits: np.ndarray) -> list[bytes]:
+    """One hashable key per row of a (n, neurons) bool pattern array: a region's pattern names it."""
+    return [row.tobytes() for row in np.packbits(bits, axis=1)]
+
+
 def _take(obj, idx):
     if obj is None or isinstance(obj, (int, np.integer)):
         return obj

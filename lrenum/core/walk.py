@@ -30,7 +30,7 @@ from . import memory
 from .frame import Frame
 from .progress import Progress
 from .split import Splitter
-from .state import AffineMaps, Regions, Rows
+from .state import AffineMaps, Regions, Rows, pattern_keys
 
 
 class RegionSink(Protocol):
@@ -364,12 +364,12 @@ class SkipGiven:
     patterns, :attr:`ResumeState.root_given`): the root is split again on resume."""
 
     def __init__(self, given: Optional[np.ndarray]):
-        self.keys = None if given is None or not len(given) else {r.tobytes() for r in np.packbits(given, axis=1)}
+        self.keys = None if given is None or not len(given) else set(pattern_keys(given))
 
     def __call__(self, children: Regions) -> Regions:
         if self.keys is None or not len(children):
             return children
-        new = np.array([r.tobytes() not in self.keys for r in np.packbits(children.bits, axis=1)], bool)
+        new = np.array([k not in self.keys for k in pattern_keys(children.bits)], bool)
         return children if new.all() else children.take(new)
 
 
