@@ -117,14 +117,15 @@ def reference_seconds(net, domain, budget: float):
 def run_case(case, device, counter, budget, splitter: str = "auto", lp_dtype=np.float64):
     net, dom = build(case)
     # "auto": the vertex path where it applies (boxes, d <= 6); "lp"/"vertices" force a path
-    options = dict(device=device, lp_dtype=lp_dtype, vertex_path={"auto": None, "lp": False, "vertices": True}[splitter])
+    settings = lrenum.Settings(device=device, lp_dtype=np.dtype(lp_dtype).name,
+                               vertex_path={"auto": None, "lp": False, "vertices": True}[splitter])
     c0, s0 = counter.snapshot()
     t = time.perf_counter()
-    first = lrenum.enumerate_regions(net, dom, **options)
+    first = lrenum.enumerate_regions(net, dom, settings)
     first_sec = time.perf_counter() - t
     c1, s1 = counter.snapshot()
     t = time.perf_counter()
-    res = lrenum.enumerate_regions(net, dom, **options)
+    res = lrenum.enumerate_regions(net, dom, settings)
     sec = time.perf_counter() - t
     c2, _ = counter.snapshot()
     assert res.regions == first.regions

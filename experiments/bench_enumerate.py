@@ -73,17 +73,17 @@ def main() -> None:
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     args = ap.parse_args()
     cases = FAMILY[:-1] if args.quick else FAMILY
-    device = lrenum.enumerate_regions(lrenum.make_network(*make_net(2, [3], 0)), device="cpu").device
+    device = lrenum.enumerate_regions(lrenum.make_network(*make_net(2, [3], 0)), None, lrenum.Settings(device="cpu")).device
     device_name = f"{device} / {cpu_name()}"
     rows = []
     for name, d, widths, seed in cases:
         Ws, bs = make_net(d, widths, seed)
         net = lrenum.make_network(Ws, bs)
         t0 = time.perf_counter()
-        lrenum.enumerate_regions(net, device="cpu")          # warm-up: compilation
+        lrenum.enumerate_regions(net, None, lrenum.Settings(device="cpu"))          # warm-up: compilation
         first = time.perf_counter() - t0
         t0 = time.perf_counter()
-        res = lrenum.enumerate_regions(net, device="cpu", collect=True)
+        res = lrenum.enumerate_regions(net, None, lrenum.Settings(device="cpu"), collect=True)
         fast = time.perf_counter() - t0
         t0 = time.perf_counter()
         ref = reference_patterns(Ws, bs, -1.0, 1.0)

@@ -34,7 +34,7 @@ import lrenum
 from common import load_model
 net, dom = load_model({name!r})
 t = time.perf_counter()
-res = lrenum.enumerate_regions(net, dom, device={device!r}, progress=True, collect={collect!r})
+res = lrenum.enumerate_regions(net, dom, lrenum.Settings(device={device!r}), progress=True, collect={collect!r})
 wall = time.perf_counter() - t
 out = res.summary()
 out["wall_seconds"] = round(wall, 3)

@@ -50,7 +50,7 @@ CASES = {
 
 def timed(net, dom, **kw):
     t = time.perf_counter()
-    res = lrenum.enumerate_regions(net, dom, **kw)
+    res = lrenum.enumerate_regions(net, dom, lrenum.Settings(**kw))
     return res, time.perf_counter() - t
 
 

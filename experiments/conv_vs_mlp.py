@@ -104,8 +104,9 @@ def main(argv=None) -> int:
                 dom = lrenum.box_domain(np.clip(x - r, 0, 1), np.clip(x + r, 0, 1), 64)
                 t = time.perf_counter()
                 ranks, children = [], []
-                res = lrenum.enumerate_regions(net, dom, on_layer=lambda l, b: ranks.append((l, b.rank[:, -1].copy())),
-                                               on_split=lambda l, ident, n: children.append(n.copy()))
+                sink = lrenum.LayerCallback(on_layer=lambda l, b: ranks.append((l, b.rank[:, -1].copy())),
+                                     on_split=lambda l, ident, n: children.append(n.copy()))
+                res = lrenum.enumerate_regions(net, dom, sink=sink)
                 layer1 = np.concatenate([rk for l, rk in ranks if l == 1]) if ranks else np.zeros(0)
                 rows.append({"model": kind, "test_accuracy": round(acc, 3), "hidden_widths": list(net.hidden_widths),
                              "image": i, "radius": r, "regions": res.regions, "per_layer": res.per_layer,

@@ -40,7 +40,7 @@ def rank_children(net, domain) -> list[tuple[int, int, int]]:
         r = ranks[l]
         out.extend((l, r.pop(int(i)), int(n)) for i, n in zip(ident, n_children))
 
-    lrenum.enumerate_regions(net, domain, on_layer=on_layer, on_split=on_split)
+    lrenum.enumerate_regions(net, domain, sink=lrenum.LayerCallback(on_layer, on_split))
     return out
 
 

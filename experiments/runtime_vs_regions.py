@@ -40,9 +40,9 @@ def main(argv=None) -> int:
         nets = [n for n in nets if n[0] in ("pca2_8x8x8", "pca4_8x8", "rand_2_8x8", "rand_3_12x12")]
     rows = []
     for name, net, dom in nets:
-        lrenum.enumerate_regions(net, dom, device=args.device)          # warm-up: compile or load kernels
+        lrenum.enumerate_regions(net, dom, lrenum.Settings(device=args.device))          # warm-up: compile or load kernels
         t = time.perf_counter()
-        res = lrenum.enumerate_regions(net, dom, device=args.device)
+        res = lrenum.enumerate_regions(net, dom, lrenum.Settings(device=args.device))
         sec = time.perf_counter() - t
         rows.append({"network": name, "input_dim": net.input_dim, "widths": "x".join(map(str, net.hidden_widths)),
                      "regions": res.regions, "seconds": round(sec, 4), "regions_per_second": round(res.regions / sec, 1),

@@ -19,6 +19,26 @@ import jax.numpy as jnp
 
 UNROLL_MAX = 5   # systems up to this size are factorised by unrolled scalar code (compile time grows as n^3)
 
+# The interior-point kernels' own parameters (lp_dense, lp_box). They steer a proposal only: every
+# answer is certified on the host, so no guarantee rests on them.
+IPM_STEP = 0.99       # fraction of the step to the boundary (standard choice: keeps iterates strictly interior)
+IPM_GAP_TOL = 1e-10   # relative gap at which a float64 lane counts as converged (sqrt(eps) * 1e-2 ~ 1.5e-10)
+IPM_REG = 2.220446049250313e-16  # relative regularisation of normal matrices (one ulp of the trace): keeps Cholesky
+                                 # defined as lanes converge; measured: 1e-13 already slowed convergence 3x
+
+# Lane codes of a while loop under vmap: running, then the status it ends with (lrenum.lp.problem.LPStatus)
+RUNNING, CONVERGED, ITERATION_LIMIT, FAILED = -1, 0, 1, 3
+
+
+def lane_code(done: jax.Array, ok: jax.Array) -> jax.Array:
+    """A lane's code after one step: converged (or decided) first, then a failed (non-finite) step."""
+    return jnp.where(done, jnp.int8(CONVERGED), jnp.where(ok, jnp.int8(RUNNING), jnp.int8(FAILED)))
+
+
+def final_status(code: jax.Array) -> jax.Array:
+    """A lane still running when the loop ends has hit the iteration limit."""
+    return jnp.where(code == RUNNING, jnp.int8(ITERATION_LIMIT), code)
+
 
 def spd_factor(H: jax.Array) -> jax.Array:
     """Lower Cholesky factor of a symmetric positive definite ``H`` (callers regularise H)."""

@@ -29,9 +29,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from lrenum.tolerances import IPM_GAP_TOL, IPM_REG, IPM_STEP
-
-from .linalg import max_step, spd_factor, spd_solve
+from .linalg import IPM_GAP_TOL, IPM_REG, IPM_STEP, RUNNING, final_status, lane_code, max_step, spd_factor, spd_solve
 
 
 def _solve_one(C, b, mask, x0, U, lo, hi, t_cap, decide_tol, iters: int):
@@ -93,7 +91,7 @@ def _solve_one(C, b, mask, x0, U, lo, hi, t_cap, decide_tol, iters: int):
         return ap, ad
 
     def body(carry):
-        state, it, _ = carry
+        state, it, _code = carry
         x, t, s, y, zl_x, zu_x, zl_t, zu_t, zl_s = state
         Axx = Ax(x)
         rp = b - Axx - n * t - s
@@ -137,21 +135,23 @@ def _solve_one(C, b, mask, x0, U, lo, hi, t_cap, decide_tol, iters: int):
         new = (x + ap * dx, t + ap * dt, s + ap * ds, y + ad * dy, zl_x + ad * dzl_x, zu_x + ad * dzu_x,
                zl_t + ad * dzl_t, zu_t + ad * dzu_t, zl_s + ad * dzl_s)
         ok = jnp.all(jnp.array([jnp.all(jnp.isfinite(v_)) for v_ in new]))
-        keep = decided | converged | ~ok
+        code = lane_code(decided | converged, ok)
+        keep = code != RUNNING
         state = tuple(jnp.where(keep, old, nw) for old, nw in zip(state, new))
-        return state, it + 1, keep
+        return state, it + 1, code
 
     def cond(carry):
-        return (carry[1] < iters) & ~carry[2]
+        return (carry[1] < iters) & (carry[2] == RUNNING)
 
     state0 = (x, t, s, y, zl_x, zu_x, zl_t, zu_t, zl_s)
-    state, _, _ = jax.lax.while_loop(cond, body, (state0, jnp.zeros((), jnp.int32), jnp.zeros((), bool)))
+    state, it, code = jax.lax.while_loop(cond, body, (state0, jnp.zeros((), jnp.int32),
+                                                      jnp.full((), RUNNING, jnp.int8)))
     x, t, s, y = state[:4]
     # report the margin x really has (rounding may have drifted the iterate off A x + t + s = b)
     t = jnp.minimum(t, jnp.min(jnp.where(mask, b - Ax(x), jnp.inf)))
     lam = jnp.maximum(-y, 0.0) * n
     lam = lam / jnp.maximum(1.0, n @ lam)
-    return t, x, lam
+    return t, x, lam, final_status(code), it
 
 
 @partial(jax.jit, static_argnames=("iters",))
@@ -170,7 +170,8 @@ def margin_lp_box(C: jax.Array, b: jax.Array, mask: jax.Array, x0: jax.Array, U:
     Returns
     -------
     t : (B,) margin; x : (B, d) a point of the box with every row's slack >= t (not moved off
-    the box faces); y : (B, m) row duals >= 0 (sum <= 1) for the normalised rows.
+    the box faces); y : (B, m) row duals >= 0 (sum <= 1) for the normalised rows; status : (B,)
+    int8 and iterations : (B,) int32 as in :func:`lrenum.kernels.lp_dense.margin_lp_dense`.
     """
     t_cap = jnp.asarray(t_cap, C.dtype)
     decide_tol = jnp.asarray(decide_tol, C.dtype)

@@ -19,9 +19,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from lrenum.tolerances import IPM_GAP_TOL, IPM_REG, IPM_STEP
-
-from .linalg import max_step, spd_factor, spd_solve
+from .linalg import IPM_GAP_TOL, IPM_REG, IPM_STEP, RUNNING, final_status, lane_code, max_step, spd_factor, spd_solve
 
 
 def _solve_one(A, b, mask, x0, t_cap, x_bound, decide_tol, iters: int):
@@ -88,19 +86,20 @@ def _solve_one(A, b, mask, x0, t_cap, x_bound, decide_tol, iters: int):
         ad = IPM_STEP * max_step(lam, dl)
         u_n, s_n, lam_n = u + ap * du, s + ap * ds, lam + ad * dl
         ok = jnp.all(jnp.isfinite(u_n)) & jnp.all(jnp.isfinite(lam_n)) & jnp.all(s_n > 0) & jnp.all(lam_n > 0)
-        keep = done | ~ok
-        return (jnp.where(keep, u, u_n), jnp.where(keep, s, s_n), jnp.where(keep, lam, lam_n), it + 1, keep)
+        code = lane_code(done, ok)
+        keep = code != RUNNING
+        return (jnp.where(keep, u, u_n), jnp.where(keep, s, s_n), jnp.where(keep, lam, lam_n), it + 1, code)
 
     def cond(state):
-        return (state[3] < iters) & ~state[4]
+        return (state[3] < iters) & (state[4] == RUNNING)
 
     # Under vmap the loop runs until every lane has converged (or stalled), at most ``iters``.
-    state = (u, s, lam, jnp.zeros((), jnp.int32), jnp.zeros((), bool))
-    u, s, lam, _, _ = jax.lax.while_loop(cond, body, state)
+    state = (u, s, lam, jnp.zeros((), jnp.int32), jnp.full((), RUNNING, jnp.int8))
+    u, s, lam, it, code = jax.lax.while_loop(cond, body, state)
     y = jnp.where(mask, lam[:m], 0.0)
     # report the margin x really has (rounding may have drifted the iterate off F u + s = h)
     t = jnp.minimum(u[d], jnp.min(jnp.where(mask, b - A @ u[:d], t_cap)))
-    return t, u[:d], y
+    return t, u[:d], y, final_status(code), it
 
 
 @partial(jax.jit, static_argnames=("iters",))
@@ -118,7 +117,9 @@ def margin_lp_dense(A: jax.Array, b: jax.Array, mask: jax.Array, x0: jax.Array, 
 
     Returns
     -------
-    t : (B,) margin, x : (B, d) a max-margin point, y : (B, m) row duals (0 on masked rows).
+    t : (B,) margin, x : (B, d) a max-margin point, y : (B, m) row duals (0 on masked rows),
+    status : (B,) int8 (0 converged or decided, 1 iteration limit, 3 stalled on a non-finite
+    step), iterations : (B,) int32.
     """
     t_cap = jnp.asarray(t_cap, A.dtype)
     x_bound = jnp.asarray(x_bound, A.dtype)

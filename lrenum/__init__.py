@@ -7,9 +7,10 @@
 """
 
 from ._version import __version__
-from .core.walk import EnumerationResult, enumerate_regions
+from .core.walk import EnumerationResult, LayerCallback, enumerate_regions
 from .datasets.reader import RegionFile, open
-from .errors import InputError
+from .errors import InputError, LrenumError, WorkerError, WriteError
+from .settings import Settings
 from .model.domain import Domain, box_domain, polytope_domain, unbounded_domain
 from .model.network import Network, make_network
 from .model.npz import load_npz, save_npz
@@ -19,6 +20,7 @@ from .model.torch_import import from_torch
 
 __all__ = [
     "__version__", "Domain", "box_domain", "polytope_domain", "unbounded_domain",
-    "EnumerationResult", "enumerate_regions", "InputError", "Network", "from_torch",
+    "EnumerationResult", "enumerate_regions", "LayerCallback", "InputError", "LrenumError", "WriteError", "WorkerError", "Settings",
+    "Network", "from_torch",
     "load_npz", "save_npz", "make_network", "open", "RegionFile", "from_onnx", "load_network",
 ]

@@ -35,7 +35,7 @@ def clip_polygon(poly: np.ndarray, a: np.ndarray, b: float) -> np.ndarray:
 def region_polygons(net: Network, domain: Domain, extent: float = 1e3) -> tuple[list, np.ndarray]:
     """Exact regions of a 2-input network as polygons, with their flat patterns."""
     from .core.frame import Frame
-    from .core.walk import enumerate_regions
+    from .core.walk import LayerCallback, enumerate_regions
 
     if net.input_dim != 2:
         raise InputError("region_polygons needs a 2-input network (slice it first)")
@@ -61,7 +61,7 @@ def region_polygons(net: Network, domain: Domain, extent: float = 1e3) -> tuple[
             polys.append(P)
             pats.append(batch.bits[i])
 
-    enumerate_regions(net, domain, on_layer=keep)
+    enumerate_regions(net, domain, sink=LayerCallback(keep))
     return polys, np.array(pats)
 
 

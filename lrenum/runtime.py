@@ -15,7 +15,7 @@ from typing import Iterator, Optional
 
 import jax
 
-from .errors import InputError
+from .errors import DeviceOutOfMemory, InputError
 
 _cache_dir = os.environ.get("LRENUM_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "lrenum", "jax"))
 if not jax.config.jax_compilation_cache_dir:   # never override a cache the caller configured
@@ -64,6 +64,21 @@ def on_device(device) -> Iterator[None]:
     """Run lrenum's kernels on ``device`` with 64-bit types enabled (scoped, not global)."""
     with jax.enable_x64(True), jax.default_device(device):
         yield
+
+
+@contextlib.contextmanager
+def device_errors() -> Iterator[None]:
+    """Out of memory, on the device or the host, becomes :class:`DeviceOutOfMemory` (one line,
+    its own exit code). XLA reports it as a :class:`jax.errors.JaxRuntimeError` whose status is
+    RESOURCE_EXHAUSTED (the status is the message's first word; XLA has no subclass for it)."""
+    try:
+        yield
+    except jax.errors.JaxRuntimeError as exc:
+        if str(exc).lstrip().startswith("RESOURCE_EXHAUSTED"):
+            raise DeviceOutOfMemory("the device ran out of memory (try a smaller --batch-size)") from None
+        raise
+    except MemoryError:
+        raise DeviceOutOfMemory("out of host memory (try a smaller --batch-size)") from None
 
 
 class CompileCounter:

@@ -33,7 +33,8 @@ def patterns_of(result) -> set:
     return {tuple(int(v) for v in p) for p in result.patterns}
 
 
-def run(Ws, bs, lo=-1.0, hi=1.0, **kw):
+def run(Ws, bs, lo=-1.0, hi=1.0, **settings):
+    """Enumerate (patterns collected); keyword arguments are settings (lrenum.Settings)."""
     net = lrenum.make_network(Ws, bs)
     dom = lrenum.unbounded_domain(net.input_dim) if lo is None else lrenum.box_domain(lo, hi, net.input_dim)
-    return lrenum.enumerate_regions(net, dom, collect=True, **kw)
+    return lrenum.enumerate_regions(net, dom, lrenum.Settings().replace(**settings), collect=True)

@@ -69,21 +69,25 @@ def test_most_children_is_the_general_position_count():
     assert most_children(64, 2) == 1 + 64 + comb(64, 2)
 
 
+def _budget(vertex_path: bool, children: int) -> lrenum.Settings:
+    """Settings with a split budget of ``children`` on the path asked for (a CPU run)."""
+    return lrenum.Settings(vertex_path=vertex_path, split_children_cpu=children, split_children_cpu_vertex=children)
+
+
 @pytest.mark.parametrize("vertex_path", [False, True])
-def test_first_probe_of_a_level_respects_the_split_budget(monkeypatch, vertex_path):
+def test_first_probe_of_a_level_respects_the_split_budget(vertex_path):
     """Before a level's children per parent are known, a split takes no more parents than the
     budget allows at the general-position bound (a 12-input 16-16 network peaked at 2.8 GB when
     16 probing parents had 12x the budget in children); the regions are the same."""
-    from lrenum.core import walk
+    from lrenum.core.walk import LayerCallback
 
     rng = np.random.default_rng(5)
     Ws, bs = random_net(rng, 3, [8, 8])
     net, dom = lrenum.make_network(Ws, bs), lrenum.box_domain(-1.0, 1.0, 3)
-    expected = patterns_of(lrenum.enumerate_regions(net, dom, collect=True, vertex_path=vertex_path))
-    monkeypatch.setattr(walk, "children_per_split", lambda device, vertex_path=False: 40)   # bound at level 2: 93 children
+    expected = patterns_of(lrenum.enumerate_regions(net, dom, lrenum.Settings(vertex_path=vertex_path), collect=True))
     taken = []
-    res = lrenum.enumerate_regions(net, dom, collect=True, vertex_path=vertex_path,
-                                   on_split=lambda layer, ident, n: taken.append(len(ident)))
+    res = lrenum.enumerate_regions(net, dom, _budget(vertex_path, 40), collect=True,     # bound at level 2: 93 children
+                                   sink=LayerCallback(on_split=lambda layer, ident, n: taken.append(len(ident))))
     assert taken[0] == 1
     assert patterns_of(res) == expected
     lo, hi = dom.box
@@ -91,42 +95,30 @@ def test_first_probe_of_a_level_respects_the_split_budget(monkeypatch, vertex_pa
 
 
 @pytest.mark.parametrize("vertex_path", [False, True])
-def test_waiting_regions_past_the_budget_are_kept_compact_and_rebuilt_exactly(monkeypatch, vertex_path):
+def test_waiting_regions_past_the_budget_are_kept_compact_and_rebuilt_exactly(vertex_path):
     """Regions waiting past the split budget are stored without rows and maps and rebuilt from
     their patterns when split: the rebuilt rows and maps equal the split's bit for bit, and a run
     that compacts most of its frontier finds the reference regions."""
-    from dataclasses import replace
-
     from lrenum import runtime
     from lrenum.certify.decide import DecisionStats
-    from lrenum.core import walk
     from lrenum.core.frame import Frame
+    from lrenum.core.rebuild import rebuild_compact
     from lrenum.core.split import Splitter
+    from lrenum.core.tree import Tree, compact
 
     rng = np.random.default_rng(9)
     Ws, bs = random_net(rng, 3, [8, 6, 4])
     net, dom = lrenum.make_network(Ws, bs), lrenum.box_domain(-1.0, 1.0, 3)
-    frame = Frame(net, dom)
-    splitter = Splitter(frame, runtime.select_device("cpu"), DecisionStats(), vertex_path=vertex_path)
-    root = walk.root_region(frame)
-    if splitter.vertex is not None:
-        root = splitter.vertex.with_root_vertices(root)
+    frame = Frame(net, dom, lrenum.Settings(vertex_path=vertex_path))
+    splitter = Splitter(frame, runtime.select_device("cpu"), DecisionStats())
+    root = Tree(frame, splitter, []).root()
     layer2 = splitter.split(splitter.split(root).children.take(slice(0, 4))).children
-    back = walk._rebuilt(frame, splitter, replace(layer2, rows=None, maps=None))
+    back = rebuild_compact(frame, splitter.propagate, compact(layer2))
     for name in ("rows", "maps"):
         for a, b in zip(getattr(layer2, name), getattr(back, name)):
             np.testing.assert_array_equal(a, b)
 
-    rebuilt = []
-
-    def spy(frame, splitter, batch):
-        rebuilt.append(len(batch))
-        return original(frame, splitter, batch)
-
-    original = walk._rebuilt
-    monkeypatch.setattr(walk, "_rebuilt", spy)
-    monkeypatch.setattr(walk, "children_per_split", lambda device, vertex_path=False: 24)
-    res = lrenum.enumerate_regions(net, dom, collect=True, vertex_path=vertex_path)
-    assert sum(rebuilt) > res.per_layer[0]       # every layer waited compacted at some point
+    res = lrenum.enumerate_regions(net, dom, _budget(vertex_path, 24), collect=True)
+    assert res.extra["compacted_regions"] > res.per_layer[0]       # every layer waited compacted at some point
     lo, hi = dom.box
     assert patterns_of(res) == reference_patterns(Ws, bs, lo, hi)

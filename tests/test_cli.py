@@ -159,7 +159,7 @@ def test_network_too_wide_for_memory_is_one_line(tmp_path, capsys, monkeypatch):
     rng = np.random.default_rng(0)
     n = 20_000
     path = save(tmp_path, W1=rng.normal(size=(n, 2)), b1=rng.normal(size=n), W2=rng.normal(size=(1, n)), b2=np.zeros(1))
-    monkeypatch.setenv("LRENUM_MEMORY_LIMIT", str(50 * 2 ** 20))
+    monkeypatch.setenv("LRENUM_SETTINGS", json.dumps({"memory_limit": 50 * 2 ** 20}))
     code, out, err = run_main(["enumerate", path], capsys)
     assert code == 2 and out == ""
     assert err.startswith("lrenum: error: ") and len(err.strip().splitlines()) == 1 and "memory" in err, err
@@ -169,7 +169,7 @@ def test_cells_outgrowing_memory_stop_with_one_line(tmp_path, capsys, monkeypatc
     rng = np.random.default_rng(1)
     n = 600     # 600 lines in the plane: ~180,000 cells in one parent
     path = save(tmp_path, W1=rng.normal(size=(n, 2)), b1=rng.normal(size=n) * 0.3, W2=rng.normal(size=(1, n)), b2=np.zeros(1))
-    monkeypatch.setenv("LRENUM_MEMORY_LIMIT", str(2 ** 19))   # 512 KB: a few hundred cells
+    monkeypatch.setenv("LRENUM_SETTINGS", json.dumps({"memory_limit": 2 ** 19}))   # 512 KB: a few hundred cells
     code, out, err = run_main(["enumerate", path, "--batch-size", "1", "-q"], capsys)
     assert code == 2
     assert err.startswith("lrenum: error: ") and len(err.strip().splitlines()) == 1 and "cells" in err, err

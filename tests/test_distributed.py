@@ -11,6 +11,7 @@ import pytest
 
 import lrenum
 from lrenum.cli import main
+from lrenum.distributed import FaultHooks
 from nets import random_net, tent_net
 from reference import reference_patterns
 
@@ -68,15 +69,31 @@ def test_sharded_tent_map_closed_form_and_degenerate(tmp_path):
     assert _patterns(out) == {tuple(int(v) for v in p) for p in one.patterns}
 
 
-def test_killed_worker_is_retried_without_loss_or_duplicates(tmp_path, monkeypatch):
+def kill_once(marker: str):
+    """A task-start hook: the first task to find ``marker`` missing creates it and kills its own
+    worker process, as a crash would (Ray pickles the closure and runs it in the worker)."""
+    def hook():
+        if not os.path.exists(marker):
+            open(marker, "w").close()
+            os.kill(os.getpid(), 9)
+    return hook
+
+
+def stop_after(n: int):
+    """A driver hook: interrupt the driver once ``n`` tasks are committed, as Ctrl-C would."""
+    def hook(done: int):
+        if done >= n:
+            raise KeyboardInterrupt
+    return hook
+
+
+def test_killed_worker_is_retried_without_loss_or_duplicates(tmp_path):
     rng = np.random.default_rng(5)
     Ws, bs = random_net(rng, 3, [6, 5])
     net = _save(tmp_path, Ws, bs)
     marker = str(tmp_path / "killed-once")
-    monkeypatch.setenv("LRENUM_TEST_KILL_WORKER_ONCE", marker)
     out = str(tmp_path / "r.h5")
-    assert main(["enumerate", net, "-o", out, "--workers", "2", "-q"]) == 0
-    import os
+    assert main(["enumerate", net, "-o", out, "--workers", "2", "-q"], hooks=FaultHooks(task_start=kill_once(marker))) == 0
     assert os.path.exists(marker)                     # a worker really died
     one = lrenum.enumerate_regions(lrenum.make_network(Ws, bs), collect=True)
     assert _patterns(out) == {tuple(int(v) for v in p) for p in one.patterns}
@@ -84,16 +101,14 @@ def test_killed_worker_is_retried_without_loss_or_duplicates(tmp_path, monkeypat
         assert f.regions == one.regions               # no duplicates either
 
 
-def test_interrupted_driver_resumes(tmp_path, monkeypatch, capsys):
+def test_interrupted_driver_resumes(tmp_path, capsys):
     rng = np.random.default_rng(6)
     Ws, bs = random_net(rng, 3, [6, 5, 3])
     net = _save(tmp_path, Ws, bs)
     out = str(tmp_path / "r.h5")
-    monkeypatch.setenv("LRENUM_TEST_STOP_AFTER_TASKS", "2")
-    assert main(["enumerate", net, "-o", out, "--workers", "2", "-q"]) == 130
+    assert main(["enumerate", net, "-o", out, "--workers", "2", "-q"], hooks=FaultHooks(task_committed=stop_after(2))) == 130
     with lrenum.open(out) as f:
         assert not f.complete
-    monkeypatch.delenv("LRENUM_TEST_STOP_AFTER_TASKS")
     assert main(["enumerate", net, "-o", out, "--workers", "2", "-q", "--resume"]) == 0
     one = lrenum.enumerate_regions(lrenum.make_network(Ws, bs), collect=True)
     assert _patterns(out) == {tuple(int(v) for v in p) for p in one.patterns}
@@ -145,7 +160,7 @@ def test_mipbound_with_workers_gives_the_one_process_bound(tmp_path, capsys):
     assert main(["mipbound", net, "--ray-address", "127.0.0.1:1", "-q"]) == 2
 
 
-def test_work_stealing_hands_frontiers_back_with_the_same_tree(tmp_path, capsys, monkeypatch):
+def test_work_stealing_hands_frontiers_back_with_the_same_tree(tmp_path, capsys):
     """--task-seconds 0: every task stops after its first split and hands its frontier back to
     the driver, which reissues it as new tasks. Same regions, same per-layer counts, and a tree
     that verify accepts; an interruption between hand-backs resumes to the same result."""
@@ -162,9 +177,8 @@ def test_work_stealing_hands_frontiers_back_with_the_same_tree(tmp_path, capsys,
     assert _patterns(out) == reference_patterns(Ws, bs, -1.0, 1.0)
     assert main(["verify", out, net, "-q"]) == 0
     out2 = str(tmp_path / "r2.h5")
-    monkeypatch.setenv("LRENUM_TEST_STOP_AFTER_TASKS", "12")
-    assert main(["enumerate", net, "-o", out2, "--workers", "2", "-q", "--task-seconds", "0", "--batch-size", "4"]) == 130
-    monkeypatch.delenv("LRENUM_TEST_STOP_AFTER_TASKS")
+    assert main(["enumerate", net, "-o", out2, "--workers", "2", "-q", "--task-seconds", "0", "--batch-size", "4"],
+                hooks=FaultHooks(task_committed=stop_after(12))) == 130
     assert main(["enumerate", net, "-o", out2, "--workers", "2", "-q", "--resume"]) == 0
     assert _patterns(out2) == _patterns(out)
     assert main(["verify", out2, net, "-q"]) == 0
@@ -225,3 +239,43 @@ def test_forks_beside_the_top_split_do_not_hang_blas(tmp_path):
     env = dict(os.environ, OPENBLAS_NUM_THREADS="2", PYTHONWARNINGS="ignore")
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "finished", proc.stderr[-2000:]
+
+
+KILLED_WORKER_RUN = """
+import os, sys
+from lrenum.cli import main
+from lrenum.distributed import FaultHooks
+
+marker = sys.argv[1]
+
+def kill_once():
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        os.kill(os.getpid(), 9)
+
+sys.exit(main(sys.argv[2:], hooks=FaultHooks(task_start=kill_once)))
+"""
+
+
+def test_a_killed_worker_leaves_stdout_one_json_object(tmp_path):
+    """Ray reports a dead worker on the driver's stdout; with --json, stdout must still be exactly
+    one JSON object (Ray's lines go to stderr), with the right count."""
+    rng = np.random.default_rng(8)
+    Ws, bs = random_net(rng, 2, [6, 5])
+    net = _save(tmp_path, Ws, bs)
+    out = str(tmp_path / "r.h5")
+    script = tmp_path / "killed.py"
+    script.write_text(KILLED_WORKER_RUN)
+    marker = str(tmp_path / "killed-once")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
+                                                     + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    proc = subprocess.run([sys.executable, str(script), marker, "enumerate", net, "-o", out, "--workers", "2", "--json",
+                           "-q"], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert os.path.exists(marker)                     # a worker really died
+    summary = json.loads(proc.stdout)                 # the whole of stdout: one object
+    assert summary["regions"] == len(reference_patterns(Ws, bs, -1.0, 1.0)) == _patterns_count(out)
+
+
+def _patterns_count(path):
+    return len(_patterns(path))

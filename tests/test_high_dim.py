@@ -117,8 +117,8 @@ def test_box_lp_and_dense_lp_reach_the_same_certified_decisions(d):
     assert frame.geometry.identity_basis
     C, b = _instances(rng, K, d, m)
     dev = select_device("cpu")
-    box, fb_box = _certified_decisions(BoxDeviceLP(frame.geometry, dev, lp_batch=64), frame, C, b)
-    dense, fb_dense = _certified_decisions(DenseDeviceLP(frame.geometry, dev, lp_batch=64), frame, C, b)
+    box, fb_box = _certified_decisions(BoxDeviceLP(frame.geometry, dev, lrenum.Settings(lp_batch=64)), frame, C, b)
+    dense, fb_dense = _certified_decisions(DenseDeviceLP(frame.geometry, dev, lrenum.Settings(lp_batch=64)), frame, C, b)
     truth = np.array([_exact(frame, C[k], b[k]) for k in range(K)])
     assert np.array_equal(box, truth) and np.array_equal(dense, truth)
     assert not truth[1::3].any() and not truth[2::3].any() and truth.any()

@@ -10,95 +10,130 @@ import numpy as np
 import pytest
 
 import lrenum
+from lrenum import runtime
+from lrenum.certify.decide import DecisionStats
 from lrenum.cli import main
-from lrenum.core import split as split_module
-from lrenum.core import vertices as vertex_module
-from lrenum.core import walk as walk_module
-from lrenum.datasets import writer as writer_module
+from lrenum.core.frame import Frame
+from lrenum.core.split import Splitter
+from lrenum.core.tree import Tree
+from lrenum.core.vertices import PiecesFailed, VertexSplitter
+from lrenum.datasets.writer import RegionWriter
 from nets import patterns_of, random_net
 from reference import reference_patterns
 
 
-def _pieces_spy(monkeypatch, fail_after=None):
-    """Counts the pieces split_in_pieces yields; with ``fail_after``, gives up after that many."""
-    yielded = []
-    original = vertex_module.VertexSplitter.split_in_pieces
+class _Batches:
+    """A sink recording the walk's deliveries: (layer, ids) of every batch and the split events."""
 
-    def spy(self, *args, **kw):
-        for cells in original(self, *args, **kw):
-            if fail_after is not None and len(yielded) == fail_after:
-                raise vertex_module.PiecesFailed()
-            yielded.append(len(cells.parent))
-            yield cells
+    def __init__(self):
+        self.events = []
 
-    monkeypatch.setattr(vertex_module.VertexSplitter, "split_in_pieces", spy)
-    return yielded
+    def regions(self, layer, batch):
+        self.events.append(("regions", layer, batch.ident.copy()))
+
+    def split_done(self, layer, ident, n_children):
+        self.events.append(("split", layer, ident.copy()))
 
 
 @pytest.mark.parametrize("d, widths, seed", [(2, [9, 7], 0), (3, [10, 6, 5], 1), (4, [8, 8], 2), (3, [12], 3)])
-def test_pieces_give_the_regions_of_one_arrangement(monkeypatch, d, widths, seed):
+def test_pieces_give_the_regions_of_one_arrangement(d, widths, seed):
     Ws, bs = random_net(np.random.default_rng(seed), d, widths)
     net, dom = lrenum.make_network(Ws, bs), lrenum.box_domain(-1.0, 1.0, d)
-    whole = lrenum.enumerate_regions(net, dom, collect=True, vertex_path=False)
-    monkeypatch.setattr(split_module, "PIECE_CELLS", 3)
-    yielded = _pieces_spy(monkeypatch)
-    res = lrenum.enumerate_regions(net, dom, collect=True, vertex_path=True)
-    assert len(yielded) > 1 and max(yielded) <= 3          # the root really came in pieces
+    whole = lrenum.enumerate_regions(net, dom, lrenum.Settings(vertex_path=False), collect=True)
+    seen = _Batches()
+    res = lrenum.enumerate_regions(net, dom, lrenum.Settings(vertex_path=True, piece_cells=3), collect=True, sink=seen)
+    first = [len(ids) for kind, layer, ids in seen.events if kind == "regions" and layer == 1]
+    assert len(first) > 1 and max(first) <= 3               # the root really came in pieces
     assert res.regions == whole.regions == len(patterns_of(res))
     assert patterns_of(res) == patterns_of(whole) == reference_patterns(Ws, bs, -1.0, 1.0)
 
 
-def test_a_late_failure_is_finished_on_the_lp_path_without_duplicates(monkeypatch):
+class _GivesUpLate(VertexSplitter):
+    """The vertex path giving up on a parent after ``after`` pieces were handed on."""
+
+    after = 3
+
+    def split_in_pieces(self, *args, **kw):
+        for n, cells in enumerate(super().split_in_pieces(*args, **kw)):
+            if n == self.after:
+                raise PiecesFailed()
+            yield cells
+
+
+def test_a_late_failure_is_finished_on_the_lp_path_without_duplicates():
     Ws, bs = random_net(np.random.default_rng(4), 3, [11, 6])
     net, dom = lrenum.make_network(Ws, bs), lrenum.box_domain(-1.0, 1.0, 3)
-    monkeypatch.setattr(split_module, "PIECE_CELLS", 4)
-    yielded = _pieces_spy(monkeypatch, fail_after=3)
-    res = lrenum.enumerate_regions(net, dom, collect=True, vertex_path=True)
-    assert len(yielded) == 3
-    assert res.regions == len(patterns_of(res))
-    assert patterns_of(res) == reference_patterns(Ws, bs, -1.0, 1.0)
+    frame = Frame(net, dom, lrenum.Settings(vertex_path=True, piece_cells=4))
+    stats = DecisionStats()
+    splitter = Splitter(frame, runtime.select_device("cpu"), stats)
+    splitter.vertex = _GivesUpLate(frame, stats)
+    root = Tree(frame, splitter, []).root()
+    chunks = list(splitter.split_chunks(root))
+    assert len(chunks) > 3 and stats.lps > 0                # pieces, then the LP path finished the parent
+    layer1 = np.concatenate([ch.bits for ch, _ in chunks])
+    found = {tuple(int(v) for v in p) for p in layer1}
+    assert len(found) == len(layer1)                        # no region twice
+    assert found == reference_patterns(Ws[:1] + [np.ones((1, 11))], bs[:1] + [np.zeros(1)], -1.0, 1.0)
 
 
-def test_the_walk_holds_one_piece_of_the_roots_children_at_a_time(monkeypatch):
+def test_the_walk_holds_one_piece_of_the_roots_children_at_a_time():
+    """Each piece of the root's children is walked (every one of its regions split) before the
+    next piece is handed on."""
     Ws, bs = random_net(np.random.default_rng(5), 2, [16, 6, 4])
     net, dom = lrenum.make_network(Ws, bs), lrenum.box_domain(-1.0, 1.0, 2)
-    monkeypatch.setattr(split_module, "PIECE_CELLS", 5)
-    waiting = []
-    original = walk_module._Stack.push
-
-    def push(self, batch):
-        original(self, batch)
-        if batch.layer == 1:
-            waiting.append(self.size)
-
-    monkeypatch.setattr(walk_module._Stack, "push", push)
-    res = lrenum.enumerate_regions(net, dom, collect=True, vertex_path=True)
-    assert res.per_layer[0] > 20 and len(waiting) > 4       # many first-layer regions, in many pieces
-    assert max(waiting) <= 5
+    seen = _Batches()
+    res = lrenum.enumerate_regions(net, dom, lrenum.Settings(vertex_path=True, piece_cells=5), collect=True, sink=seen)
+    given, split = set(), set()
+    pieces = 0
+    for kind, layer, ids in seen.events:
+        if kind == "regions" and layer == 1:
+            assert given <= split                           # every earlier piece is walked already
+            assert len(ids) <= 5
+            given |= set(ids.tolist())
+            pieces += 1
+        elif kind == "split" and layer == 1:
+            split |= set(ids.tolist())
+    assert res.per_layer[0] > 20 and pieces > 4             # many first-layer regions, in many pieces
+    assert given == split == set(range(res.per_layer[0]))
     assert patterns_of(res) == reference_patterns(Ws, bs, -1.0, 1.0)
 
 
-def _interrupted_mid_root(tmp_path, monkeypatch, Ws, bs, splitter="vertices"):
+class _StopAfterCommits:
+    """A sink in front of the writer that interrupts the run (as Ctrl-C would) once the writer
+    has committed ``n`` segments, remembering whether the root was still open each time."""
+
+    def __init__(self, writer, n):
+        self.writer, self.n, self.open_at = writer, n, []
+
+    def regions(self, layer, batch):
+        self.writer.regions(layer, batch)
+
+    def root_split(self, is_open):
+        self.writer.root_split(is_open)
+
+    def split_done(self, layer, ident, n_children):
+        before = self.writer.committed
+        self.writer.split_done(layer, ident, n_children)
+        if self.writer.committed != before:
+            self.open_at.append(self.writer.root_open)
+            if len(self.open_at) == self.n:
+                raise KeyboardInterrupt
+
+
+def _interrupted_mid_root(tmp_path, Ws, bs, splitter="vertices"):
     """A one-process run stopped after a few commits while the root was still open (its
     children come in pieces on the vertex path, in assembly chunks on the LP path)."""
     path = str(tmp_path / "net.npz")
-    lrenum.save_npz(path, lrenum.make_network(Ws, bs))
+    net = lrenum.make_network(Ws, bs)
+    lrenum.save_npz(path, net)
     out = str(tmp_path / "r.h5")
-    monkeypatch.setattr(split_module, "PIECE_CELLS", 4)
-    monkeypatch.setattr(split_module, "ASSEMBLE_CHUNK", 4)
-    monkeypatch.setattr(writer_module, "COMMIT_SECONDS", 0.0)
-    original = writer_module.RegionWriter.commit
-    commits = []
-
-    def commit(self, force=False):
-        original(self, force)
-        commits.append(self.root_open)
-        if len(commits) == 4:
-            raise KeyboardInterrupt
-    monkeypatch.setattr(writer_module.RegionWriter, "commit", commit)
-    assert main(["enumerate", path, "-o", out, "-q", "--splitter", splitter]) == 130
-    monkeypatch.setattr(writer_module.RegionWriter, "commit", original)
-    assert commits[-1]                                      # the root was still open at the last commit
+    dom = lrenum.box_domain(-1.0, 1.0, net.input_dim)
+    settings = lrenum.Settings(vertex_path=splitter == "vertices", piece_cells=4, assemble_chunk=4, commit_seconds=0.0)
+    writer = RegionWriter.create(out, net, dom, network_path=path, settings=settings)
+    stop = _StopAfterCommits(writer, 4)
+    with pytest.raises(KeyboardInterrupt):
+        lrenum.enumerate_regions(net, dom, settings, sink=stop)
+    assert stop.open_at[-1]                                 # the root was still open at the last commit
     with lrenum.open(out) as f:
         assert not f.complete
     return path, out
@@ -114,19 +149,19 @@ def _final_patterns(out):
 
 
 @pytest.mark.parametrize("splitter", ["vertices", "lp"])
-def test_a_run_stopped_while_the_root_is_open_resumes_to_the_same_regions(tmp_path, monkeypatch, splitter):
+def test_a_run_stopped_while_the_root_is_open_resumes_to_the_same_regions(tmp_path, splitter):
     Ws, bs = random_net(np.random.default_rng(6), 2, [14, 6, 3])
-    path, out = _interrupted_mid_root(tmp_path, monkeypatch, Ws, bs, splitter)
+    path, out = _interrupted_mid_root(tmp_path, Ws, bs, splitter)
     assert main(["enumerate", path, "-o", out, "-q", "--resume", "--splitter", splitter]) == 0
     whole = lrenum.enumerate_regions(lrenum.make_network(Ws, bs), collect=True)
     assert _final_patterns(out) == {tuple(int(v) for v in p) for p in whole.patterns}
     assert main(["verify", out, path, "-q"]) == 0
 
 
-def test_ray_resumes_a_one_process_run_stopped_while_the_root_is_open(tmp_path, monkeypatch):
+def test_ray_resumes_a_one_process_run_stopped_while_the_root_is_open(tmp_path):
     pytest.importorskip("ray")
     Ws, bs = random_net(np.random.default_rng(7), 2, [14, 6, 3])
-    path, out = _interrupted_mid_root(tmp_path, monkeypatch, Ws, bs)
+    path, out = _interrupted_mid_root(tmp_path, Ws, bs)
     assert main(["enumerate", path, "-o", out, "-q", "--resume", "--workers", "2", "--splitter", "vertices"]) == 0
     whole = lrenum.enumerate_regions(lrenum.make_network(Ws, bs), collect=True)
     assert _final_patterns(out) == {tuple(int(v) for v in p) for p in whole.patterns}

@@ -46,7 +46,7 @@ def test_batch_size_does_not_change_the_answer(seed, batch):
     Ws, bs = random_net(rng, 2, [5, 4, 3])
     net = lrenum.make_network(Ws, bs)
     a = lrenum.enumerate_regions(net, collect=True)
-    b = lrenum.enumerate_regions(net, collect=True, batch_size=batch)
+    b = lrenum.enumerate_regions(net, None, lrenum.Settings(batch_size=batch), collect=True)
     assert patterns_of(a) == patterns_of(b) and a.regions == b.regions
 
 
@@ -59,16 +59,16 @@ def test_every_sampled_point_lies_in_an_enumerated_region(seed):
     x = rng.uniform(-1, 1, size=(2000, 2))
     seen = {tuple(np.concatenate([z > 0 for z in net.pre_activations(p[None])], axis=1)[0].astype(int)) for p in x}
     for vertex_path in (True, False):
-        assert seen <= patterns_of(lrenum.enumerate_regions(net, collect=True, vertex_path=vertex_path))
+        assert seen <= patterns_of(lrenum.enumerate_regions(net, None, lrenum.Settings(vertex_path=vertex_path), collect=True))
 
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_float32_lp_path_gives_the_same_regions(seed):
-    """lp_dtype=float32 only changes the proposals: certification stays float64 and exact."""
+    """lp_dtype float32 only changes the proposals: certification stays float64 and exact."""
     rng = np.random.default_rng(100 + seed)
     Ws, bs = random_net(rng, 3, [6, 5, 4])
     net = lrenum.make_network(Ws, bs)
     a = lrenum.enumerate_regions(net, collect=True)
-    b = lrenum.enumerate_regions(net, collect=True, lp_dtype=np.float32, vertex_path=False)   # LPs, not vertices
+    b = lrenum.enumerate_regions(net, None, lrenum.Settings(lp_dtype="float32", vertex_path=False), collect=True)   # LPs, not vertices
     assert b.stats.lps > 0
     assert {tuple(p) for p in a.patterns.tolist()} == {tuple(p) for p in b.patterns.tolist()}

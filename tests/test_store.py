@@ -156,7 +156,7 @@ def test_kill_and_resume_gives_the_uninterrupted_result(tmp_path):
     path = os.path.join(ROOT, "examples", "net_5_12_6_6.npz")
     net, _ = lrenum.load_npz(path)
     out = str(tmp_path / "k.h5")
-    env = dict(os.environ, PYTHONUNBUFFERED="1", LRENUM_COMMIT_SECONDS="0")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", LRENUM_SETTINGS=json.dumps({"commit_seconds": 0, "verify_written": True}))
     proc = subprocess.Popen([sys.executable, "-m", "lrenum", "enumerate", path, "-o", out, "-q", "--batch-size", "8"],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 120

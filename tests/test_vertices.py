@@ -12,7 +12,6 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import lrenum
-from lrenum.core import vertices as vertex_module
 from lrenum.errors import InputError
 from nets import patterns_of, random_net, run, tent_net
 from reference import reference_patterns
@@ -136,21 +135,19 @@ def test_general_position_needs_no_certificate_beyond_vertex_signs():
     assert res.stats.vertex_duals < 0.01 * res.stats.vertex_decisions
 
 
-def test_a_wrong_vertex_set_falls_back_to_lps(monkeypatch):
+def test_a_wrong_vertex_set_falls_back_to_lps():
     # a band wider than the box puts every vertex "on" every hyperplane: the vertex path must
     # give up on those parents, and the LP path must still find every region
     Ws, bs = random_net(np.random.default_rng(5), 3, [6, 5])
-    monkeypatch.setattr(vertex_module, "VERTEX_BAND", 1e3)
-    monkeypatch.setattr(vertex_module, "SAFETY", np.inf)      # no vertex sign is certain: proposals only
-    res = run(Ws, bs, vertex_path=True)
+    # vertex_proofs off: no vertex sign is taken as proven, proposals only
+    res = run(Ws, bs, vertex_path=True, vertex_band=1e3, vertex_proofs=False)
     assert res.stats.lps > 0
     assert patterns_of(res) == reference_patterns(Ws, bs, -1.0, 1.0)
 
 
-def test_a_tiny_cap_sends_big_parents_to_lps(monkeypatch):
+def test_a_tiny_cap_sends_big_parents_to_lps():
     Ws, bs = random_net(np.random.default_rng(6), 3, [6, 5, 4])
-    monkeypatch.setattr(vertex_module, "VERTEX_CAP", 12)
-    res = run(Ws, bs, vertex_path=True)
+    res = run(Ws, bs, vertex_path=True, vertex_cap=12)
     assert res.stats.lps > 0 and res.stats.vertex_decisions > 0
     assert patterns_of(res) == reference_patterns(Ws, bs, -1.0, 1.0)
 
@@ -162,7 +159,7 @@ def test_vertex_path_refuses_what_it_cannot_do():
     net = lrenum.make_network(Ws, bs)
     poly = lrenum.polytope_domain(np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]]), np.array([1.0, 1.0, 1.0]), 2)
     with pytest.raises(InputError, match="vertex path"):
-        lrenum.enumerate_regions(net, poly, vertex_path=True)
+        lrenum.enumerate_regions(net, poly, lrenum.Settings(vertex_path=True))
 
 
 def test_default_uses_vertices_at_low_d_only():
@@ -180,12 +177,12 @@ def test_vertex_sets_rebuilt_from_rows_match_the_split_and_resume_on_vertices():
     from lrenum.certify.decide import DecisionStats
     from lrenum.core.frame import Frame
     from lrenum.core.split import Splitter
-    from lrenum.core.walk import ResumeState, root_region
+    from lrenum.core.tree import ResumeState, root_region
 
     Ws, bs = random_net(np.random.default_rng(9), 3, [7, 6])
     net = lrenum.make_network(Ws, bs)
-    frame = Frame(net, lrenum.box_domain(-1.0, 1.0, 3))
-    splitter = Splitter(frame, runtime.select_device("cpu"), DecisionStats(), vertex_path=True)
+    frame = Frame(net, lrenum.box_domain(-1.0, 1.0, 3), lrenum.Settings(vertex_path=True))
+    splitter = Splitter(frame, runtime.select_device("cpu"), DecisionStats())
     kids, _ = splitter.split(splitter.vertex.with_root_vertices(root_region(frame)))
     rebuilt = splitter.vertex.with_vertices(replace(kids, vertices=None)).vertices
     split_sets = kids.vertices
@@ -197,7 +194,7 @@ def test_vertex_sets_rebuilt_from_rows_match_the_split_and_resume_on_vertices():
         assert dist.min(axis=1).max() < 1e-9 and len(set(match)) == len(b)
         assert np.array_equal(rebuilt.tight[a], split_sets.tight[b][match])
     kids = kids.with_ids(np.arange(len(kids)))
-    resumed = lrenum.enumerate_regions(net, collect=True, vertex_path=True,
+    resumed = lrenum.enumerate_regions(net, None, lrenum.Settings(vertex_path=True), collect=True,
                                        resume=ResumeState([(1, replace(kids, vertices=None))], [1, len(kids), 0]))
     assert resumed.stats.lps == 0 and resumed.stats.vertex_decisions > 0
     assert patterns_of(resumed) == reference_patterns(Ws, bs, -1.0, 1.0)
@@ -212,13 +209,13 @@ def test_proven_vertices_lie_within_their_radius_of_the_exact_vertices(d, widths
     from lrenum.certify.decide import DecisionStats
     from lrenum.core.frame import Frame
     from lrenum.core.split import Splitter
-    from lrenum.core.walk import root_region
+    from lrenum.core.tree import root_region
     from lrenum.lp.exact import q
 
     Ws, bs = random_net(np.random.default_rng(seed), d, widths)
     net = lrenum.make_network(Ws, bs)
-    frame = Frame(net, lrenum.box_domain(-1.0, 1.0, d))
-    splitter = Splitter(frame, runtime.select_device("cpu"), DecisionStats(), vertex_path=True)
+    frame = Frame(net, lrenum.box_domain(-1.0, 1.0, d), lrenum.Settings(vertex_path=True))
+    splitter = Splitter(frame, runtime.select_device("cpu"), DecisionStats())
     layer1, _ = splitter.split(splitter.vertex.with_root_vertices(root_region(frame)))
     layer2, _ = splitter.split(layer1)
     V = layer2.vertices
@@ -252,8 +249,7 @@ def test_proven_vertices_lie_within_their_radius_of_the_exact_vertices(d, widths
     assert checked > 50
 
 
-def test_edge_search_in_small_chunks(monkeypatch):
+def test_edge_search_in_small_chunks():
     Ws, bs = random_net(np.random.default_rng(10), 4, [7, 6])
-    monkeypatch.setattr(vertex_module, "PAIR_CHUNK", 5)
-    res = vertex_only(run(Ws, bs, vertex_path=True))
+    res = vertex_only(run(Ws, bs, vertex_path=True, pair_chunk=5))
     assert patterns_of(res) == reference_patterns(Ws, bs, -1.0, 1.0)

@@ -24,7 +24,8 @@ import numpy as np
 
 from ..lp import exact
 from ..lp.clarabel import ClarabelLP
-from ..lp.problem import LPGeometry
+from ..lp.problem import LPGeometry, LPStatus, MarginProblems
+from ..settings import Settings
 from . import floatcert
 from .exact_net import ExactNetwork
 
@@ -44,9 +45,13 @@ class DecisionStats:
     """Counters reported in the summary (``--json``)."""
 
     lps: int = 0                  # margin LPs solved on the device
+    lp_unfinished: int = 0        # of those: lanes that ended without converging (iteration limit or a failed
+                                  # step); their answers went up the certification ladder like any other
     avoided: int = 0              # split decisions settled by cheap tests (no LP)
     vertex_decisions: int = 0     # split decisions settled on the vertex path (low d), all kinds
     vertex_duals: int = 0         # of those: one-sided cells certified by a dual read off a vertex (unproven vertex sets)
+    float_certificates: int = 0   # "no interior" claims proven by the float64 dual bound (or, on R^d, the enclosed
+                                  # Farkas vector) with the LP's own dual: rung 1 of the ladder
     float_redecisions: int = 0    # LP answers re-decided in float64 by Clarabel
     exact_certificates: int = 0   # decisions proven by an exact certificate rebuilt from a float answer
     exact_simplex: int = 0        # decisions that needed the full exact simplex (last resort)
@@ -80,12 +85,19 @@ SpecFn = Callable[[int], CellSpec]
 class Decider:
     """Certifies emptiness claims and repairs witnesses, escalating only where needed."""
 
-    def __init__(self, geometry: LPGeometry, exact_net: Callable[[], ExactNetwork], stats: DecisionStats, d: int):
+    def __init__(self, geometry: LPGeometry, exact_net: Callable[[], ExactNetwork], stats: DecisionStats, d: int,
+                 settings: Settings):
         self.geo = geometry
         self._exact_net = exact_net
         self.stats = stats
         self.d = d
-        self.clarabel = ClarabelLP(geometry)
+        self.clarabel = ClarabelLP(geometry, settings)
+
+    def _clarabel(self, C, b, mask):
+        """One cell's margin LP re-solved in float64 by Clarabel: (converged, t, x, y, y_dom), y
+        in the layout of ``C``'s rows."""
+        sol = self.clarabel.solve(MarginProblems(C[None], b[None], mask[None], np.zeros((1, self.d))))
+        return sol.status[0] == LPStatus.CONVERGED, float(sol.t[0]), sol.x[0], sol.y[0], sol.y_dom[0]
 
     def _domain_rows(self, K: int):
         geo = self.geo
@@ -111,6 +123,7 @@ class Decider:
         empty = floatcert.certify_empty(Ca, ba, eCa, eba, ya, self.geo)
         if self.geo.box is None:          # R^d: a Farkas vector enclosed in floats, before the exact path
             empty |= floatcert.certify_empty_unbounded(Ca, ba, eCa, eba, ya)
+        self.stats.float_certificates += int(empty.sum())
         witness = np.full((K, self.d), np.nan)
         radius = np.zeros(K)
         for i in np.nonzero(~empty)[0]:
@@ -146,25 +159,22 @@ class Decider:
             self.stats.exact_certificates += 1
             return True, None, 0.0
         self.stats.float_redecisions += 1
-        use = np.nonzero(mask)[0]
-        ans = self.clarabel.solve_one(C[use], b[use])
-        if ans.ok:
-            yy = np.zeros_like(y)
-            yy[use] = ans.y
+        ok, t, x, yy, y_dom_c = self._clarabel(C, b, mask)
+        if ok:
             Cd, bd, zd = self._domain_rows(1)
             cert = floatcert.certify_empty(
                 np.concatenate([C[None], Cd], axis=1), np.concatenate([b[None], bd], axis=1),
                 np.concatenate([eC[None], zd], axis=1), np.concatenate([eb[None], zd], axis=1),
-                np.concatenate([yy[None], ans.y_dom[None]], axis=1), self.geo)[0]
+                np.concatenate([yy[None], y_dom_c[None]], axis=1), self.geo)[0]
             if cert:
                 return True, None, 0.0
-            if ans.t > 0:
+            if t > 0:
                 inside, rad = floatcert.certify_points(C[None], b[None], eC[None], eb[None], mask[None],
-                                                       ans.x[None], self.geo)
-                dom_ok, droom = self._in_domain(ans.x)
+                                                       x[None], self.geo)
+                dom_ok, droom = self._in_domain(x)
                 if inside[0] and dom_ok:
-                    return False, ans.x, float(min(rad[0], droom))
-            elif self._support_certificate(rows_q, yy, ans.y_dom, mask):
+                    return False, x, float(min(rad[0], droom))
+            elif self._support_certificate(rows_q, yy, y_dom_c, mask):
                 self.stats.exact_certificates += 1
                 return True, None, 0.0
         self.stats.exact_simplex += 1
@@ -193,14 +203,13 @@ class Decider:
         Returns (keep, witness, radius, WitnessStatus).
         """
         self.stats.witness_repairs += 1
-        use = np.nonzero(mask)[0]
-        if use.size:
+        if mask.any():
             self.stats.float_redecisions += 1
-            ans = self.clarabel.solve_one(C[use], b[use])
-            if ans.ok and ans.t > 0:
-                status, radius = check(ans.x)
+            ok, t, x, _, _ = self._clarabel(C, b, mask)
+            if ok and t > 0:
+                status, radius = check(x)
                 if status == 0:
-                    return True, ans.x, radius, WitnessStatus.FLOAT
+                    return True, x, radius, WitnessStatus.FLOAT
         self.stats.exact_simplex += 1
         rows_q = self._exact_rows(spec)
         has, pt = exact.has_interior(rows_q, self.d)

@@ -17,17 +17,31 @@ from .common import _emit, _load, _say, _start, _Ticker
 SMALL_ENOUGH_TO_ENUMERATE = 100_000   # an upper bound this small: enumeration takes seconds (measured ~1-10k regions/s on 2 cores)
 
 
-def cmd_enumerate(args) -> int:
-    from ..core.walk import BATCH_SIZE, enumerate_regions
+def run_settings(args, **extra):
+    """The run's Settings: defaults, then LRENUM_SETTINGS, then this command's flags."""
+    from ..settings import Settings
+
+    flags = {"device": getattr(args, "device", None), "batch_size": getattr(args, "batch_size", None)}
+    splitter = getattr(args, "splitter", "auto")
+    if splitter != "auto":
+        flags["vertex_path"] = splitter == "vertices"
+    flags.update(extra)
+    return Settings.build(**flags)
+
+
+def cmd_enumerate(args, hooks=None) -> int:
+    from ..core.walk import enumerate_regions
 
     net, domain = _load(args)
+    if args.task_seconds is not None and (args.workers is None or args.task_seconds < 0):
+        raise InputError("--task-seconds needs --workers and a value >= 0")
+    settings = run_settings(args, task_seconds=args.task_seconds)
     from ..core import memory
 
-    memory.check_run(int(sum(net.hidden_widths)), min(net.input_dim, net.hidden_widths[0]), max(net.hidden_widths),
-                     args.batch_size or BATCH_SIZE)   # before the first progress line: bad input stays one line
+    memory.check_run(settings, int(sum(net.hidden_widths)), min(net.input_dim, net.hidden_widths[0]),
+                     max(net.hidden_widths), settings.parents_per_split(net.input_dim <= settings.vertex_max_dim))
     writer = None
-    vertex_path = {"auto": None, "vertices": True, "lp": False}[args.splitter]
-    if vertex_path:                   # refused before any file is touched
+    if settings.vertex_path:          # refused before any file is touched
         from ..core.vertices import VertexSplitter
 
         why = VertexSplitter.unavailable(domain)
@@ -35,15 +49,13 @@ def cmd_enumerate(args) -> int:
             raise InputError(f"--splitter vertices needs {why}")
     if args.geometry and not args.output:
         raise InputError("--geometry needs -o FILE")
-    if args.task_seconds is not None and (args.workers is None or args.task_seconds < 0):
-        raise InputError("--task-seconds needs --workers and a value >= 0")
     if args.workers is not None:   # checked before any file is touched
         if not args.output:
             raise InputError("--workers needs -o FILE: the workers' regions are merged into a dataset")
         from ..distributed import ray_module, start_ray
 
         if args.ray_address:          # joining a cluster: any failure is reported before the file is touched
-            start_ray(args.workers, args.ray_address, device=args.device)
+            start_ray(args.workers, args.ray_address, device=settings.device)
         else:                         # a local runtime starts beside the first splits (enumerate_sharded)
             ray_module()
     elif args.ray_address:
@@ -51,27 +63,22 @@ def cmd_enumerate(args) -> int:
     if args.output:
         from ..datasets.writer import RegionWriter
 
-        writer = RegionWriter.create(args.output, net, domain, network_path=args.network,
-                                     force=args.force, resume=args.resume, maps=args.maps)
+        writer = RegionWriter.create(args.output, net, domain, network_path=args.network, force=args.force,
+                                     resume=args.resume, maps=args.maps, settings=settings)
     _start(args, f"enumerating {net.input_dim} inputs, hidden widths {list(net.hidden_widths)}, "
                  f"domain {domain.kind} (compiling kernels first)")
-    try:
-        if writer is not None and args.workers is not None:
-            from ..distributed import TASK_SECONDS, enumerate_sharded
+    if writer is not None and getattr(writer, "removed_orphans", 0):
+        _say(f"[lrenum] removed {writer.removed_orphans} partial segment file(s) a fault left behind "
+             f"(never committed: their regions are redone)")
+    if writer is not None and args.workers is not None:
+        from ..distributed import enumerate_sharded
 
-            result = enumerate_sharded(writer, workers=args.workers, address=args.ray_address,
-                                       batch_size=args.batch_size, device=args.device, progress=not args.quiet,
-                                       vertex_path=vertex_path,
-                                       task_seconds=TASK_SECONDS if args.task_seconds is None else args.task_seconds)
-        elif writer is not None:
-            result = writer.run(batch_size=args.batch_size, device=args.device, progress=not args.quiet,
-                                vertex_path=vertex_path)
-        else:
-            result = enumerate_regions(net, domain, batch_size=args.batch_size, device=args.device,
-                                       progress=not args.quiet, vertex_path=vertex_path)
-    finally:
-        if writer is not None:
-            writer.close()
+        result = enumerate_sharded(writer, workers=args.workers, address=args.ray_address, progress=not args.quiet,
+                                   hooks=hooks)
+    elif writer is not None:
+        result = writer.run(progress=not args.quiet)
+    else:
+        result = enumerate_regions(net, domain, settings, progress=not args.quiet)
     s = result.summary()
     if args.geometry:
         from ..geometry import add_geometry
@@ -131,10 +138,11 @@ def cmd_verify(args) -> int:
     from ..datasets.verify import Mismatch, verify_file
 
     net, domain = _load(args)
+    settings = run_settings(args)
     _start(args, f"verifying {args.file} against {args.network}")
     tick = _Ticker(args, "rows checked", " rows")
     try:
-        out = verify_file(args.file, net, domain, device=args.device, progress=tick)
+        out = verify_file(args.file, net, domain, device=settings.device, progress=tick)
     except Mismatch as exc:
         print(f"lrenum: verify failed: {exc}", file=sys.stderr)
         if args.json:
@@ -155,6 +163,7 @@ def cmd_estimate(args) -> int:
         raise InputError("point sampling needs a bounded domain (there is no uniform distribution on R^d)")
     if args.workers and args.method != "tree":
         raise InputError("--workers applies to --method tree (point sampling is one batched device pass)")
+    settings = run_settings(args)
     if args.workers:
         from ..distributed import start_ray
 
@@ -166,14 +175,14 @@ def cmd_estimate(args) -> int:
 
             est = tree_estimate_sharded(net, domain, workers=args.workers, address=args.ray_address,
                                         probes=args.probes, branch=args.branch, seed=args.seed,
-                                        confidence=args.confidence, interval=args.interval, device=args.device)
+                                        confidence=args.confidence, interval=args.interval, settings=settings)
         else:
             est = tree_estimate(net, domain, probes=args.probes, branch=args.branch, seed=args.seed,
-                                confidence=args.confidence, device=args.device, interval=args.interval)
+                                confidence=args.confidence, settings=settings, interval=args.interval)
         how = f"{args.probes} probes, branch {args.branch}"
     else:
         est = points_estimate(net, domain, points=args.points, seed=args.seed, confidence=args.confidence,
-                              device=args.device)
+                              settings=settings)
         how = f"{args.points} points, {est.details['distinct']} distinct patterns"
     if args.method == "tree":
         human = (f"tree estimate {est.estimate:.6g} regions, {100 * est.confidence:g}% interval "
@@ -275,7 +284,7 @@ def cmd_plot(args) -> int:
 
 
 def cmd_line(args) -> int:
-    from ..core.walk import enumerate_regions
+    from ..core.walk import LayerCallback, enumerate_regions
     from ..model.files import load_network
     from ..model.slicing import line_network
     from .common import _vector
@@ -299,7 +308,7 @@ def cmd_line(args) -> int:
                     lo = max(lo, v / c)
             pieces.append((lo, hi))
 
-    res = enumerate_regions(sub, dom, on_layer=keep, collect=False)
+    res = enumerate_regions(sub, dom, run_settings(args), sink=LayerCallback(keep))
     pieces.sort()
     breaks = [round(p[0], 12) for p in pieces[1:]]
     _emit(args, f"{res.regions} regions along the segment; pattern changes at s = "

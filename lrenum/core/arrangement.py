@@ -26,7 +26,6 @@ import numpy as np
 
 from ..certify.decide import CellSpec, Decider, DecisionStats
 from ..lp.problem import MarginProblems
-from ..tolerances import CUT_TOL, GEO_SAFETY, POOL_MARGIN, RADIUS_CAP
 from . import memory
 from .classify import Classes
 from .frame import Frame
@@ -69,7 +68,7 @@ class SideTester:
         d = self.frame.d
         if K == 0:
             return np.zeros(0, bool), np.zeros((0, d)), np.zeros(0)
-        step = memory.lp_chunk(self.P.rows.C.shape[1] + signs.shape[1] + 1, self.frame.r)
+        step = memory.lp_chunk(self.frame.settings, self.P.rows.C.shape[1] + signs.shape[1] + 1, self.frame.r)
         if K > step:
             parts = [self(parent[s:s + step], signs[s:s + step], k[s:s + step], side[s:s + step], start[s:s + step])
                      for s in range(0, K, step)]
@@ -77,7 +76,8 @@ class SideTester:
         C, b, eC, eb, mask = self.cell_rows(parent, signs, k, side)
         sol = self.backend.solve(MarginProblems(C, b, mask, start))
         self.stats.lps += K
-        nonempty = sol.t > CUT_TOL * self.frame.geometry.scale
+        self.stats.lp_unfinished += int(np.sum(sol.status != 0))
+        nonempty = sol.t > self.frame.settings.cut_tol * self.frame.geometry.scale
         x, radius = sol.x.copy(), np.where(nonempty, sol.radius, 0.0)
         claims = np.nonzero(~nonempty)[0]
         if claims.size:
@@ -140,14 +140,14 @@ def arrange(frame: Frame, P: Regions, hyp: Hyperplanes, cls: Classes, tester: Si
     cells = Cells(np.arange(B), np.zeros((B, n), np.int8))
     for k in range(n):
         # every cut can at most double the cells: check before the arrays grow
-        memory.check_cells(2 * len(cells.parent), int(frame.offsets[P.layer + 1]), P.layer + 1, B)
+        memory.check_cells(frame.settings, 2 * len(cells.parent), int(frame.offsets[P.layer + 1]), P.layer + 1, B)
         cells, pool = _add_hyperplane(frame, hyp, cls, cuts, cells, pool, k, tester, stats)
     return cells, pool, cuts
 
 
 def _add_hyperplane(frame, hyp, cls, cuts, cells: Cells, pool: Pool, k: int, tester: SideTester, stats):
     """Cut every cell whose parent is cut by neuron k, where the cell really is cut."""
-    geo = frame.geometry
+    geo, settings = frame.geometry, frame.settings
     sel = np.nonzero(cuts[cells.parent, k])[0]
     if sel.size == 0:
         return cells, pool
@@ -158,7 +158,7 @@ def _add_hyperplane(frame, hyp, cls, cuts, cells: Cells, pool: Pool, k: int, tes
     pp = cells.parent[pool.cell[pts]]
     val = np.einsum("pr,pr->p", hyp.G[pp, k], pool.img[pts]) + hyp.g[pp, k]
     dist = np.abs(val) / cls.norms[pp, k]
-    clear = dist > POOL_MARGIN * geo.scale
+    clear = dist > settings.pool_margin * geo.scale
     has_pos = np.bincount(pool.cell[pts][clear & (val > 0)], minlength=C) > 0
     has_neg = np.bincount(pool.cell[pts][clear & (val < 0)], minlength=C) > 0
     new_x, new_cell, new_rad = [], [], []
@@ -172,8 +172,8 @@ def _add_hyperplane(frame, hyp, cls, cuts, cells: Cells, pool: Pool, k: int, tes
     pidx = cells.parent[lacking]
     bval = np.einsum("kr,kr->k", hyp.G[pidx, k], pool.img[bp]) + hyp.g[pidx, k]
     bdist = np.abs(bval) / cls.norms[pidx, k]
-    r_eff = np.minimum(pool.radius[bp], bdist + RADIUS_CAP * geo.scale)
-    geo_cut = bdist < GEO_SAFETY * r_eff
+    r_eff = np.minimum(pool.radius[bp], bdist + settings.radius_cap * geo.scale)
+    geo_cut = bdist < settings.geo_safety * r_eff
     if np.any(geo_cut):
         gi = np.nonzero(geo_cut)[0]
         s = np.where(bval[gi] >= 0, 1.0, -1.0)[:, None]
@@ -235,7 +235,7 @@ def _add_hyperplane(frame, hyp, cls, cuts, cells: Cells, pool: Pool, k: int, tes
     par = cells.parent[pool.cell[mp]]
     v = np.einsum("pr,pr->p", hyp.G[par, k], pool.img[mp]) + hyp.g[par, k]
     dv = np.abs(v) / cls.norms[par, k]
-    keep = dv > POOL_MARGIN * geo.scale                 # a point on the hyperplane belongs to neither side
+    keep = dv > settings.pool_margin * geo.scale                 # a point on the hyperplane belongs to neither side
     cell = pool.cell.copy()
     cell[mp[v < 0]] = new_id[pool.cell[mp[v < 0]]]
     radius = pool.radius.copy()

@@ -18,7 +18,6 @@ import numpy as np
 
 from ..certify import floatcert
 from ..certify.decide import DecisionStats
-from ..tolerances import GEO_SAFETY
 from .frame import Frame
 from .state import Hyperplanes, Regions
 
@@ -51,7 +50,7 @@ def classify(frame: Frame, P: Regions, hyp: Hyperplanes, stats: DecisionStats) -
     sign = np.where(val >= 0, 1, -1).astype(np.int8)
     with np.errstate(divide="ignore", invalid="ignore"):
         dist = np.where(nonconst & (norms > 0), np.abs(val) / np.where(norms > 0, norms, 1.0), np.inf)
-    cuts = nonconst & (dist < GEO_SAFETY * P.radius[:, None])
+    cuts = nonconst & (dist < frame.settings.geo_safety * P.radius[:, None])
     open_ = nonconst & ~cuts
     # a hyperplane whose sign is constant over the whole box cannot cut: the new row alone,
     # oriented to the far side, is infeasible over the box (dual weight 1 on it)

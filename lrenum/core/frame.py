@@ -1,4 +1,4 @@
-"""Everything fixed for one enumeration: the network, the domain, the basis and the LP back ends.
+"""Everything fixed for one enumeration: the network, the domain, the basis and the settings.
 
 The *basis* ``U`` (r x d): every hyperplane any layer can produce is a combination of the first
 layer's weight rows, so when the input is wide and the first layer narrow (MNIST: 784 pixels,
@@ -21,6 +21,7 @@ from ..lp.exact import q_matrix
 from ..lp.problem import LPGeometry
 from ..model.domain import Domain
 from ..model.network import Network
+from ..settings import DEFAULT, Settings
 
 
 def choose_basis(net: Network, domain: Domain) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -41,11 +42,13 @@ def choose_basis(net: Network, domain: Domain) -> tuple[np.ndarray, np.ndarray, 
 
 
 class Frame:
-    """Per-enumeration constants (network, domain, geometry); back ends are made on demand."""
+    """Per-enumeration constants (network, domain, geometry, settings); the exact network is made
+    on demand."""
 
-    def __init__(self, net: Network, domain: Domain):
+    def __init__(self, net: Network, domain: Domain, settings: Settings = DEFAULT):
         self.net = net
         self.domain = domain
+        self.settings = settings
         self.d = net.input_dim
         self.widths = net.hidden_widths
         self.offsets = net.neuron_offsets

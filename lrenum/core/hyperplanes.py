@@ -18,10 +18,12 @@ from .state import AffineMaps, Hyperplanes, Regions
 class Propagator:
     """Next-layer hyperplanes of region batches, on the device."""
 
-    def __init__(self, frame: Frame, device, batch: int):
+    def __init__(self, frame: Frame, device):
+        from ..lp.device import default_lp_batch
+
         self.frame = frame
         self.device = device
-        self.batch = batch
+        self.batch = frame.settings.lp_batch or default_lp_batch(device)   # regions per device call
         net = frame.net
         n_max = max(frame.widths)
         self.n_in = max(n_max, frame.r)

@@ -7,6 +7,8 @@ activation bits, so a rebuilt region is bit-for-bit the region the walk would ha
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from .children import extend_rows
@@ -37,3 +39,11 @@ def rebuild_regions(frame: Frame, propagator: Propagator, bits: np.ndarray, cons
                       maps=post_activation(hyp, act, net.slopes[l]), witness=witness, radius=radius,
                       wstatus=wstatus, rank=ranks[:, :l + 1].astype(np.int64), parent=parent, ident=ident)
     return cur
+
+
+def rebuild_compact(frame: Frame, propagator: Propagator, batch: Regions) -> Regions:
+    """Compact regions (:func:`lrenum.core.tree.compact`: rows and maps dropped) whole again, bit
+    for bit what the split built; their vertex sets, which travelled along, are kept."""
+    full = rebuild_regions(frame, propagator, batch.bits, batch.const, batch.witness, batch.radius, batch.wstatus,
+                           batch.rank, batch.parent, batch.ident)
+    return replace(full, vertices=batch.vertices)

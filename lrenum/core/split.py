@@ -14,12 +14,12 @@ children, so nothing the float kernels propose is trusted uncertified.
 
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from typing import Iterator
 
 import numpy as np
 
 from ..certify.decide import Decider, DecisionStats
-from ..lp.device import choose_backend, default_lp_batch
+from ..lp.device import choose_backend
 from .arrangement import SideTester, arrange, witnesses
 from .children import ChildCells, assemble
 from .classify import classify
@@ -28,36 +28,21 @@ from .hyperplanes import Propagator
 from .state import Regions, SplitResult, pattern_keys
 
 
-ASSEMBLE_CHUNK = 2048   # children assembled (rows, maps, certificates, ranks) at once: bounds a split's temporaries
-                        # (~10 KB per child at d = 4). Measured on the 2-core CPU (2026-11-23, alternating runs),
-                        # 8192 -> 2048: a 4-input 24-24-24 net on [-8, 8]^4 peaked at 353 -> 307 MB, an 8-input
-                        # 16-16 (LP path) 431-517 -> 350 MB in 7.0-8.8 -> 6.6-6.8 s, MNIST 8-8 713-910 -> 614-646 MB
-                        # in 10.7-12.7 -> 8.9-9.2 s; 1024 and 512 were no leaner and slower
-
-
-PIECE_CELLS = 2048      # one parent's cells built at once on the vertex path (Splitter._in_pieces), one assembly
-                        # chunk. Measured on the 2-core CPU (2026-11-23, alternating runs): 4096 -> 2048 -> 1024
-                        # -> 512, peak MB: 4-input 48-48-48 on [-0.3, 0.3]^4 364-368 / 357-361 / 349-353 /
-                        # 342-344, 4-input 32-32-32 318-325 / 315-316 / 304-308 / 301-304; 2048 was as fast as
-                        # 4096, 1024 and smaller up to 5-7% slower on 3-input 48-48-48 and 2-input 256-256
-
-
 class Splitter:
     """Holds what one enumeration shares; :meth:`split` does one layer for one batch of parents."""
 
-    def __init__(self, frame: Frame, device, stats: DecisionStats, *, lp_batch: Optional[int] = None,
-                 lp_dtype=np.float64, vertex_path: Optional[bool] = None):
+    def __init__(self, frame: Frame, device, stats: DecisionStats):
         self.frame = frame
         self.device = device
         self.stats = stats
-        batch = lp_batch or default_lp_batch(device)
-        self.propagate = Propagator(frame, device, batch)
+        settings = frame.settings
+        self.propagate = Propagator(frame, device)
         rows = int(sum(frame.widths)) + 1
-        self.backend = choose_backend(frame.geometry, rows, device, lp_batch=lp_batch, dtype=lp_dtype)
-        self.decider = Decider(frame.geometry, lambda: frame.exact, stats, frame.d)
+        self.backend = choose_backend(frame.geometry, rows, device, settings)
+        self.decider = Decider(frame.geometry, lambda: frame.exact, stats, frame.d, settings)
         from .vertices import VertexSplitter   # low-dimensional path
 
-        self.vertex = VertexSplitter.for_frame(frame, stats, enabled=vertex_path)
+        self.vertex = VertexSplitter.for_frame(frame, stats)
 
     def split(self, P: Regions) -> SplitResult:
         """Children of every region in ``P`` (grouped by parent) and each parent's number of children."""
@@ -67,7 +52,7 @@ class Splitter:
         return SplitResult(children, np.bincount(local, minlength=len(P)))
 
     def split_chunks(self, P: Regions) -> Iterator[tuple[Regions, np.ndarray]]:
-        """The children of ``P`` (grouped by parent) in chunks of at most ASSEMBLE_CHUNK, each with
+        """The children of ``P`` (grouped by parent) in chunks of at most ``assemble_chunk``, each with
         the index of every child's parent in ``P``; at least one chunk, maybe empty. A single
         parent can have 10^4-10^5 children (the root of a 12-input network: 57,292; of a 4-input
         48-wide layer: 66,259): certifying ranks and witnesses makes several copies of their rows,
@@ -105,16 +90,17 @@ class Splitter:
         yield from self._assembled(P, hyp, cls, cells)
 
     def _assembled(self, P: Regions, hyp, cls, cells: ChildCells) -> Iterator[tuple[Regions, np.ndarray]]:
-        """Cells made child regions, ASSEMBLE_CHUNK at a time (at least one chunk, maybe empty)."""
+        """Cells made child regions, ``assemble_chunk`` at a time (at least one chunk, maybe empty)."""
         n = len(cells.parent)
-        for s in range(0, max(n, 1), ASSEMBLE_CHUNK):
-            rows = slice(s, min(s + ASSEMBLE_CHUNK, n))
+        step = self.frame.settings.assemble_chunk
+        for s in range(0, max(n, 1), step):
+            rows = slice(s, min(s + step, n))
             chunk = ChildCells(cells.parent[rows], cells.signs[rows], cells.witness[rows],
                                None if cells.vertices is None else cells.vertices.take(rows))
             yield assemble(self.frame, P, hyp, cls.const, chunk, self.decider, self.stats)
 
     def _in_pieces(self, P: Regions, hyp, cls) -> Iterator[tuple[Regions, np.ndarray]]:
-        """One parent on the vertex path, its arrangement built PIECE_CELLS cells at a time. If the
+        """One parent on the vertex path, its arrangement built ``piece_cells`` cells at a time. If the
         vertex path gives up after some children were handed on, the LP path finishes the parent
         and hands on only the children not given yet (a region's signs name it)."""
         from .vertices import PiecesFailed
@@ -123,7 +109,7 @@ class Splitter:
         last = P.layer + 1 == self.frame.net.n_hidden
         given = set()
         try:
-            for cells in self.vertex.split_in_pieces(P, hyp, cls, tester, last, PIECE_CELLS):
+            for cells in self.vertex.split_in_pieces(P, hyp, cls, tester, last, self.frame.settings.piece_cells):
                 given.update(pattern_keys(cells.signs > 0))
                 yield from self._assembled(P, hyp, cls, cells)
         except PiecesFailed:

@@ -40,24 +40,18 @@ import numpy as np
 from ..certify import floatcert, vertexcert
 from ..certify.decide import DecisionStats
 from ..errors import InputError
-from ..tolerances import SAFETY, VERTEX_BAND, VERTEX_RESOLVE
+from ..tolerances import SAFETY
 from . import memory
 from .frame import Frame
 from .state import Hyperplanes, Regions
 from .vertex_sets import VertexSets, box_corners, ragged_arange, rebuilt_from_rows, row_bit, tight_ids
-
-AUTO_MAX_D = 6         # on by default up to this input dimension: a vertex is stored once per cell around it (up to
-                       # 2^d), and at d = 8 (16-16, box 0.2) the vertex path measured 185 s against the LP path's 15 s
-VERTEX_CAP = 1024      # a parent, or a cell under construction, with more vertices goes to the LP path: the edge
-                       # search is quadratic in a cell's vertices
-PAIR_CHUNK = 1 << 21   # candidate edges formed at once (about 50 MB): bounds the edge search's memory
-
 
 class VertexSplitter:
     """The vertex path for one enumeration (box domains, small d)."""
 
     def __init__(self, frame: Frame, stats: DecisionStats):
         self.frame, self.stats = frame, stats
+        self.settings = frame.settings
         self.d = frame.d
         self.n_ids = 2 * self.d + int(frame.offsets[-1])
         self.words = (self.n_ids + 63) // 64
@@ -70,14 +64,16 @@ class VertexSplitter:
         return None
 
     @classmethod
-    def for_frame(cls, frame: Frame, stats: DecisionStats, enabled: Optional[bool] = None) -> Optional["VertexSplitter"]:
-        """The vertex path where it applies: ``enabled`` None decides by dimension, True insists."""
+    def for_frame(cls, frame: Frame, stats: DecisionStats) -> Optional["VertexSplitter"]:
+        """The vertex path where it applies (``settings.vertex_path``: None decides by dimension,
+        True insists, False never)."""
+        enabled = frame.settings.vertex_path
         if enabled is False:
             return None
         why = cls.unavailable(frame.domain)
         if enabled and why:
             raise InputError(f"the vertex path needs {why}")
-        if why or (enabled is None and frame.d > AUTO_MAX_D):
+        if why or (enabled is None and frame.d > frame.settings.vertex_max_dim):
             return None
         return cls(frame, stats)
 
@@ -97,7 +93,7 @@ class VertexSplitter:
         lo, hi = self.frame.domain.box
         rows = [(geo.to_x(batch.rows.C[i, m]), batch.rows.b[i, m], 2 * self.d + np.nonzero(m)[0])
                 for i, m in enumerate(batch.rows.mask)]
-        return replace(batch, vertices=rebuilt_from_rows(rows, batch.witness, lo, hi, self.words, VERTEX_BAND))
+        return replace(batch, vertices=rebuilt_from_rows(rows, batch.witness, lo, hi, self.words, self.settings.vertex_band))
 
     def split(self, P: Regions, hyp: Hyperplanes, cls, tester, last_layer: bool):
         """Cells of the parents this path can take: (ChildCells or None, handled (B,) bool)."""
@@ -112,12 +108,11 @@ class VertexSplitter:
         handled[which[failed]] = False
         return self._child_cells(cells, failed, which, cls, last_layer), handled
 
-    @staticmethod
-    def takes(P: Regions, cls) -> np.ndarray:
+    def takes(self, P: Regions, cls) -> np.ndarray:
         """(B,) bool: the parents this path can take (a vertex set, not too many vertices, and
         hyperplanes whose float error is under control)."""
         V = P.vertices
-        return (V.count > 0) & (V.count <= VERTEX_CAP) & ~cls.unreliable
+        return (V.count > 0) & (V.count <= self.settings.vertex_cap) & ~cls.unreliable
 
     def split_in_pieces(self, P: Regions, hyp: Hyperplanes, cls, tester, last_layer: bool, cap: int):
         """The cells of one parent (``P`` holds one region this path can take), at most ``cap`` at a
@@ -198,7 +193,8 @@ class _Arrangement:
         self.lo, self.hi = (np.broadcast_to(np.asarray(v, np.float64), (self.d,)) for v in (lo, hi))
         self.reach = float(np.max(np.maximum(np.abs(lo), np.abs(hi))))    # |x|_inf over the box
         self.G1 = np.abs(self.Gx).sum(axis=2)                     # ||G_k||_1 per parent and neuron
-        self.band = VERTEX_BAND * (self.G1 * self.reach + np.abs(self.g))
+        self.settings = path.settings
+        self.band = self.settings.vertex_band * (self.G1 * self.reach + np.abs(self.g))
         V = P.vertices.take(which)
         B, n = self.cand.shape
         self.cparent = np.arange(B)
@@ -209,7 +205,7 @@ class _Arrangement:
         self._bx, self._bt, self._br = V.x.copy(), V.tight.copy(), V.radius.copy()
         self._bc = np.repeat(np.arange(B), V.count)
         self.ccount = V.count.copy()                         # vertices per cell
-        self.cproven = V.proven.copy()
+        self.cproven = V.proven.copy() & self.settings.vertex_proofs
         self.failed = np.zeros(B, bool)
         self.offset = int(path.frame.offsets[P.layer])     # flat index of this layer's first neuron
 
@@ -243,7 +239,7 @@ class _Arrangement:
         start = np.cumsum(count) - count
         fixed, per_r = vertexcert.sign_error_terms(self.G1, self.eG, self.eg, self.g, self.d, self.reach)
         npos, nneg, unsure = (np.zeros((B, n), np.int64) for _ in range(3))
-        step = max(1, PAIR_CHUNK // max(1, n * self.d))          # vertices per chunk: bounded temporaries
+        step = max(1, self.settings.pair_chunk // max(1, n * self.d))          # vertices per chunk: bounded temporaries
         p0 = 0
         while p0 < B:
             p1 = max(p0 + 1, int(np.searchsorted(start + count, start[p0] + step, "right")))
@@ -276,7 +272,7 @@ class _Arrangement:
             return
         C = self.cparent.size
         # every cut can at most double the cells (and their vertices): check before the arrays grow
-        memory.check_cells(2 * C, int(self.path.frame.offsets[self.P.layer + 1]), self.P.layer + 1, self.which.size,
+        memory.check_cells(self.settings, 2 * C, int(self.path.frame.offsets[self.P.layer + 1]), self.P.layer + 1, self.which.size,
                            extra_bytes=2.0 * self.vx.shape[0] * 8 * (self.d + self.path.words + 1))
         vi = np.nonzero(sel[self.vcell])[0]
         vc = self.vcell[vi]
@@ -421,14 +417,15 @@ class _Arrangement:
         """Crossing edges: pairs (u positive, w negative) of one cell sharing d - 1 tight rows, as
         indices into ``pu`` and ``pw`` (the latter grouped by cell) and the shared bits. Every
         positive-negative pair of a cell is a candidate, so the pairs are formed in chunks of at
-        most PAIR_CHUNK (their memory is bounded whatever the cells' vertex counts)."""
+        most ``pair_chunk`` (their memory is bounded whatever the cells' vertex counts)."""
         vcell = self.vcell
         per_u = nneg[vcell[pu]]
         ends = np.cumsum(per_u)
         out_u, out_w, out_c = [], [], []
         start = 0
         while start < pu.size:
-            stop = max(start + 1, int(np.searchsorted(ends, (ends[start - 1] if start else 0) + PAIR_CHUNK, "right")))
+            stop = max(start + 1, int(np.searchsorted(ends, (ends[start - 1] if start else 0) + self.settings.pair_chunk,
+                                                      "right")))
             cu = vcell[pu[start:stop]]
             iu = np.repeat(np.arange(start, stop), nneg[cu])
             iw = ragged_arange(first_neg[cu], nneg[cu])
@@ -472,7 +469,7 @@ class _Arrangement:
         nr[pr] = vertexcert.crossing_radius(xu[pr], xw[pr], self.vr[u[pr]], self.vr[w[pr]], val_u[pr], val_w[pr],
                                             err_u[pr], err_w[pr], lam[pr, 0])
         # interpolation compounds its endpoints' errors: where the radius has grown, solve afresh
-        pr = pr[~(nr[pr] <= VERTEX_RESOLVE * (self.reach + 1.0))]
+        pr = pr[~(nr[pr] <= self.settings.vertex_resolve * (self.reach + 1.0))]
         if pr.size:
             xs, rs = self._solve_vertices(nt[pr], ncell[pr])
             better = rs < nr[pr]
@@ -492,8 +489,8 @@ class _Arrangement:
         self.signs = np.concatenate([self.signs, child])
         self.cparent = np.concatenate([self.cparent, self.cparent[cells]])
         self.cproven = np.concatenate([self.cproven, self.cproven[cells]])
-        # a cell with more vertices than VERTEX_CAP: its parent is cheaper on the LP path
-        big = self.ccount > VERTEX_CAP
+        # a cell with more vertices than vertex_cap: its parent is cheaper on the LP path
+        big = self.ccount > self.settings.vertex_cap
         self.failed[self.cparent[big]] = True
 
     def take_cells(self, idx: np.ndarray) -> "_Arrangement":

@@ -35,11 +35,11 @@ from .. import runtime
 from ..certify.decide import DecisionStats
 from ..core.frame import Frame
 from ..core.split import Splitter
-from ..core.state import Regions
-from ..core.walk import root_region
+from ..core.tree import Tree
 from ..errors import InputError
 from ..model.domain import Domain, box_domain
 from ..model.network import Network
+from ..settings import Settings
 
 
 @dataclass
@@ -114,8 +114,8 @@ INTERVALS = ("t", "log", "union")
 
 
 def tree_estimate(net: Network, domain: Optional[Domain] = None, *, probes: int = 256, branch: int = 1,
-                  seed: int = 0, confidence: float = 0.95, device: Optional[str] = None, interval: str = "union",
-                  batch_size: int = 512, max_particles: int = 1_000_000) -> Estimate:
+                  seed: int = 0, confidence: float = 0.95, interval: str = "union",
+                  settings: Optional[Settings] = None, max_particles: int = 1_000_000) -> Estimate:
     """Knuth's tree-size estimator over the exact region tree (see the module docstring).
 
     ``interval``: 't' (Student-t on the mean), 'log' (Cox's log-normal interval, see
@@ -127,20 +127,23 @@ def tree_estimate(net: Network, domain: Optional[Domain] = None, *, probes: int 
         raise InputError(f"interval must be one of {INTERVALS}, not {interval!r}")
     if probes < 1 or branch < 1:
         raise InputError("--probes and --branch must be at least 1")
-    dev = runtime.select_device(device)
+    settings = settings or Settings.build()
+    dev = runtime.select_device(settings.device)
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     stats = DecisionStats()
-    frame = Frame(net, domain)
+    frame = Frame(net, domain, settings)
     splitter = Splitter(frame, dev, stats)
-    regions = root_region(frame)
+    tree = Tree(frame, splitter, [])
+    batch_size = settings.parents_per_split(splitter.vertex is not None)
+    regions = tree.root()
     at = np.zeros(probes, np.int64)          # each particle's region (index into `regions`)
     weight = np.ones(probes)
     probe = np.arange(probes)
     seen = [1]
     splits = 0
     for level in range(net.n_hidden):
-        children, n_children = _split_all(splitter, regions, batch_size)
+        children, n_children = tree.split_all(regions.with_ids(np.arange(len(regions))), batch_size)
         splits += len(regions)
         seen.append(len(children))
         first = np.concatenate([[0], np.cumsum(n_children)[:-1]])   # children are grouped by parent
@@ -181,17 +184,6 @@ def tree_result(per_probe: np.ndarray, lower: int, confidence: float, interval: 
     # the certain lower bound raises both ends: an interval never reaches below what was found
     return Estimate("tree", est, max(lo, lower), max(hi, lower), confidence, lower, seconds, details,
                     samples=per_probe)
-
-
-def _split_all(splitter: Splitter, regions: Regions, batch_size: int) -> tuple[Regions, np.ndarray]:
-    """Split every region (in batches); children grouped by parent, counts per parent."""
-    regions = regions.with_ids(np.arange(len(regions)))
-    kids, counts = [], []
-    for s in range(0, len(regions), batch_size):
-        ch, n = splitter.split(regions.take(slice(s, s + batch_size)))
-        kids.append(ch)           # the splitter returns children grouped by parent, in parent order
-        counts.append(n)
-    return Regions.concat(kids), np.concatenate(counts)
 
 
 def sample_domain(domain: Domain, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -263,14 +255,14 @@ def unpack_patterns(net: Network, packed: np.ndarray) -> np.ndarray:
 
 
 def points_estimate(net: Network, domain: Optional[Domain] = None, *, points: int = 100_000, seed: int = 0,
-                    confidence: float = 0.95, device: Optional[str] = None, exact_limit: int = 1000) -> Estimate:
+                    confidence: float = 0.95, settings: Optional[Settings] = None, exact_limit: int = 1000) -> Estimate:
     """Distinct patterns of uniform points (certain lower bound) and the Chao1 estimate."""
     from ..certify.patterns import check_patterns
 
     domain = _check_common(net, domain, confidence)
     if points < 1:
         raise InputError("--points must be at least 1")
-    dev = runtime.select_device(device)
+    dev = runtime.select_device((settings or Settings.build()).device)
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     X = sample_domain(domain, points, rng)

@@ -15,20 +15,19 @@ from .. import runtime
 from ..core.hyperplanes import Propagator
 from ..core.rebuild import rebuild_regions
 from ..core.state import Regions
-from ..core.walk import ResumeState, root_region
-from ..lp.device import default_lp_batch
+from ..core.tree import ResumeState, root_region
 from .format import unpack_bits
 
 CHUNK_ROWS = 4096   # pending regions are rebuilt this many at a time: bounded memory per step
 
 
-def pending_state(writer, device: Optional[str]) -> Optional[ResumeState]:
+def pending_state(writer) -> Optional[ResumeState]:
     """From the committed segments: the regions still to split and the id counters."""
-    rows = writer._read_segments()
+    rows = writer.read_segments()
     if not rows:
         return None
-    dev = runtime.select_device(device)
-    propagator = Propagator(writer.frame, dev, default_lp_batch(dev))
+    dev = runtime.select_device(writer.settings.device)
+    propagator = Propagator(writer.frame, dev)
     counts = [len(rows.get(l, {}).get("parent", [])) for l in range(1, writer.L + 1)]
     pending = []
     for l in range(1, writer.L):

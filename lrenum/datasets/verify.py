@@ -13,8 +13,10 @@ rebuilt rows and maps only for one chunk of rows.
 from __future__ import annotations
 
 import json
+import os
 from typing import Callable, Optional
 
+import h5py
 import numpy as np
 
 from .. import runtime
@@ -25,13 +27,12 @@ from ..core.frame import Frame
 from ..core.hyperplanes import Propagator
 from ..core.rebuild import rebuild_regions
 from ..lp import exact
-from ..lp.device import default_lp_batch
 from ..model.domain import Domain
 from ..model.network import Network
 from ..tolerances import FORWARD_REL_TOL, MAP_REL_TOL
 from .format import pack_bits
-from .reader import RegionFile
-from .writer import output_maps
+from .reader import RegionFile, check_header
+from .writer import SEGMENTS, output_maps
 
 CHUNK = 4096   # rows rebuilt at once: bounds verify's memory
 
@@ -47,8 +48,11 @@ def verify_file(path: str, net: Network, domain: Domain, *, device: Optional[str
                 progress: Optional[Callable[[int, int], None]] = None) -> dict:
     """Check every stored region; raise :class:`Mismatch` at the first problem. Returns counts.
 
-    ``progress(rows_checked, rows_total)`` is called after every chunk.
+    First what the file claims about itself (:func:`check_structure`: counts, rows, children,
+    segments), then every region against the network. ``progress(rows_checked, rows_total)`` is
+    called after every chunk.
     """
+    notes = check_structure(path)
     with RegionFile(path) as rf:
         if rf.f.attrs["network_sha256"] != net.digest():
             raise Mismatch("the file was written for a different network (SHA-256 differs)")
@@ -61,7 +65,95 @@ def verify_file(path: str, net: Network, domain: Domain, *, device: Optional[str
         out = _Verifier(rf, net, domain, device, progress).run()
         if _volumes_tile_the_box(rf, domain):
             out["volumes_tile_domain"] = True
+        out.update(notes)
         return out
+
+
+def check_structure(path: str) -> dict:
+    """What a complete file claims about itself, checked against its rows (raises Mismatch):
+    every table of a layer has one row per region; the per-layer counts, the committed counts,
+    the merged segments' rows and the tables agree; each layer has exactly as many rows as its
+    parents' ``n_children`` add up to (the root's children for layer 1) and at least one (a
+    non-empty domain has a region); the final tables match the last layer; segment files left
+    beside the file are those it merged. Returns notes for the summary."""
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise Mismatch(f"{path} is not a readable HDF5 file ({str(exc).splitlines()[0][:120]})") from None
+    notes: dict = {}
+    with f:
+        check_header(f, path)
+        a = f.attrs
+        if not bool(a.get("complete", False)):
+            raise Mismatch("the file is incomplete (interrupted run; use enumerate --resume)")
+        try:
+            L = len(a["layer_widths"])
+            counts = [int(v) for v in a["counts"]]
+            committed = [int(v) for v in a["committed"]]
+            rows = []
+            for l in range(1, L + 1):
+                g = f[f"layer_{l}"]
+                sizes = {name: g[name].shape[0] for name in g if name != "n_children"}
+                if len(set(sizes.values())) > 1:
+                    raise Mismatch(f"layer {l}: its tables have different row counts {sizes}")
+                rows.append(next(iter(sizes.values())))
+        except KeyError as exc:
+            raise Mismatch(f"the file lacks {exc} (not written by a complete run)") from None
+        if len(counts) != L or counts != rows:
+            raise Mismatch(f"per-layer counts {counts} in the metadata but {rows} rows in the tables")
+        if committed[1:] != rows:
+            raise Mismatch(f"committed counts {committed[1:]} in the metadata but {rows} rows in the tables")
+        if int(a["regions"]) != rows[-1]:
+            raise Mismatch(f"the metadata says {int(a['regions'])} regions but the last layer has {rows[-1]} rows")
+        if rows[0] < 1:
+            raise Mismatch("the file holds no region, but a non-empty domain always has at least one")
+        if "root_children" in a and int(a["root_children"]) != rows[0]:
+            raise Mismatch(f"the root has {int(a['root_children'])} children but layer 1 has {rows[0]} rows")
+        for l in range(1, L):
+            nch = f[f"layer_{l}/n_children"]
+            if nch.shape[0] != rows[l - 1]:
+                raise Mismatch(f"layer {l}: n_children has {nch.shape[0]} entries for {rows[l - 1]} regions")
+            total = int(np.sum(nch[:], dtype=np.int64))
+            if total != rows[l]:
+                raise Mismatch(f"layer {l + 1} has {rows[l]} rows but its parents' n_children add up to {total}")
+        fin = f["final"]
+        for name in fin:
+            if name != "basis" and fin[name].shape[0] != rows[-1]:
+                raise Mismatch(f"final/{name} has {fin[name].shape[0]} rows for {rows[-1]} final regions")
+        merged = f[SEGMENTS][:] if SEGMENTS in f else None
+        if merged is not None:
+            if merged.shape[1:] != (L,) or list(merged.sum(axis=0)) != rows:
+                raise Mismatch(f"the merged segments hold {list(merged.sum(axis=0))} rows per layer "
+                               f"but the tables {rows}")
+    left = _leftover_segments(path, merged)
+    if left is not None:
+        notes["leftover_segments"] = left
+    return notes
+
+
+def _leftover_segments(path: str, merged) -> Optional[int]:
+    """Segment files beside a complete file: those of its own merge (a run stopped between the
+    final rename and removing them: harmless) are reported; any other means regions committed
+    by a run that never reached this file (raises Mismatch)."""
+    parts = path + ".parts"
+    if not os.path.isdir(parts):
+        return None
+    names = sorted(n for n in os.listdir(parts) if n.startswith("seg_") and n.endswith(".h5"))
+    if not names:
+        return None
+    if merged is None or len(names) > len(merged):
+        raise Mismatch(f"{parts} holds {len(names)} segment files that are not part of the file "
+                       f"(regions committed by an interrupted run are missing from it)")
+    for i, name in enumerate(names):
+        try:
+            with h5py.File(os.path.join(parts, name), "r") as seg:
+                have = [seg[f"layer_{l}/parent"].shape[0] if f"layer_{l}/parent" in seg else 0
+                        for l in range(1, merged.shape[1] + 1)]
+        except OSError:
+            raise Mismatch(f"{parts}/{name} is an unreadable segment beside a complete file") from None
+        if name != f"seg_{i:08d}.h5" or have != list(merged[i]):
+            raise Mismatch(f"{parts}/{name} holds rows {have} that the file did not merge")
+    return len(names)
 
 
 def _volumes_tile_the_box(rf: RegionFile, domain: Domain) -> bool:
@@ -92,7 +184,7 @@ class _Verifier:
         self.rf, self.net, self.domain = rf, net, domain
         self.frame = Frame(net, domain)
         self.device = runtime.select_device(device)
-        self.propagator = Propagator(self.frame, self.device, default_lp_batch(self.device))
+        self.propagator = Propagator(self.frame, self.device)
         self.progress = progress
         self.total = int(sum(rf.counts))
         self.checked = 0

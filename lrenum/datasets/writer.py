@@ -2,18 +2,21 @@
 
 HDF5 files are not crash-safe while being modified: a SIGKILL inside a write can damage
 chunks that were already committed, and SWMR mode leaves a flag that blocks reopening. So no
-file is ever modified in a way a kill could tear:
+file is ever modified in a way a kill or a fault could tear; every file is written through
+:func:`lrenum.datasets.storage.written` (tmp, fsync, rename, fsync of the directory):
 
-* ``FILE`` is written once at the start, atomically (tmp + rename): header, empty tables,
-  ``complete = False``.
+* ``FILE`` is written once at the start: header, empty tables, ``complete = False``; the run
+  never opens it again for writing.
 * Every commit (about once a second) writes the rows produced since the last one as a new
-  segment ``FILE.parts/seg_NNNNNNNN.h5``, again tmp + rename: a segment exists whole or not.
-* At the end the header and all segments are merged into ``FILE.tmp``, which is renamed over
-  ``FILE`` (now ``complete = True``); then the segments are removed.
+  segment ``FILE.parts/seg_NNNNNNNN.h5``: a segment exists whole or not.
+* At the end the header and all segments are merged into a new file; ``complete = True`` is its
+  last write, and only then is it synced and renamed over ``FILE``; then the segments go.
 
-Resuming reads the committed segments, re-splits every region whose children are not all
-committed (a split region always has at least one child) and continues, so the result is the
-same set of regions as an uninterrupted run, none lost or repeated.
+A failed write (a full disk, an I/O error) ends the run with :class:`lrenum.errors.WriteError`
+and leaves ``FILE`` incomplete with every segment committed before the fault. Resuming reads the
+committed segments, re-splits every region whose children are not all committed (a split region
+always has at least one child) and continues, so the result is the same set of regions as an
+uninterrupted run, none lost or repeated.
 
 One module because creation, commits and the final merge share the crash-safety invariants
 (tmp + rename, one segment per commit): split apart, each piece would have to restate them.
@@ -21,9 +24,9 @@ One module because creation, commits and the final merge share the crash-safety 
 
 from __future__ import annotations
 
+import errno
 import json
 import os
-import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
@@ -35,18 +38,21 @@ from .. import tolerances
 from .._version import __version__
 from ..core.frame import Frame
 from ..core.state import Regions
-from ..core.walk import EnumerationResult, ResumeState, enumerate_regions
-from ..errors import InputError
+from ..core.tree import ResumeState
+from ..core.walk import EnumerationResult, enumerate_regions
+from ..errors import InputError, LrenumError, WriteError
 from ..model.domain import Domain
 from ..model.network import Network
+from ..settings import Settings
 from .chunks import ChunkedAppender, merge_threads
 from .format import FORMAT_NAME, FORMAT_VERSION, pack_bits
+from .storage import Storage, describe, write_error, written
 
-COMMIT_SECONDS = float(os.environ.get("LRENUM_COMMIT_SECONDS", "1.0"))  # seconds between commits
-CHUNK_ROWS = 4096
+CHUNK_ROWS = 4096   # rows per HDF5 chunk of a table (at most 1 MB per chunk: see _layout's table())
 PARENT_SHIFT = "parent_shift"   # segment attribute (optional): per layer, added to its rows' parent ids
 ROOT_OPEN = "root_split_open"   # segment attribute (optional, absent = False): when it was committed, the root's
                                 # children were still being handed on in pieces (resume splits the root again)
+SEGMENTS = "segments"           # complete files: (segments, L) int64, rows per layer of each merged segment
 
 
 def table_filters(dtype) -> dict:
@@ -109,12 +115,15 @@ def _add_counts(acc: Optional[np.ndarray], ids: np.ndarray) -> np.ndarray:
 class RegionWriter:
     """Runs an enumeration and streams its regions into an HDF5 file (it is the walk's sink)."""
 
-    def __init__(self, path: str, f: h5py.File, net: Network, domain: Domain, maps: str):
+    def __init__(self, path: str, attrs: dict, net: Network, domain: Domain, maps: str, settings: Settings,
+                 storage: Storage):
         self.path = path
-        self.f = f
+        self.attrs = attrs                 # the header's attributes (the file itself is not kept open)
         self.net = net
         self.domain = domain
-        self.frame = Frame(net, domain)
+        self.settings = settings
+        self.storage = storage
+        self.frame = Frame(net, domain, settings)
         # 'all' stores x-space maps; with a reduced basis (wide inputs) that would be m x d floats per
         # region (62 KB at MNIST size), so 'all' becomes 'factored': m x r per region plus the basis once
         if maps == "all" and not self.frame.geometry.identity_basis:
@@ -126,20 +135,26 @@ class RegionWriter:
         self.buffer: dict = {}
         self.last_commit = time.perf_counter()
         self.root_open = False
+        self.committed = [0] * (self.L + 1)   # rows per layer (index l = layer l) in committed segments
 
     # ------------------------------------------------------------------ creation / opening
     @classmethod
     def create(cls, path: str, net: Network, domain: Domain, *, network_path: str = "", force: bool = False,
-               resume: bool = False, maps: Optional[str] = None) -> "RegionWriter":
-        """Open ``path`` for a new run, or for resuming (``resume=True``).
+               resume: bool = False, maps: Optional[str] = None, settings: Optional[Settings] = None,
+               storage: Optional[Storage] = None) -> "RegionWriter":
+        """Open ``path`` for a new run, or for resuming (``resume=True``). Everything that can be
+        checked before the run (the directory, the file's state, writing the header) is: bad
+        output paths fail here, in one line, before any work.
 
         ``maps``: 'all' (default), 'none'; on resume it must match the file (or be None).
         """
+        settings = settings or Settings.build()
+        storage = storage or Storage()
         if maps not in (None, "all", "none"):
             raise InputError(f"maps must be 'all' or 'none', not {maps!r}")
         exists = os.path.exists(path)
         if resume and exists:
-            return cls._open_for_resume(path, net, domain, maps)
+            return cls._open_for_resume(path, net, domain, maps, settings, storage)
         if exists and not force:
             try:
                 with h5py.File(path, "r") as f:
@@ -155,40 +170,35 @@ class RegionWriter:
         directory = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(directory):
             raise InputError(f"output directory does not exist: {directory}")
-        tmp = path + ".tmp"
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise InputError(f"output directory is not writable: {directory}")
+        w = cls(path, {}, net, domain, maps or "all", settings, storage)
+        w.attrs = w._header_attrs(network_path)
         try:
-            f = h5py.File(tmp, "w")
+            with written(storage, path) as f:     # an old file (with --force) is replaced only by a valid new one
+                w._layout(f)
         except OSError as exc:
-            raise InputError(f"cannot create {path}: {exc}") from None
-        w = cls(path, f, net, domain, maps or "all")
-        w._layout(network_path)
-        f.flush()
-        f.close()
-        os.replace(tmp, path)   # an old file (with --force) is replaced only by a valid new one
-        shutil.rmtree(path + ".parts", ignore_errors=True)
-        w.f = h5py.File(path, "r+")
+            raise WriteError(f"cannot create {path}: {describe(exc)}") from None
+        storage.remove_tree(path + ".parts")
         return w
 
-    def _layout(self, network_path: str) -> None:
-        f, net, d = self.f, self.net, self.net.input_dim
-        a = f.attrs
-        a["format"] = FORMAT_NAME
-        a["format_version"] = FORMAT_VERSION
-        a["lrenum_version"] = __version__
-        a["network_sha256"] = net.digest()
-        a["network_path"] = network_path
-        a["input_dim"] = d
-        a["output_dim"] = net.output_dim
-        a["layer_widths"] = np.array(self.widths, dtype=np.int64)
-        a["activation"] = "relu" if net.is_relu else "leaky_relu"
-        a["domain"] = json.dumps(self.domain.describe())
-        a["tolerances"] = json.dumps({"cut_tol": tolerances.CUT_TOL, "decide_tol": tolerances.DECIDE_TOL,
-                                      "certification": "float64 a priori bounds, Clarabel, exact rationals"})
-        a["maps"] = self.maps
-        a["complete"] = False
-        a["committed"] = np.zeros(self.L + 1, dtype=np.int64)
-        a["counts"] = np.zeros(self.L, dtype=np.int64)
-        a["regions"] = 0
+    def _header_attrs(self, network_path: str) -> dict:
+        net = self.net
+        return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "lrenum_version": __version__,
+                "network_sha256": net.digest(), "network_path": network_path, "input_dim": net.input_dim,
+                "output_dim": net.output_dim, "layer_widths": np.array(self.widths, dtype=np.int64),
+                "activation": "relu" if net.is_relu else "leaky_relu", "domain": json.dumps(self.domain.describe()),
+                "tolerances": json.dumps({"cut_tol": self.settings.cut_tol, "decide_tol": self.settings.decide_tol,
+                                          "certification": "float64 a priori bounds, Clarabel, exact rationals"}),
+                "maps": self.maps, "complete": False, "committed": np.zeros(self.L + 1, dtype=np.int64),
+                "counts": np.zeros(self.L, dtype=np.int64), "regions": 0}
+
+    def _layout(self, f: h5py.File) -> None:
+        """The header's attributes and empty tables into ``f``."""
+        net, d = self.net, self.net.input_dim
+        for key, value in self.attrs.items():
+            f.attrs[key] = value
+
         def table(g, name, dtype, shape=()):
             rows = max(1, min(CHUNK_ROWS, 2 ** 20 // max(1, int(np.prod(shape)) * np.dtype(dtype).itemsize)))
             g.create_dataset(name, (0,) + shape, dtype, maxshape=(None,) + shape, chunks=(rows,) + shape,
@@ -223,14 +233,15 @@ class RegionWriter:
             g.create_dataset("basis", data=self.frame.geometry.U)
 
     @classmethod
-    def _open_for_resume(cls, path: str, net: Network, domain: Domain, maps: Optional[str]) -> "RegionWriter":
+    def _open_for_resume(cls, path: str, net: Network, domain: Domain, maps: Optional[str], settings: Settings,
+                         storage: Storage) -> "RegionWriter":
         from .reader import check_header
 
         try:
-            f = h5py.File(path, "r+")
+            f = h5py.File(path, "r")
         except OSError as exc:
             raise InputError(f"cannot resume {path}: not a readable HDF5 file ({exc})") from None
-        try:
+        with f:
             check_header(f, path)
             if int(f.attrs["format_version"]) != FORMAT_VERSION:
                 raise InputError(f"cannot resume {path}: written in format version {int(f.attrs['format_version'])}")
@@ -242,26 +253,34 @@ class RegionWriter:
             if maps is not None and (maps == "none") != (stored == "none"):
                 raise InputError(f"cannot resume {path} with --maps {maps}: it was started with --maps "
                                  f"{'none' if stored == 'none' else 'all'}")
-        except InputError:
-            f.close()
-            raise
-        return cls(path, f, net, domain, stored)
+            attrs = dict(f.attrs)
+        if bool(attrs.get("complete", False)):
+            left = _leftover_parts(path)
+            if left:   # the merge finished, then the run stopped before removing its segments
+                storage.remove_tree(path + ".parts")
+            raise InputError(f"{path} is already complete ({int(attrs.get('regions', 0))} regions): nothing to resume"
+                             + (f" (removed {left} leftover segment files of its merge)" if left else ""))
+        w = cls(path, attrs, net, domain, stored, settings, storage)
+        w.removed_orphans = w._remove_torn_segments()
+        return w
+
+    def _remove_torn_segments(self) -> int:
+        """Temporary files a fault left in the parts folder (a segment that never committed: its
+        rows are redone by the resume rule). Returns how many were removed."""
+        if not os.path.isdir(self.parts_dir):
+            return 0
+        torn = [n for n in os.listdir(self.parts_dir) if n.endswith(".tmp")]
+        for n in torn:
+            self.storage.remove(os.path.join(self.parts_dir, n))
+        return len(torn)
 
     # ------------------------------------------------------------------ the run
-    def run(self, *, batch_size: Optional[int] = None, device: Optional[str] = None, progress: bool = False,
-            **options) -> EnumerationResult:
-        """Enumerate (or finish enumerating) into the file; ``options`` go to :func:`enumerate_regions`."""
-        resume = self._pending_state(device)
+    def run(self, *, progress: bool = False) -> EnumerationResult:
+        """Enumerate (or finish enumerating) into the file."""
+        resume = self.resume_state()
         self.root_open = resume is not None and resume.root_given is not None   # open until split again
-        result = enumerate_regions(self.net, self.domain, batch_size=batch_size, device=device, sink=self,
-                                   progress=progress, resume=resume, **options)
-        self.commit(force=True)
-        a = self.f.attrs
-        a["counts"] = np.array(result.per_layer, dtype=np.int64)
-        a["regions"] = result.regions
-        a["complete"] = True
-        a["summary"] = json.dumps(result.summary())
-        self._merge()
+        result = enumerate_regions(self.net, self.domain, self.settings, sink=self, progress=progress, resume=resume)
+        self.finish(result)
         return result
 
     def regions(self, layer: int, batch: Regions) -> None:
@@ -282,31 +301,42 @@ class RegionWriter:
     def parts_dir(self) -> str:
         return self.path + ".parts"
 
+    @property
+    def committed_regions(self) -> int:
+        """Final regions in committed segments (what a fault leaves for --resume)."""
+        return self.committed[self.L]
+
     def _segments(self) -> list[str]:
         if not os.path.isdir(self.parts_dir):
             return []
         return sorted(os.path.join(self.parts_dir, n) for n in os.listdir(self.parts_dir)
                       if n.startswith("seg_") and n.endswith(".h5"))
 
+    def _failed(self, exc: BaseException) -> WriteError:
+        return write_error(self.path, exc, self.committed_regions)
+
     def commit(self, force: bool = False) -> None:
         """Write everything buffered as one new segment file, atomically (tmp + rename)."""
         now = time.perf_counter()
-        if not force and now - self.last_commit < COMMIT_SECONDS:
+        if not force and now - self.last_commit < self.settings.commit_seconds:
             return
         self.last_commit = now
         if not self.buffer:
             return
-        os.makedirs(self.parts_dir, exist_ok=True)
-        k = len(self._segments())
-        final = os.path.join(self.parts_dir, f"seg_{k:08d}.h5")
-        tmp = final + ".tmp"
-        with h5py.File(tmp, "w") as seg:
-            seg.attrs[ROOT_OPEN] = self.root_open
-            for layer in sorted(self.buffer):
-                parts = self.buffer[layer]
-                for name in parts[0]:
-                    seg[f"layer_{layer}/{name}"] = np.concatenate([p[name] for p in parts])
-        os.replace(tmp, final)
+        try:
+            self.storage.makedirs(self.parts_dir)
+            final = os.path.join(self.parts_dir, f"seg_{len(self._segments()):08d}.h5")
+            rows = [0] * (self.L + 1)
+            with written(self.storage, final) as seg:
+                seg.attrs[ROOT_OPEN] = self.root_open
+                for layer in sorted(self.buffer):
+                    parts = self.buffer[layer]
+                    for name in parts[0]:
+                        seg[f"layer_{layer}/{name}"] = np.concatenate([p[name] for p in parts])
+                    rows[layer] = sum(len(p["parent"]) for p in parts)
+        except OSError as exc:
+            raise self._failed(exc) from None
+        self.committed = [a + b for a, b in zip(self.committed, rows)]
         self.buffer.clear()
 
     def commit_file(self, path: str, parent_shift: list[int]) -> None:
@@ -314,16 +344,25 @@ class RegionWriter:
         by rename: ``parent_shift[l]`` is added to the parent ids of its layer-l rows when segments
         are read, so the rows themselves are not copied. The rename is the commit point."""
         self.commit(force=True)             # rows buffered before it keep their ids
-        with h5py.File(path, "r+") as f:    # not yet a segment: a crash here loses only a task file
-            f.attrs[PARENT_SHIFT] = np.asarray(parent_shift, dtype=np.int64)
-        os.makedirs(self.parts_dir, exist_ok=True)
-        final = os.path.join(self.parts_dir, f"seg_{len(self._segments()):08d}.h5")
         try:
-            os.replace(path, final)
-        except OSError:                     # another file system: copy next to it, then rename
-            shutil.copyfile(path, final + ".tmp")
-            os.replace(final + ".tmp", final)
-            os.remove(path)
+            with h5py.File(path, "r+") as f:    # not yet a segment: a fault here loses only a task file
+                f.attrs[PARENT_SHIFT] = np.asarray(parent_shift, dtype=np.int64)
+                rows = [0] + [f[f"layer_{l}/parent"].shape[0] if f"layer_{l}/parent" in f else 0
+                              for l in range(1, self.L + 1)]
+            self.storage.makedirs(self.parts_dir)
+            final = os.path.join(self.parts_dir, f"seg_{len(self._segments()):08d}.h5")
+            try:
+                self.storage.replace(path, final)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                self.storage.copy(path, final + ".tmp")     # another file system: copy next to it, then rename
+                self.storage.replace(final + ".tmp", final)
+                self.storage.remove(path)
+            self.storage.sync_dir(self.parts_dir)
+        except OSError as exc:
+            raise self._failed(exc) from None
+        self.committed = [a + b for a, b in zip(self.committed, rows)]
 
     @staticmethod
     def _segment_rows(seg: h5py.File, layer: int, name: str) -> np.ndarray:
@@ -347,8 +386,8 @@ class RegionWriter:
         except OSError as exc:
             raise InputError(f"cannot resume {self.path}: segment {segments[-1]} is unreadable ({exc})") from None
 
-    def _read_segments(self) -> dict:
-        """All committed rows per layer, in id order."""
+    def read_segments(self) -> dict:
+        """All committed rows per layer, in id order (and the committed counts updated)."""
         rows: dict = {}
         for path in self._segments():
             try:
@@ -359,21 +398,48 @@ class RegionWriter:
                                 rows.setdefault(l, {}).setdefault(name, []).append(self._segment_rows(seg, l, name))
             except OSError as exc:
                 raise InputError(f"cannot resume {self.path}: segment {path} is unreadable ({exc})") from None
-        return {l: {n: np.concatenate(v) for n, v in d.items()} for l, d in rows.items()}
+        out = {l: {n: np.concatenate(v) for n, v in d.items()} for l, d in rows.items()}
+        self.committed = [0] + [len(out.get(l, {}).get("parent", ())) for l in range(1, self.L + 1)]
+        return out
 
-    def _merge(self) -> None:
-        """Write the complete file (header layout plus every segment), then rename it into place."""
-        tmp = self.path + ".tmp"
-        attrs = dict(self.f.attrs)
-        self.f.close()
+    def resume_state(self) -> Optional[ResumeState]:
+        """From the committed segments: the regions still to split and the id counters (None:
+        nothing committed, start afresh)."""
+        from .resume import pending_state
+
+        return pending_state(self)
+
+    # ------------------------------------------------------------------ the end: merge and completion mark
+    def finish(self, result: EnumerationResult) -> None:
+        """Commit what is buffered, then merge header and segments into the complete file."""
+        self.commit(force=True)
+        a = dict(self.attrs)
+        a["counts"] = np.array(result.per_layer, dtype=np.int64)
+        a["regions"] = result.regions
+        a["summary"] = json.dumps(result.summary())
+        try:
+            self._merge(a)
+        except OSError as exc:
+            raise self._failed(exc) from None
+        self.attrs = a
+        self.storage.remove_tree(self.parts_dir)
+        if self.settings.verify_written:
+            from .verify import Mismatch, verify_file   # verify reads what this module writes
+
+            try:
+                verify_file(self.path, self.net, self.domain, device=self.settings.device)
+            except Mismatch as exc:
+                raise LrenumError(f"{self.path} was written but fails verification: {exc}") from None
+
+    def _merge(self, attrs: dict) -> None:
+        """Write the complete file (header layout plus every segment) through a temporary file;
+        ``complete = True`` is its last write, and only a synced file is renamed into place."""
         final_names = {"final_pattern": "pattern", "final_rank": "rank", "final_A": "A",
                        "final_A_basis": "A_basis", "final_c": "c"}
         threads = merge_threads()
-        with h5py.File(tmp, "w") as out, ThreadPoolExecutor(threads) as pool:
-            self.f = out
-            self._layout(attrs.get("network_path", ""))
-            for key, value in attrs.items():
-                out.attrs[key] = value
+        segment_rows = []
+        with written(self.storage, self.path) as out, ThreadPoolExecutor(threads) as pool:
+            self._layout(out)
             tables: dict = {}
             children: dict = {}      # layer l -> children per region, counted from layer l + 1's parents as they pass
 
@@ -384,19 +450,23 @@ class RegionWriter:
 
             for path in self._segments():
                 with h5py.File(path, "r") as seg:
+                    rows = [0] * self.L
                     for l in range(1, self.L + 1):
                         if f"layer_{l}" not in seg:
                             continue
                         src = seg[f"layer_{l}"]
                         for name in PER_LAYER:
-                            rows = self._segment_rows(seg, l, name)
-                            table(f"layer_{l}/{name}").append(rows)
-                            if name == "parent" and l > 1:
-                                children[l - 1] = _add_counts(children.get(l - 1), rows)
+                            part = self._segment_rows(seg, l, name)
+                            table(f"layer_{l}/{name}").append(part)
+                            if name == "parent":
+                                rows[l - 1] = len(part)
+                                if l > 1:
+                                    children[l - 1] = _add_counts(children.get(l - 1), part)
                         if l == self.L:
                             for name, target in final_names.items():
                                 if name in src:
                                     table(f"final/{target}").append(src[name][:])
+                    segment_rows.append(rows)
             for appender in tables.values():
                 appender.close()
             for l in range(1, self.L):   # children counted from the parents of the next layer
@@ -407,20 +477,21 @@ class RegionWriter:
                 n_children = table(f"layer_{l}/n_children")
                 n_children.append(counts.astype(np.int32))
                 n_children.close()
-            out.attrs["committed"] = np.array([1] + [out[f"layer_{l}/parent"].shape[0] for l in range(1, self.L + 1)],
-                                              dtype=np.int64)
-        os.replace(tmp, self.path)
-        shutil.rmtree(self.parts_dir, ignore_errors=True)
-        self.f = h5py.File(self.path, "r+")
-
-    def _pending_state(self, device: Optional[str]) -> Optional[ResumeState]:
-        """From the committed segments: the regions still to split and the id counters."""
-        from .resume import pending_state
-
-        return pending_state(self, device)
+            out.create_dataset(SEGMENTS, data=np.array(segment_rows, np.int64).reshape(-1, self.L))
+            attrs["committed"] = np.array([1] + [out[f"layer_{l}/parent"].shape[0] for l in range(1, self.L + 1)],
+                                          dtype=np.int64)
+            attrs["root_children"] = int(attrs["committed"][1])
+            for key, value in attrs.items():
+                if key != "complete":
+                    out.attrs[key] = value
+            out.flush()
+            out.attrs["complete"] = True       # the last write: a file that says complete holds every segment
 
     def close(self) -> None:
-        try:
-            self.f.close()
-        except Exception:  # closing twice or after an error: nothing to lose
-            pass
+        """Nothing stays open between commits; kept so that callers can close in ``finally``."""
+
+
+def _leftover_parts(path: str) -> int:
+    """Segment files left beside a file (0 when there is no parts folder)."""
+    parts = path + ".parts"
+    return len(os.listdir(parts)) if os.path.isdir(parts) else 0

@@ -311,32 +311,29 @@ def geometry_of(net: Network, domain: Domain, patterns: np.ndarray, progress=Non
 
 def add_geometry(path: str, net: Network, domain: Domain, progress=None) -> dict:
     """Compute the geometry of every final region of a complete file and store it in the file
-    (group ``geometry``, docs/format.md); written to a copy that replaces the file atomically."""
-    import os
-    import shutil
-
-    import h5py
-
+    (group ``geometry``, docs/format.md); written to a copy that replaces the file atomically
+    (a failed write leaves the file as it was and ends in WriteError)."""
     from ..datasets.reader import RegionFile
+    from ..datasets.storage import Storage, rewritten, write_error
 
     with RegionFile(path) as f:
         if not f.complete:
             raise InputError(f"{path} is incomplete: finish it (--resume) before adding geometry")
         patterns = f.final()["pattern"]
     geo = geometry_of(net, domain, patterns, progress)
-    tmp = path + ".geometry.tmp"
-    shutil.copyfile(path, tmp)
-    with h5py.File(tmp, "r+") as out:
-        if "geometry" in out:
-            del out["geometry"]
-        g = out.create_group("geometry")
-        for name in ("offsets", "A", "b", "neuron", "edges", "vertex_offsets", "vertices", "volume"):
-            if name in geo:
-                g.create_dataset(name, data=geo[name], compression="gzip", shuffle=True)
-        if "volume_exact" in geo:
-            g.create_dataset("volume_exact", data=geo["volume_exact"].astype(bytes), compression="gzip")
-        g.attrs["unresolved_neighbours"] = geo["unresolved_neighbours"]
-    os.replace(tmp, path)
+    try:
+        with rewritten(Storage(), path) as out:
+            if "geometry" in out:
+                del out["geometry"]
+            g = out.create_group("geometry")
+            for name in ("offsets", "A", "b", "neuron", "edges", "vertex_offsets", "vertices", "volume"):
+                if name in geo:
+                    g.create_dataset(name, data=geo[name], compression="gzip", shuffle=True)
+            if "volume_exact" in geo:
+                g.create_dataset("volume_exact", data=geo["volume_exact"].astype(bytes), compression="gzip")
+            g.attrs["unresolved_neighbours"] = geo["unresolved_neighbours"]
+    except OSError as exc:
+        raise write_error(path, exc) from None
     summary = {"facets": int(len(geo["b"])), "edges": int(len(geo["edges"])),
                "unresolved_neighbours": geo["unresolved_neighbours"]}
     if "vertices" in geo:

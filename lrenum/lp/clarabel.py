@@ -12,31 +12,36 @@ from __future__ import annotations
 
 import warnings
 
-from typing import NamedTuple
-
 import numpy as np
 
-from ..tolerances import CLARABEL_MAX_ITER, CLARABEL_TOL
-from .problem import LPGeometry, norm2
-
-ROW_BUCKET = 8
+from ..settings import Settings
+from .problem import LPGeometry, LPStatus, MarginProblems, MarginSolutions, bucket_rows, norm2
 
 
-class ClarabelAnswer(NamedTuple):
-    ok: bool                  # Clarabel reported an optimal solution
-    t: float
-    x: np.ndarray             # (d,)
-    y: np.ndarray             # (m,) duals of the unnormalised cell rows
-    y_dom: np.ndarray         # (m_dom,) duals of the unnormalised polytope rows
+def status_of(cvxpy_status: str) -> LPStatus:
+    """cvxpy's status for Clarabel, mapped explicitly (cvxpy maps Clarabel's own: Solved ->
+    optimal, AlmostSolved -> optimal_inaccurate, PrimalInfeasible -> infeasible, MaxIterations
+    and MaxTime -> user_limit, NumericalError and InsufficientProgress -> solver_error). Only an
+    optimal answer counts as converged: an inaccurate one is refused like a failure."""
+    import cvxpy as cp
+
+    if cvxpy_status == cp.OPTIMAL:
+        return LPStatus.CONVERGED
+    if cvxpy_status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
+        return LPStatus.INFEASIBLE
+    if cvxpy_status == cp.USER_LIMIT:
+        return LPStatus.ITERATION_LIMIT
+    return LPStatus.FAILED
 
 
 class ClarabelLP:
-    """One margin LP at a time, in float64: ``max t s.t. a_i.x + ||a_i|| t <= b_i``, x in the domain."""
+    """Margin LPs one at a time, in float64: ``max t s.t. a_i.x + ||a_i|| t <= b_i``, x in the domain."""
 
     name = "clarabel"
 
-    def __init__(self, geometry: LPGeometry):
+    def __init__(self, geometry: LPGeometry, settings: Settings):
         self.geo = geometry
+        self.tol, self.max_iter = settings.clarabel_tol, settings.clarabel_max_iter
         self._problems: dict = {}
         self.solved = 0
 
@@ -64,30 +69,49 @@ class ClarabelLP:
         self._problems[m] = entry
         return entry
 
-    def solve_one(self, C: np.ndarray, b: np.ndarray) -> ClarabelAnswer:
-        """C: (m, r) rows in basis coordinates (rows not in use removed), b: (m,)."""
+    def solve(self, problems: MarginProblems) -> MarginSolutions:
+        """Each problem on its own (rows not in use dropped); statuses as :func:`status_of` says."""
+        K, m = problems.mask.shape
+        geo = self.geo
+        out = MarginSolutions(np.full(K, np.nan), problems.start.astype(np.float64).copy(), np.zeros(K),
+                              np.zeros((K, m)), np.zeros((K, geo.dom_C.shape[0])), np.full(K, LPStatus.FAILED, np.int8),
+                              np.zeros(K, np.int32))
+        for k in range(K):
+            use = np.nonzero(problems.mask[k])[0]
+            status, t, x, y, y_dom, its = self._solve_one(problems.C[k, use], problems.b[k, use])
+            out.status[k], out.iterations[k] = status, its
+            if status == LPStatus.CONVERGED:
+                out.t[k], out.x[k], out.radius[k] = t, x, max(t, 0.0)
+                out.y[k, use], out.y_dom[k] = y, y_dom
+        return out
+
+    def _solve_one(self, C: np.ndarray, b: np.ndarray):
+        """C: (m, r) rows in basis coordinates (rows in use only), b: (m,):
+        (status, t, x, y of the unnormalised rows, y_dom, iterations)."""
         import cvxpy as cp
 
         self.solved += 1
         geo = self.geo
         m = C.shape[0]
-        mb = max(ROW_BUCKET, -(-m // ROW_BUCKET) * ROW_BUCKET)
+        mb = bucket_rows(m)
         prob, x, t, Ap, nrmp, bp, rows, dom = self._problem(mb)
         A = np.zeros((mb, geo.dim))
         A[:m] = geo.to_x(C)
         bb = np.ones(mb)          # padded rows read 0 <= 1
         bb[:m] = b
         Ap.value, nrmp.value, bp.value = A, norm2(A), bb
-        fail = ClarabelAnswer(False, np.nan, np.zeros(geo.dim), np.zeros(m), np.zeros(geo.dom_C.shape[0]))
+        nothing = (np.zeros(geo.dim), np.zeros(m), np.zeros(geo.dom_C.shape[0]))
         try:
             with warnings.catch_warnings():   # "may be inaccurate": that status is refused below anyway
                 warnings.simplefilter("ignore", UserWarning)
-                prob.solve(solver=cp.CLARABEL, tol_gap_abs=CLARABEL_TOL, tol_gap_rel=CLARABEL_TOL,
-                           tol_feas=CLARABEL_TOL, max_iter=CLARABEL_MAX_ITER)
+                prob.solve(solver=cp.CLARABEL, tol_gap_abs=self.tol, tol_gap_rel=self.tol,
+                           tol_feas=self.tol, max_iter=self.max_iter)
         except (cp.error.SolverError, ValueError, ArithmeticError):
-            return fail
-        if prob.status != cp.OPTIMAL or t.value is None:
-            return fail
+            return (LPStatus.FAILED, np.nan) + nothing + (0,)
+        its = int(getattr(prob.solver_stats, "num_iters", 0) or 0)
+        status = status_of(prob.status)
+        if status != LPStatus.CONVERGED or t.value is None:
+            return (status if status != LPStatus.CONVERGED else LPStatus.FAILED, np.nan) + nothing + (its,)
         y = np.maximum(np.asarray(rows.dual_value, float)[:m], 0.0)
         y_dom = np.maximum(np.asarray(dom.dual_value, float), 0.0) if dom is not None else np.zeros(0)
-        return ClarabelAnswer(True, float(t.value), np.asarray(x.value, float), y, y_dom)
+        return LPStatus.CONVERGED, float(t.value), np.asarray(x.value, float), y, y_dom, its

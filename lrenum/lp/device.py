@@ -17,10 +17,9 @@ from typing import Optional
 import numpy as np
 
 from ..runtime import on_device
-from ..tolerances import DECIDE_TOL, LP_ITERS
-from .problem import LPGeometry, MarginProblems, MarginSolutions, norm2
+from ..settings import Settings
+from .problem import LPGeometry, MarginProblems, MarginSolutions, bucket_rows, norm2
 
-ROW_BUCKET = 8           # rows are padded to a multiple of this: few distinct compiled shapes
 SMALL_BATCH = 32         # box LP on a GPU, d <= SMALL_BATCH_MAX_DIM: calls of at most this many LPs run at this
 SMALL_BATCH_MAX_DIM = 256  # lane count. Small wide networks make many small calls (on the 2-core CPU, padding
                          # each to 256 lanes had cost ~7 ms at d = 64: family (d) 0.073 -> 0.025 s per run), and
@@ -46,22 +45,18 @@ def default_lp_batch(device) -> int:
     return 16384 if device.platform == "gpu" else 256
 
 
-def _pad_rows(m: int) -> int:
-    return max(ROW_BUCKET, -(-m // ROW_BUCKET) * ROW_BUCKET)
-
-
 class _DeviceLP:
-    """Shared batching: chunks of ``lp_batch`` lanes, each padded to exactly ``lp_batch``."""
+    """Shared batching: chunks of ``lp_batch`` lanes, each padded to a lane bucket."""
 
-    def __init__(self, geometry: LPGeometry, device, lp_batch: Optional[int] = None, dtype=np.float64,
-                 iters: int = LP_ITERS):
+    def __init__(self, geometry: LPGeometry, device, settings: Settings):
         self.geo = geometry
         self.device = device
-        self.lp_batch = lp_batch or self.default_lanes(device)
-        self.dtype = dtype
-        self.iters = iters
-        self.decide_tol = DECIDE_TOL * geometry.scale
+        self.lp_batch = settings.lp_batch or self.default_lanes(device)
+        self.dtype = settings.lp_numpy_dtype()
+        self.iters = settings.lp_iters
+        self.decide_tol = settings.decide_tol * geometry.scale
         self.solved = 0
+        self.calls = 0           # device calls made (one per chunk)
 
     def solve(self, problems: MarginProblems) -> MarginSolutions:
         K = problems.C.shape[0]
@@ -71,11 +66,10 @@ class _DeviceLP:
             stop = min(K, start + self.lp_batch)
             chunk = MarginProblems(*(a[start:stop] for a in problems))
             parts.append(self._solve_chunk(chunk))
+            self.calls += 1
         if not parts:
-            m_dom = self.geo.dom_C.shape[0]
-            return MarginSolutions(np.zeros(0), np.zeros((0, self.geo.dim)), np.zeros(0),
-                                   np.zeros((0, problems.C.shape[1])), np.zeros((0, m_dom)))
-        return MarginSolutions(*(np.concatenate(x) for x in zip(*parts)))
+            return MarginSolutions.empty(self.geo.dim, problems.C.shape[1], self.geo.dom_C.shape[0])
+        return MarginSolutions.concat(parts)
 
     small_batch = 0          # a second, small lane bucket (0: none); costs one more compilation
 
@@ -110,8 +104,8 @@ class DenseDeviceLP(_DeviceLP):
 
     name = "device-dense"
 
-    def __init__(self, geometry: LPGeometry, device, **kw):
-        super().__init__(geometry, device, **kw)
+    def __init__(self, geometry: LPGeometry, device, settings: Settings):
+        super().__init__(geometry, device, settings)
         d = geometry.dim
         if geometry.box_is_domain:
             lo, hi = geometry.box
@@ -133,17 +127,19 @@ class DenseDeviceLP(_DeviceLP):
         norms = norm2(A)
         use = mask & (norms > 0)
         safe = np.where(use, norms, 1.0)
-        width = _pad_rows(A.shape[1])
+        width = bucket_rows(A.shape[1])
         An = self._lane_array(A, k, width, self.dtype, scale=safe)
         bn = self._lane_array(b, k, width, self.dtype, scale=safe)
         mk = self._lane_array(use, k, width)
         x0 = self._lane_array(p.start, k, dtype=self.dtype)
         with on_device(self.device):
-            t, x, y = margin_lp_dense(An, bn, mk, x0, self.geo.t_cap, self.x_bound, self.decide_tol, iters=self.iters)
+            t, x, y, status, its = margin_lp_dense(An, bn, mk, x0, self.geo.t_cap, self.x_bound, self.decide_tol,
+                                                   iters=self.iters)
         t, x = np.asarray(t, np.float64)[:k], np.asarray(x, np.float64)[:k]
         y = np.asarray(y, np.float64)[:k, :A.shape[1]] / safe
         y_dom = y[:, m:] if not self.geo.box_is_domain else np.zeros((k, 0))
-        return MarginSolutions(t, x, np.maximum(t, 0.0), y[:, :m], y_dom)
+        return MarginSolutions(t, x, np.maximum(t, 0.0), y[:, :m], y_dom, np.asarray(status, np.int8)[:k],
+                               np.asarray(its, np.int32)[:k])
 
 
 class BoxDeviceLP(_DeviceLP):
@@ -156,9 +152,9 @@ class BoxDeviceLP(_DeviceLP):
 
     name = "device-box"
 
-    def __init__(self, geometry: LPGeometry, device, max_rows: Optional[int] = None, **kw):
-        super().__init__(geometry, device, **kw)
-        self.width = None if max_rows is None else _pad_rows(max_rows + geometry.dom_C.shape[0])
+    def __init__(self, geometry: LPGeometry, device, settings: Settings, max_rows: Optional[int] = None):
+        super().__init__(geometry, device, settings)
+        self.width = None if max_rows is None else bucket_rows(max_rows + geometry.dom_C.shape[0])
         on_cpu = device.platform == "cpu"
         self.small_batch = SMALL_BATCH if geometry.dim <= SMALL_BATCH_MAX_DIM and not on_cpu else 0
         if geometry.box is None:
@@ -183,20 +179,21 @@ class BoxDeviceLP(_DeviceLP):
         norms = geo.row_norms(C)
         use = mask & (norms > 0)
         safe = np.where(use, norms, 1.0)
-        width = max(self.width or 0, _pad_rows(C.shape[1]))
+        width = max(self.width or 0, bucket_rows(C.shape[1]))
         Cn = self._lane_array(C, k, width, self.dtype, scale=safe)
         bn = self._lane_array(b, k, width, self.dtype, scale=safe)
         mk = self._lane_array(use, k, width)
         x0 = self._lane_array(p.start, k, dtype=self.dtype)
         lo, hi = geo.box
         with on_device(self.device):
-            t, x, y = margin_lp_box(Cn, bn, mk, x0, geo.U.astype(self.dtype), lo.astype(self.dtype),
-                                    hi.astype(self.dtype), geo.t_cap, self.decide_tol, iters=self.iters)
+            t, x, y, status, its = margin_lp_box(Cn, bn, mk, x0, geo.U.astype(self.dtype), lo.astype(self.dtype),
+                                                 hi.astype(self.dtype), geo.t_cap, self.decide_tol, iters=self.iters)
         t, x = np.asarray(t, np.float64)[:k], np.asarray(x, np.float64)[:k]
         y = np.asarray(y, np.float64)[:k, :C.shape[1]] / safe
         x, radius = self._move_inward(C / safe[:, :, None], use, x, t)
         y_dom = y[:, m:] if m_dom else np.zeros((k, 0))
-        return MarginSolutions(t, x, radius, y[:, :m], y_dom)
+        return MarginSolutions(t, x, radius, y[:, :m], y_dom, np.asarray(status, np.int8)[:k],
+                               np.asarray(its, np.int32)[:k])
 
     def _move_inward(self, Cn, use, x, t):
         """Move each point toward the box centre until it is off the box faces, keeping at least
@@ -211,7 +208,7 @@ class BoxDeviceLP(_DeviceLP):
         return x, radius
 
 
-def choose_backend(geometry: LPGeometry, rows: int, device, **kw):
+def choose_backend(geometry: LPGeometry, rows: int, device, settings: Settings):
     """The cheaper device back end for cells with about ``rows`` rows of their own.
 
     A dense step factorises (d+1)^2 from m + 2d rows: ~ (m + 2d) d^2 flops. A box step forms
@@ -223,5 +220,5 @@ def choose_backend(geometry: LPGeometry, rows: int, device, **kw):
     dense_cost = (m + 2 * d) * (d + 1) ** 2
     box_cost = r * r * d + m * r * r + m ** 3 / 3 + 8 * r * d
     if geometry.box is None or dense_cost <= box_cost:
-        return DenseDeviceLP(geometry, device, **kw)
-    return BoxDeviceLP(geometry, device, max_rows=rows, **kw)
+        return DenseDeviceLP(geometry, device, settings)
+    return BoxDeviceLP(geometry, device, settings, max_rows=rows)

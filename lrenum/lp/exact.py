@@ -158,8 +158,9 @@ def point_strictly_inside(rows: Optional[list[Row]], x: Sequence[float]) -> bool
     return all(dot(a, xq) < b for a, b in rows if any(a))
 
 
-def max_margin(rows: list[Row], d: int) -> tuple[fmpq, list]:
-    """Exact optimum of ``max t s.t. a_i . x + t <= b_i, t <= 1`` and an optimal ``x``.
+def max_margin(rows: list[Row], d: int, duals: Optional[list] = None) -> tuple[fmpq, list]:
+    """Exact optimum of ``max t s.t. a_i . x + t <= b_i, t <= 1`` and an optimal ``x``
+    (``duals``: a list that receives the optimal dual weights y of the rows, when given).
 
     Solved through the dual in standard form, ``min b.y + z s.t. A^T y = 0, 1.y + z = 1``,
     whose start ``y = 0, z = 1`` is feasible (no phase one). Rows with ``a_i = 0`` must not be
@@ -221,9 +222,78 @@ def max_margin(rows: list[Row], d: int) -> tuple[fmpq, list]:
         pivot(best[1], entering)
     cb = {r: cost[basis[r]] for r in active}
     value = sum((cb[r] * T[r][ncol] for r in active), ZERO)
+    if duals is not None:
+        duals[:] = [ZERO] * m
+        for r in active:
+            if basis[r] < m:
+                duals[basis[r]] = T[r][ncol]
     # primal x = the multipliers of the rows A^T y = 0, read off the artificial columns
     x = [sum((cb[r] * T[r][qn + k] for r in active if T[r][qn + k] != 0), ZERO) for k in range(d)]
     return value, x
+
+
+class ExactLP:
+    """The margin-LP door in exact rationals: the float rows of a :class:`MarginProblems` taken as
+    the rationals they are, with the domain's rows, solved by :func:`max_margin`. ``t`` is the
+    exact optimum of the *unnormalised* margin LP capped at 1 (rounded to float: its sign is
+    exact, which is the question), ``x`` an optimal point rounded to float, ``y`` the exact
+    optimal duals rounded; the radius is not estimated (0). Slow (pure Python pivots): an oracle
+    for tests and a last resort, not a workhorse."""
+
+    name = "exact"
+
+    def __init__(self, geometry):
+        self.geo = geometry
+        self.solved = 0
+
+    def _domain_rows(self) -> list[Row]:
+        geo, d = self.geo, self.geo.dim
+        if geo.box_is_domain:
+            lo, hi = geo.box
+            rows = []
+            for j in range(d):
+                e = [ZERO] * d
+                e[j] = ONE
+                rows += [(e, q(hi[j])), ([-v for v in e], -q(lo[j]))]
+            return rows
+        A = geo.to_x(geo.dom_C) if geo.dom_C.shape[0] else np.zeros((0, d))
+        return [(q_vector(a), q(bv)) for a, bv in zip(A, geo.dom_b)]
+
+    def _x_rows(self, C: np.ndarray) -> list[list]:
+        """Rows in x-space, exactly: C U computed in rationals (C itself for the identity basis)."""
+        if self.geo.identity_basis:
+            return [q_vector(c) for c in C]
+        P = q_matrix(C) * q_matrix(self.geo.U)
+        return [[P[i, j] for j in range(P.ncols())] for i in range(P.nrows())]
+
+    def solve(self, problems):
+        from .problem import LPStatus, MarginSolutions
+
+        K, m = problems.mask.shape
+        d = self.geo.dim
+        dom = self._domain_rows()
+        t, x, y = np.full(K, np.nan), problems.start.astype(np.float64).copy(), np.zeros((K, m))
+        y_dom = np.zeros((K, self.geo.dom_C.shape[0]))
+        status, its = np.full(K, LPStatus.CONVERGED, np.int8), np.zeros(K, np.int32)
+        for k in range(K):
+            self.solved += 1
+            use = np.nonzero(problems.mask[k])[0]
+            cell = [(a, q(bv)) for a, bv in zip(self._x_rows(problems.C[k, use]), problems.b[k, use])]
+            real = [i for i, (a, _) in enumerate(cell) if any(a)]
+            if any(bv <= 0 for a, bv in cell if not any(a)):
+                t[k] = -np.inf                          # a zero row with b <= 0: no point at all
+                continue
+            rows = [cell[i] for i in real] + dom
+            if not rows:
+                t[k], x[k] = 1.0, 0.0
+                continue
+            duals: list = []
+            value, xq = max_margin(rows, d, duals)
+            t[k], x[k] = float(value), to_float(xq)
+            y[k, use[real]] = [float(v) for v in duals[:len(real)]]
+            if not self.geo.box_is_domain and y_dom.shape[1]:
+                y_dom[k] = [float(v) for v in duals[len(real):]]
+        return MarginSolutions(t, x, np.zeros(K), y, y_dom, status, its)
 
 
 def has_interior(rows: Optional[list[Row]], d: int) -> tuple[bool, Optional[list]]:

@@ -18,9 +18,27 @@ d, numbers each.
 
 from __future__ import annotations
 
+import enum
 from typing import NamedTuple, Optional, Protocol
 
 import numpy as np
+
+ROW_BUCKET = 8   # rows are padded to a multiple of this: few distinct compiled (device) or canonicalised
+                 # (Clarabel) problem shapes
+
+
+def bucket_rows(m: int) -> int:
+    """The padded row count for ``m`` rows (at least one bucket)."""
+    return max(ROW_BUCKET, -(-m // ROW_BUCKET) * ROW_BUCKET)
+
+
+class LPStatus(enum.IntEnum):
+    """How a back end left one lane, mapped explicitly from each solver's own statuses."""
+
+    CONVERGED = 0        # solved, or stopped early once the sign of t* was settled
+    ITERATION_LIMIT = 1  # ran out of iterations: the iterate is a proposal, nothing more
+    INFEASIBLE = 2       # the solver reports the LP infeasible (a margin LP never is: the domain's fault)
+    FAILED = 3           # numerical trouble (non-finite step, solver error, inaccurate answer)
 
 
 def norm2(a: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -93,12 +111,27 @@ class MarginSolutions(NamedTuple):
     radius: np.ndarray  # (K,) estimated distance from x to the cell's boundary and the domain's (0 if t <= 0)
     y: np.ndarray       # (K, m) dual weights >= 0 of the *unnormalised* cell rows
     y_dom: np.ndarray   # (K, m_dom) dual weights >= 0 of the unnormalised polytope domain rows
+    status: np.ndarray  # (K,) int8 LPStatus of each lane
+    iterations: np.ndarray  # (K,) int32 iterations the lane took (pivots for the exact simplex)
+
+    @staticmethod
+    def empty(d: int, m: int, m_dom: int) -> "MarginSolutions":
+        return MarginSolutions(np.zeros(0), np.zeros((0, d)), np.zeros(0), np.zeros((0, m)), np.zeros((0, m_dom)),
+                               np.zeros(0, np.int8), np.zeros(0, np.int32))
+
+    @staticmethod
+    def concat(parts: list["MarginSolutions"]) -> "MarginSolutions":
+        return MarginSolutions(*(np.concatenate(x) for x in zip(*parts)))
 
 
 class MarginBackend(Protocol):
-    """A margin-LP back end: formats the problems its own way, solves, maps the answer back."""
+    """A margin-LP back end: formats the problems its own way, solves, maps the answer (and each
+    solver status) back. Every back end answers the same question for the same rows, so any of
+    them can stand in for another (tests compare them lane by lane with scipy's HiGHS)."""
 
     name: str
+    solved: int          # problems solved so far
 
     def solve(self, problems: MarginProblems) -> MarginSolutions:
+        """One answer per problem, in order; never raises for a hard lane (its status says so)."""
         ...
