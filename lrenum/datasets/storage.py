@@ -142,14 +142,18 @@ class _CountingFile(_FileProxy):
 
 class FaultyStorage(Storage):
     """A storage that fails on purpose, for tests: writes raise ``OSError(errno_)`` once
-    ``fail_after_bytes`` bytes were written in all (None: never), and renames whose target name
-    contains ``fail_rename`` raise ``OSError(EIO)``. ``heal()`` ends the faults (space freed)."""
+    ``fail_after_bytes`` bytes were written in all (None: never), and renames whose target's
+    name is ``fail_rename`` (or starts with it) raise ``OSError(EIO)`` after ``renames_first``
+    such renames went through. ``heal()`` ends the faults (space freed). ``log`` lists every file
+    created with the bytes written before it, so a test can place a fault at a stage."""
 
     def __init__(self, fail_after_bytes: Optional[int] = None, errno_: int = errno.ENOSPC,
-                 fail_rename: Optional[str] = None):
+                 fail_rename: Optional[str] = None, renames_first: int = 0):
         self.budget, self.errno_, self.fail_rename = fail_after_bytes, errno_, fail_rename
+        self.renames_first = renames_first
         self.written = 0
         self.faults = 0
+        self.log: list[tuple[str, int]] = []
 
     def heal(self) -> None:
         self.budget, self.fail_rename = None, None
@@ -161,15 +165,19 @@ class FaultyStorage(Storage):
         self.written += n
 
     def create(self, path: str) -> BinaryIO:
+        self.log.append((os.path.basename(path), self.written))
         return _CountingFile(path, self, "w+b")
 
     def reopen(self, path: str) -> BinaryIO:
         return _CountingFile(path, self, "r+b")
 
     def replace(self, src: str, dst: str) -> None:
-        if self.fail_rename is not None and self.fail_rename in os.path.basename(dst):
-            self.faults += 1
-            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        if self.fail_rename is not None and os.path.basename(dst).startswith(self.fail_rename):
+            if self.renames_first > 0:
+                self.renames_first -= 1
+            else:
+                self.faults += 1
+                raise OSError(errno.EIO, os.strerror(errno.EIO))
         super().replace(src, dst)
 
 
