@@ -16,13 +16,21 @@ def check(Ws, bs, lo=-1.0, hi=1.0):
 
 
 def test_duplicated_neurons():
+    """Neurons 3 and 4 copy neurons 0 and 1: they are active exactly where their originals are,
+    so the network has the regions of its twin with each copy merged into its original (the
+    copies' outgoing weights added to the originals')."""
     rng = np.random.default_rng(1)
     Ws, bs = random_net(rng, 2, [3, 3])
+    twin_Ws, twin_bs = [Ws[0].copy(), None, Ws[2]], list(bs)
+    extra = rng.normal(size=(3, 2))
     Ws[0] = np.r_[Ws[0], Ws[0][:2]]
     bs[0] = np.r_[bs[0], bs[0][:2]]
-    Ws[1] = np.c_[Ws[1], rng.normal(size=(3, 2))]
+    twin_Ws[1] = Ws[1].copy()
+    twin_Ws[1][:, :2] += extra
+    Ws[1] = np.c_[Ws[1], extra]
     res = check(Ws, bs)
-    assert res.regions > 0
+    twin = run(twin_Ws, twin_bs, vertex_path=False)
+    assert res.regions == twin.regions == len(reference_patterns(twin_Ws, twin_bs, -1.0, 1.0))
 
 
 def test_opposite_and_parallel_hyperplanes():
@@ -54,10 +62,16 @@ def test_neurons_constant_on_the_domain():
 
 
 def test_narrow_layer_collapses_rank():
+    """A one-neuron first layer: everything after it is a function of u = w.x + b alone, so the
+    regions are slabs, one per region of the one-input network u -> relu(u) -> ... on the range
+    of u over the box (computed exactly here, |w|_1 + b and -|w|_1 + b)."""
     rng = np.random.default_rng(3)
     Ws, bs = random_net(rng, 4, [1, 6, 5])
     res = check(Ws, bs)
-    assert res.regions >= 1
+    w, b = Ws[0][0], bs[0][0]
+    lo, hi = b - np.abs(w).sum(), b + np.abs(w).sum()
+    line = reference_patterns([np.ones((1, 1))] + Ws[1:], [np.zeros(1)] + bs[1:], lo, hi)
+    assert patterns_of(res) == line
 
 
 def test_hyperplanes_through_domain_corners():

@@ -35,7 +35,9 @@ def cmd_enumerate(args, hooks=None) -> int:
     net, domain = _load(args)
     if args.task_seconds is not None and (args.workers is None or args.task_seconds < 0):
         raise InputError("--task-seconds needs --workers and a value >= 0")
-    settings = run_settings(args, task_seconds=args.task_seconds)
+    if args.verify and not args.output:
+        raise InputError("--verify needs -o FILE")
+    settings = run_settings(args, task_seconds=args.task_seconds, verify_written=True if args.verify else None)
     from ..core import memory
 
     memory.check_run(settings, int(sum(net.hidden_widths)), min(net.input_dim, net.hidden_widths[0]),

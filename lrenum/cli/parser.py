@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --workers: a task running S seconds hands its unsplit regions back as new tasks "
                         "(work stealing; default 20, 0 hands back after every split)")
     p.add_argument("--force", action="store_true", help="overwrite a complete -o file")
+    p.add_argument("--verify", action="store_true",
+                   help="with -o: re-check the written file with the independent verifier before returning "
+                        "(as `lrenum verify`; about the cost of the enumeration again)")
     _add_output_args(p)
     p.set_defaults(func=cmd_enumerate)
 

@@ -1,4 +1,4 @@
-"""Step 3 of a split on the LP path: the arrangement of the cutting hyperplanes inside each parent.
+"""Step 4 of a split (the LP path): the arrangement of the cutting hyperplanes inside each parent.
 
 First, every (parent, neuron) the cheap tests left open gets one LP: does the far side of its
 hyperplane (seen from the witness) hold interior points of the parent? Then the cutting

@@ -1,4 +1,4 @@
-"""Step 4 of a split: turn finished cells into child regions, proven.
+"""Step 5 of a split: turn finished cells into child regions, proven.
 
 Each child gets its full pattern, rows and map; its witness is certified by a forward pass
 through the network itself (independent of every row and LP used to find it); a witness that

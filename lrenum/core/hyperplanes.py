@@ -1,5 +1,5 @@
-"""Each region's next-layer hyperplanes (from its affine map) and, once its children's signs are
-known, their post-activation maps.
+"""Step 1 of a split: each region's next-layer hyperplanes (from its affine map) and, once its
+children's signs are known, their post-activation maps.
 
 Shapes are bucketed so that a run compiles one propagation shape: every layer's weights are
 zero-padded to the widest layer and batches to the device bucket.

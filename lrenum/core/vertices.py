@@ -1,4 +1,4 @@
-"""Step 3 of a split on the low-dimensional path: a parent's arrangement from its vertices, not LPs.
+"""Step 3 of a split (the low-dimensional vertex path): a parent's arrangement from its vertices, not LPs.
 
 At small input dimension a region has few vertices. Whether hyperplane k cuts a cell is read off
 the signs of its values at the cell's vertices; a cut cell's two children get their vertices plus

@@ -32,7 +32,7 @@ from ..model.network import Network
 from ..tolerances import FORWARD_REL_TOL, MAP_REL_TOL
 from .format import pack_bits
 from .reader import RegionFile, check_header
-from .writer import SEGMENTS, output_maps
+from .layout import SEGMENTS, output_maps
 
 CHUNK = 4096   # rows rebuilt at once: bounds verify's memory
 

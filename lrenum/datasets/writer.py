@@ -18,8 +18,9 @@ committed segments, re-splits every region whose children are not all committed 
 always has at least one child) and continues, so the result is the same set of regions as an
 uninterrupted run, none lost or repeated.
 
-One module because creation, commits and the final merge share the crash-safety invariants
-(tmp + rename, one segment per commit): split apart, each piece would have to restate them.
+The crash-safety invariants live in :mod:`.storage` (tmp, fsync, rename); the layout of rows and
+tables in :mod:`.layout`; the final merge in :mod:`.merge`. This module is the writer's
+protocol: create, commit segments, resume, finish.
 """
 
 from __future__ import annotations
@@ -28,13 +29,11 @@ import errno
 import json
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
 import h5py
 import numpy as np
 
-from .. import tolerances
 from .._version import __version__
 from ..core.frame import Frame
 from ..core.state import Regions
@@ -44,72 +43,10 @@ from ..errors import InputError, LrenumError, WriteError
 from ..model.domain import Domain
 from ..model.network import Network
 from ..settings import Settings
-from .chunks import ChunkedAppender, merge_threads
-from .format import FORMAT_NAME, FORMAT_VERSION, pack_bits
+from .format import FORMAT_NAME, FORMAT_VERSION
+from .layout import PARENT_SHIFT, ROOT_OPEN, region_rows, segment_rows, write_layout
+from .merge import merge_segments
 from .storage import Storage, describe, write_error, written
-
-CHUNK_ROWS = 4096   # rows per HDF5 chunk of a table (at most 1 MB per chunk: see _layout's table())
-PARENT_SHIFT = "parent_shift"   # segment attribute (optional): per layer, added to its rows' parent ids
-ROOT_OPEN = "root_split_open"   # segment attribute (optional, absent = False): when it was committed, the root's
-                                # children were still being handed on in pieces (resume splits the root again)
-SEGMENTS = "segments"           # complete files: (segments, L) int64, rows per layer of each merged segment
-
-
-def table_filters(dtype) -> dict:
-    """HDF5 filters of a region table. Ids, patterns, ranks and flags shrink 3-10x under shuffle +
-    deflate; float64 witnesses, radii and maps only ~12% (their mantissas are noise), while
-    deflating them was ~80% of the final merge's time (a serial step: the whole merge of a Ray
-    run happens after the workers finish), so floats are stored as they are."""
-    if np.dtype(dtype).kind == "f":
-        return {}
-    return dict(compression="gzip", compression_opts=4, shuffle=True)
-
-
-def append_rows(ds: h5py.Dataset, rows: np.ndarray) -> None:
-    n = ds.shape[0]
-    ds.resize(n + rows.shape[0], axis=0)
-    ds[n:] = rows
-
-
-def region_rows(net: Network, frame: Frame, maps: str, layer: int, batch: Regions) -> dict:
-    """The dataset rows of a batch of layer-``layer`` regions (a segment's layout, docs/format.md)."""
-    offsets = net.neuron_offsets
-    lo, hi = offsets[layer - 1], offsets[layer]
-    rows = {"parent": batch.parent, "pattern": pack_bits(batch.bits[:, lo:hi]),
-            "constant": pack_bits(batch.const[:, lo:hi]), "rank": batch.rank[:, -1].astype(np.int16),
-            "witness": batch.witness, "radius": batch.radius, "witness_status": batch.wstatus.astype(np.int8)}
-    if layer == net.n_hidden:
-        rows["final_pattern"] = pack_bits(batch.bits)
-        rows["final_rank"] = batch.rank.astype(np.int16)
-        if maps != "none":
-            A_basis, c = output_maps(net, batch.maps)
-            if maps == "all":
-                rows["final_A"] = A_basis if frame.geometry.identity_basis else A_basis @ frame.geometry.U
-            else:
-                rows["final_A_basis"] = A_basis
-            rows["final_c"] = c
-    return rows
-
-
-def output_maps(net: Network, maps) -> tuple[np.ndarray, np.ndarray]:
-    """The network output ``A (U x) + c`` on regions whose last hidden layer maps as ``maps``."""
-    Wout, bout = net.weights[-1], net.biases[-1]
-    return np.einsum("oj,bjr->bor", Wout, maps.M), maps.c @ Wout.T + bout
-
-
-PER_LAYER = ("parent", "pattern", "constant", "rank", "witness", "radius", "witness_status")
-
-
-def _add_counts(acc: Optional[np.ndarray], ids: np.ndarray) -> np.ndarray:
-    """``acc`` plus the occurrences of each id in ``ids`` (the longer of the two lengths)."""
-    c = np.bincount(ids)
-    if acc is None:
-        return c
-    if c.size > acc.size:
-        c[:acc.size] += acc
-        return c
-    acc[:c.size] += c
-    return acc
 
 
 class RegionWriter:
@@ -195,42 +132,7 @@ class RegionWriter:
 
     def _layout(self, f: h5py.File) -> None:
         """The header's attributes and empty tables into ``f``."""
-        net, d = self.net, self.net.input_dim
-        for key, value in self.attrs.items():
-            f.attrs[key] = value
-
-        def table(g, name, dtype, shape=()):
-            rows = max(1, min(CHUNK_ROWS, 2 ** 20 // max(1, int(np.prod(shape)) * np.dtype(dtype).itemsize)))
-            g.create_dataset(name, (0,) + shape, dtype, maxshape=(None,) + shape, chunks=(rows,) + shape,
-                             **table_filters(dtype))
-
-        if not net.is_relu:
-            for l, s in enumerate(net.slopes):
-                f.create_dataset(f"slopes/layer_{l + 1}", data=np.asarray(s, np.float64))
-        for l in range(1, self.L + 1):
-            g = f.create_group(f"layer_{l}")
-            nb = (self.widths[l - 1] + 7) // 8
-            table(g, "parent", np.int64)
-            table(g, "pattern", np.uint8, (nb,))
-            table(g, "constant", np.uint8, (nb,))
-            table(g, "rank", np.int16)
-            table(g, "witness", np.float64, (d,))
-            table(g, "radius", np.float64)
-            table(g, "witness_status", np.int8)
-            if l < self.L:
-                table(g, "n_children", np.int32)
-        g = f.create_group("final")
-        nb = (int(sum(self.widths)) + 7) // 8
-        m, r = net.output_dim, self.frame.r
-        table(g, "pattern", np.uint8, (nb,))
-        table(g, "rank", np.int16, (self.L,))
-        if self.maps == "all":
-            table(g, "A", np.float64, (m, d))
-            table(g, "c", np.float64, (m,))
-        elif self.maps == "factored":
-            table(g, "A_basis", np.float64, (m, r))
-            table(g, "c", np.float64, (m,))
-            g.create_dataset("basis", data=self.frame.geometry.U)
+        write_layout(f, self.attrs, self.net, self.frame, self.maps)
 
     @classmethod
     def _open_for_resume(cls, path: str, net: Network, domain: Domain, maps: Optional[str], settings: Settings,
@@ -364,14 +266,6 @@ class RegionWriter:
             raise self._failed(exc) from None
         self.committed = [a + b for a, b in zip(self.committed, rows)]
 
-    @staticmethod
-    def _segment_rows(seg: h5py.File, layer: int, name: str) -> np.ndarray:
-        """A segment's column, with parent ids shifted to global ids where it says so."""
-        rows = seg[f"layer_{layer}/{name}"][:]
-        if name == "parent" and PARENT_SHIFT in seg.attrs:
-            rows = rows + seg.attrs[PARENT_SHIFT][layer]
-        return rows
-
     def _rows(self, layer: int, batch: Regions) -> dict:
         return region_rows(self.net, self.frame, self.maps, layer, batch)
 
@@ -395,7 +289,7 @@ class RegionWriter:
                     for l in range(1, self.L + 1):
                         if f"layer_{l}" in seg:
                             for name in seg[f"layer_{l}"]:
-                                rows.setdefault(l, {}).setdefault(name, []).append(self._segment_rows(seg, l, name))
+                                rows.setdefault(l, {}).setdefault(name, []).append(segment_rows(seg, l, name))
             except OSError as exc:
                 raise InputError(f"cannot resume {self.path}: segment {path} is unreadable ({exc})") from None
         out = {l: {n: np.concatenate(v) for n, v in d.items()} for l, d in rows.items()}
@@ -418,10 +312,9 @@ class RegionWriter:
         a["regions"] = result.regions
         a["summary"] = json.dumps(result.summary())
         try:
-            self._merge(a)
+            self.attrs = self._merge(a)
         except OSError as exc:
             raise self._failed(exc) from None
-        self.attrs = a
         self.storage.remove_tree(self.parts_dir)
         if self.settings.verify_written:
             from .verify import Mismatch, verify_file   # verify reads what this module writes
@@ -431,61 +324,9 @@ class RegionWriter:
             except Mismatch as exc:
                 raise LrenumError(f"{self.path} was written but fails verification: {exc}") from None
 
-    def _merge(self, attrs: dict) -> None:
-        """Write the complete file (header layout plus every segment) through a temporary file;
-        ``complete = True`` is its last write, and only a synced file is renamed into place."""
-        final_names = {"final_pattern": "pattern", "final_rank": "rank", "final_A": "A",
-                       "final_A_basis": "A_basis", "final_c": "c"}
-        threads = merge_threads()
-        segment_rows = []
-        with written(self.storage, self.path) as out, ThreadPoolExecutor(threads) as pool:
-            self._layout(out)
-            tables: dict = {}
-            children: dict = {}      # layer l -> children per region, counted from layer l + 1's parents as they pass
-
-            def table(key: str) -> ChunkedAppender:
-                if key not in tables:
-                    tables[key] = ChunkedAppender(out[key], pool, threads)
-                return tables[key]
-
-            for path in self._segments():
-                with h5py.File(path, "r") as seg:
-                    rows = [0] * self.L
-                    for l in range(1, self.L + 1):
-                        if f"layer_{l}" not in seg:
-                            continue
-                        src = seg[f"layer_{l}"]
-                        for name in PER_LAYER:
-                            part = self._segment_rows(seg, l, name)
-                            table(f"layer_{l}/{name}").append(part)
-                            if name == "parent":
-                                rows[l - 1] = len(part)
-                                if l > 1:
-                                    children[l - 1] = _add_counts(children.get(l - 1), part)
-                        if l == self.L:
-                            for name, target in final_names.items():
-                                if name in src:
-                                    table(f"final/{target}").append(src[name][:])
-                    segment_rows.append(rows)
-            for appender in tables.values():
-                appender.close()
-            for l in range(1, self.L):   # children counted from the parents of the next layer
-                n = out[f"layer_{l}/parent"].shape[0]
-                counts = np.zeros(n, np.int64)
-                seen = children.get(l, counts)[:n]
-                counts[:seen.size] = seen
-                n_children = table(f"layer_{l}/n_children")
-                n_children.append(counts.astype(np.int32))
-                n_children.close()
-            out.create_dataset(SEGMENTS, data=np.array(segment_rows, np.int64).reshape(-1, self.L))
-            attrs["committed"] = np.array([1] + [out[f"layer_{l}/parent"].shape[0] for l in range(1, self.L + 1)],
-                                          dtype=np.int64)
-            attrs["root_children"] = int(attrs["committed"][1])
-            for key, value in attrs.items():
-                if key != "complete":
-                    out.attrs[key] = value
-            out.flush()
-            out.attrs["complete"] = True       # the last write: a file that says complete holds every segment
+    def _merge(self, attrs: dict) -> dict:
+        """The complete file from the header and every segment (:func:`merge_segments`)."""
+        return merge_segments(self.storage, self.path, self._segments(), self.L, attrs, self._layout)
 
     def close(self) -> None:
         """Nothing stays open between commits; kept so that callers can close in ``finally``."""

@@ -23,7 +23,7 @@ from ..core.state import Regions
 from ..core.tree import ResumeState, compact
 from ..core.walk import enumerate_regions
 from ..datasets.storage import Storage, describe, written
-from ..datasets.writer import append_rows, region_rows
+from ..datasets.layout import append_rows, region_rows
 from ..errors import WriteError
 from ..model.domain import Domain
 from ..model.network import Network
