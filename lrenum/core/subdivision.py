@@ -154,22 +154,20 @@ class VertexSplitter:
         (partial) parents is subdivided hyperplane by hyperplane; with ``cap``, a batch whose
         vertices outgrow its budget is cut into its cells so far, which go on in groups of at most
         ``cap`` (depth first), so that one parent's arrangement never has to be held whole."""
-        n = hyp.G.shape[1]
         start = _Subdivision(self, P, hyp, which, P.vertices.take(which), cls.sign[which], (cls.cuts | cls.open)[which],
-                             first=0)
+                             decided=np.zeros((which.size, hyp.G.shape[1]), bool))
         start.settle()
         waiting = [start]
         failed = np.zeros(len(P), bool)
         while waiting:
             sub = waiting.pop()
             budget = max(self.settings.piece_cells * 2 ** self.d, 4 * sub.x.shape[0])
-            while sub.next < n and not sub.dead():
-                if cap is not None and sub.next > sub.first and sub.x.shape[0] > budget:
+            while sub.rounds_left() and not sub.dead():
+                if cap is not None and sub.round > 0 and sub.x.shape[0] > budget:
                     break
-                sub.add(sub.next)
-                sub.next += 1
+                sub.add_round()
             failed[sub.origin[sub.failed]] = True
-            if sub.next < n and not sub.dead():                # cut up: the cells so far go on in groups
+            if sub.rounds_left() and not sub.dead():           # cut up: the cells so far go on in groups
                 waiting.extend(reversed(sub.partial_cells(cap)))
                 continue
             for cells in sub.children(last_layer, cap):
@@ -263,12 +261,16 @@ class _Subdivision:
     """The arrangement under construction inside a batch of (partial) parents: one vertex table
     and one edge table for all of them, each row owned by one parent (``owner``).
 
+    The hyperplanes are added in *rounds*: in round r every parent adds its r-th cutting
+    hyperplane (parents differ in which, and in how many), so a round is one vectorised step over
+    all the parents still being cut, and the number of steps is the most hyperplanes cutting one
+    parent, not the layer's width.
+
     A *partial* parent is a cell of an arrangement cut up part way (:meth:`partial_cells`): the
-    hyperplanes before ``first`` are decided for it (its side of each), like the rows of the
-    region it lies in."""
+    hyperplanes ``decided`` for it (its side of each) act like the rows of the region it lies in."""
 
     def __init__(self, path: VertexSplitter, P: Regions, hyp: Hyperplanes, origin: np.ndarray, sk: Skeletons,
-                 sign: np.ndarray, cand: np.ndarray, first: int):
+                 sign: np.ndarray, cand: np.ndarray, decided: np.ndarray):
         self.path, self.P, self.hyp = path, P, hyp
         self.settings = path.settings
         self.d, self.words = path.d, path.words
@@ -280,19 +282,34 @@ class _Subdivision:
         lo, hi = path.frame.domain.box
         self.reach = float(np.max(np.maximum(np.abs(lo), np.abs(hi))))    # |x|_inf over the box
         self.n = hyp.G.shape[1]
-        self.first = self.next = first                         # hyperplanes before ``first``: decided; ``next``: to add
+        self.decided = np.asarray(decided, bool)               # (B, n) decided before this batch (partial parents)
         self.sign = np.asarray(sign, np.int8).copy()           # (B, n) each parent's side of hyperplanes not cutting it
-        self.cand = np.asarray(cand, bool).copy()              # (B, n) candidates (from ``first`` on)
-        self.cand[:, :first] = False
+        self.cand = np.asarray(cand, bool) & ~self.decided     # (B, n) candidates still to settle
         self.cuts = np.zeros_like(self.cand)                   # (B, n) hyperplanes proven to cut the parent
+        self.added = np.zeros_like(self.cand)                  # (B, n) cutting hyperplanes added so far
+        self.plan = np.zeros((self.cand.shape[0], 0), np.int64)   # (B, rounds) the cutting hyperplanes in order, -1 pads
+        self.round = 0
         B = self.origin.size
         self.failed = np.zeros(B, bool)
         self.offset = int(path.frame.offsets[P.layer])         # flat index of this layer's first neuron
-        self.x, self.tight, self.radius = sk.x.copy(), sk.tight.copy(), sk.radius.copy()
-        self.owner = np.repeat(np.arange(B), sk.vcount)
-        self.edges = sk.global_edges()
-        self.eowner = np.repeat(np.arange(B), sk.ecount)
-        self.S = np.zeros((self.x.shape[0], self.n), np.int8)  # each vertex's side of each hyperplane added
+        # the vertex and edge tables grow at their end only: buffers with spare room (doubling), so
+        # that a round appends its new rows instead of copying every row of the batch
+        self._v = _Rows(x=sk.x, tight=sk.tight, radius=sk.radius, owner=np.repeat(np.arange(B), sk.vcount),
+                        S=np.zeros((sk.x.shape[0], self.n), np.int8))   # S: each vertex's side of each hyperplane added
+        self._e = _Rows(edges=sk.global_edges(), eowner=np.repeat(np.arange(B), sk.ecount))
+        self.err_fixed, self.err_per_r = vertexcert.sign_error_terms(self.G1, self.eG, self.eg, self.g, self.d,
+                                                                     self.reach)
+
+    x = property(lambda self: self._v["x"])
+    tight = property(lambda self: self._v["tight"])
+    radius = property(lambda self: self._v["radius"])
+    owner = property(lambda self: self._v["owner"])
+    S = property(lambda self: self._v["S"])
+    edges = property(lambda self: self._e["edges"])
+    eowner = property(lambda self: self._e["eowner"])
+
+    def rounds_left(self) -> bool:
+        return self.round < self.plan.shape[1]
 
     def dead(self) -> bool:
         return bool(self.failed.all())
@@ -300,12 +317,10 @@ class _Subdivision:
     def _fail(self, owners: np.ndarray) -> None:
         self.failed[np.unique(owners)] = True
 
-    def _sign_error(self, k, owners, radius):
-        """|float value - exact value| of hyperplane k at vertices of ``owners`` within ``radius``."""
-        fixed, per_r = vertexcert.sign_error_terms(self.G1[:, k], self.eG[:, k], self.eg[:, k], self.g[:, k], self.d,
-                                                   self.reach)
+    def _sign_error(self, owners, k, radius):
+        """|float value - exact value| of hyperplane k (per row) at vertices of ``owners`` within ``radius``."""
         with np.errstate(invalid="ignore", over="ignore"):   # 0 * inf for an unproven vertex: unsure anyway
-            e = fixed[owners] + per_r[owners] * radius
+            e = self.err_fixed[owners, k] + self.err_per_r[owners, k] * radius
         return SAFETY * np.nan_to_num(e, nan=np.inf, posinf=np.inf)
 
     # ------------------------------------------------------------------ the parents first
@@ -316,7 +331,7 @@ class _Subdivision:
         uncertain sign -> the parent leaves this path."""
         B, n, d, V = self.origin.size, self.n, self.d, self.x.shape[0]
         npos, nneg, unsure = (np.zeros((B, n), np.int64) for _ in range(3))
-        fixed, per_r = vertexcert.sign_error_terms(self.G1, self.eG, self.eg, self.g, d, self.reach)
+        fixed, per_r = self.err_fixed, self.err_per_r
         step = max(1, self.settings.pair_chunk // max(1, n * d))   # vertices at once: bounded temporaries
         for v0 in range(0, V, step):
             par = self.owner[v0:v0 + step]
@@ -333,49 +348,62 @@ class _Subdivision:
         self.cuts = cand & (unsure == 0) & (npos > 0) & (nneg > 0)
         self.cand = np.zeros_like(cand)
         self.path.stats.vertex_decisions += int(one.sum()) + int(self.cuts.sum())
+        # the plan: each parent's cutting hyperplanes in increasing order, one per round
+        per = self.cuts.sum(axis=1)
+        self.plan = np.full((B, int(per.max(initial=0))), -1, np.int64)
+        pi, pk = np.nonzero(self.cuts)
+        self.plan[pi, np.arange(pi.size) - (np.cumsum(per) - per)[pi]] = pk
 
-    # ------------------------------------------------------------------ one hyperplane
-    def add(self, k: int) -> None:
-        """Subdivide every parent that hyperplane k cuts (steps 1-3 of the module docstring)."""
-        selp = self.cuts[:, k] & ~self.failed
-        if not selp.any():
+    # ------------------------------------------------------------------ one round
+    def add_round(self) -> None:
+        """Every parent still being cut adds its next cutting hyperplane k (steps 1-3 of the
+        module docstring; k differs from parent to parent)."""
+        kp = np.where(self.failed, -1, self.plan[:, self.round])      # (B,) this round's hyperplane per parent
+        self.round += 1
+        live = kp >= 0
+        if not live.any():
             return
         d = self.d
+        self.added[np.nonzero(live)[0], kp[live]] = True
         # 1. signs at the vertices, certified
-        vi = np.nonzero(selp[self.owner])[0]
+        vi = np.nonzero(live[self.owner])[0]
         par = self.owner[vi]
+        k = kp[par]
         val = np.einsum("vd,vd->v", self.x[vi], self.Gx[par, k]) + self.g[par, k]
-        err = self._sign_error(k, par, self.radius[vi])
+        err = self._sign_error(par, k, self.radius[vi])
         s = np.where(val > err, 1, np.where(val < -err, -1, 0)).astype(np.int8)
         if np.any(s == 0):                                     # a vertex on (or too near) the plane
             self._fail(par[s == 0])
         self.S[vi, k] = s
         V = self.x.shape[0]
-        full_val, full_err = np.zeros(V), np.zeros(V)
-        full_val[vi], full_err[vi] = val, err
         # 2. crossing edges get a new vertex each and become two edges
-        ei = np.nonzero(selp[self.eowner] & ~self.failed[self.eowner])[0]
+        ei = np.nonzero(live[self.eowner] & ~self.failed[self.eowner])[0]
         a, b = self.edges[ei, 0], self.edges[ei, 1]
-        sa, sb = self.S[a, k], self.S[b, k]
+        ke = kp[self.eowner[ei]]
+        sa, sb = self.S[a, ke], self.S[b, ke]
         cross = (sa.astype(np.int16) * sb) < 0
         ci = ei[cross]
         if ci.size == 0:
             return
         up = sa[cross] > 0
         u, w = np.where(up, a[cross], b[cross]), np.where(up, b[cross], a[cross])
-        own = self.eowner[ci]
+        own, kc = self.eowner[ci], ke[cross]
         common = self.tight[u] & self.tight[w]
         simple = bit_count(common) == d - 1
         if not simple.all():                                   # not an edge of a simple polytope
             self._fail(own[~simple])
         memory.check_cells(self.settings, 2 * V, int(self.path.frame.offsets[self.P.layer + 1]), self.P.layer + 1,
                            self.origin.size, extra_bytes=2.0 * V * (8 * (d + self.words + 2) + self.n))
-        vu, vw = full_val[u], full_val[w]
-        lam = vu / (vu - vw)
         xu, xw = self.x[u], self.x[w]
+        Gk, gk = self.Gx[own, kc], self.g[own, kc]
+        vu, vw = np.einsum("cd,cd->c", xu, Gk) + gk, np.einsum("cd,cd->c", xw, Gk) + gk   # as in step 1, bit for bit
+        eu, ew = self._sign_error(own, kc, self.radius[u]), self._sign_error(own, kc, self.radius[w])
+        lam = vu / (vu - vw)
         nx = xu + lam[:, None] * (xw - xu)
-        nt = common | row_bit(2 * d + self.offset + k, self.words)[None, :]
-        nr = vertexcert.crossing_radius(xu, xw, self.radius[u], self.radius[w], vu, vw, full_err[u], full_err[w], lam)
+        nt = common.copy()
+        row = 2 * d + self.offset + kc
+        nt[np.arange(ci.size), row // 64] |= np.uint64(1) << (row % 64).astype(np.uint64)
+        nr = vertexcert.crossing_radius(xu, xw, self.radius[u], self.radius[w], vu, vw, eu, ew, lam)
         # interpolation compounds its endpoints' errors: where the radius has grown, solve afresh
         redo = np.nonzero(~(nr <= self.settings.vertex_resolve * (self.reach + 1.0)) & simple)[0]
         if redo.size:
@@ -386,33 +414,28 @@ class _Subdivision:
             xs, rs = vertexcert.solved_vertices(A, c, eA, ec)
             better = rs < nr[redo]
             nx[redo[better]], nr[redo[better]] = xs[better], rs[better]
-        nS = np.sign(self.S[u].astype(np.int16) + self.S[w]).astype(np.int8)
-        nS[:, k] = 0
+        nS = np.sign(self.S[u].astype(np.int16) + self.S[w]).astype(np.int8)   # column k: +1 - 1 = 0
         new = V + np.arange(ci.size)
-        self.x = np.concatenate([self.x, nx])
-        self.tight = np.concatenate([self.tight, nt])
-        self.radius = np.concatenate([self.radius, nr])
-        self.owner = np.concatenate([self.owner, own])
-        self.S = np.concatenate([self.S, nS])
+        self._v.append(x=nx, tight=nt, radius=nr, owner=own, S=nS)
         self.edges[ci] = np.stack([u, new], axis=1)
         # 3. one new edge per 2-face crossed
         face = self._face_edges(common[simple], nS[simple], own[simple], new[simple])
-        self.edges = np.concatenate([self.edges, np.stack([new, w], axis=1), face])
-        self.eowner = np.concatenate([self.eowner, own, self.owner[face[:, 0]]])
+        self._e.append(edges=np.concatenate([np.stack([new, w], axis=1), face]),
+                       eowner=np.concatenate([own, self.owner[face[:, 0]]]))
         self.path.stats.vertex_decisions += int(ci.size)
 
     def _face_edges(self, common: np.ndarray, nS: np.ndarray, own: np.ndarray, new: np.ndarray) -> np.ndarray:
         """Step 3: the new edges inside the hyperplane, one per 2-face it crosses. A crossing edge
         with tight rows T (d - 1 of them) bounds the 2-faces T - {t}: on the parent's side of t
-        for a row of the parent (or a hyperplane decided before ``first``), on both sides for a
-        row of this layer still open. Each name must come up exactly twice (a crossed polygon has
+        for a row of the parent (or a hyperplane ``decided`` for a partial parent), on both sides
+        for a row of this layer still open. Each name must come up exactly twice (a crossed polygon has
         two crossing points); any other count means the arrangement is not simple there."""
         d, C = self.d, new.size
         if d < 2 or C == 0:
             return np.zeros((0, 2), np.int64)
         ids, _ = tight_ids(common, d - 1)                       # (C, d - 1)
         pos = _pack(nS > 0)                                     # (C, Wn) the edge's positive sides
-        open_rows = 2 * d + self.offset + self.first            # this layer's rows from here on have two sides
+        layer0 = 2 * d + self.offset                            # this layer's first row id
         keys, ends = [], []
         rows = np.arange(C)
         for t in range(d - 1):
@@ -422,19 +445,20 @@ class _Subdivision:
             base = np.concatenate([own[:, None].astype(np.uint64), cleared, pos], axis=1)
             keys.append(base)
             ends.append(new)
-            mine = np.nonzero(r >= open_rows)[0]
+            j_all = np.clip(r - layer0, 0, self.n - 1)
+            mine = np.nonzero((r >= layer0) & ~self.decided[own, j_all])[0]   # an open row of this layer: both sides
             if mine.size:
                 other = base[mine].copy()
-                j = r[mine] - (2 * d + self.offset)
+                j = r[mine] - layer0
                 other[np.arange(mine.size), 1 + self.words + j // 64] |= np.uint64(1) << (j % 64).astype(np.uint64)
                 keys.append(other)
                 ends.append(new[mine])
         keys, ends = np.concatenate(keys), np.concatenate(ends)
         order, run, starts = _runs(keys)
-        keys, ends = keys[order], ends[order]
+        ends = ends[order]
         pairs = np.bincount(run)[run] == 2
         if not pairs.all():
-            self._fail(keys[~pairs, 0].astype(np.int64))
+            self._fail(keys[order[~pairs], 0].astype(np.int64))
         first_of_pair = np.nonzero(pairs & starts)[0]
         return np.stack([ends[first_of_pair], ends[first_of_pair + 1]], axis=1)
 
@@ -443,7 +467,7 @@ class _Subdivision:
         """Every cell of every live parent, from the hyperplanes added so far: (cells: sorted keys
         (Q, 1 + Wn) of owner and positive sides, (vertex, cell) copies, (edge, cell) copies or None).
         A vertex on z added hyperplanes lies in 2^z cells, an edge lying in z of them in 2^z."""
-        added = self.cuts & (np.arange(self.n) < self.next)[None, :]
+        added = self.added
         alive = ~self.failed
         vi = np.nonzero(alive[self.owner])[0]
         vrow, vpos = _completions(self.S[vi], added[self.owner[vi]])
@@ -455,6 +479,10 @@ class _Subdivision:
             erow, epos = _completions(eS, added[self.eowner[ei]])
             parts.append(np.concatenate([self.eowner[ei][erow, None].astype(np.uint64), epos], axis=1))
         cells, inverse = _unique_rows(np.concatenate(parts))
+        by_owner = np.argsort(cells[:, 0], kind="stable")     # cells grouped by parent, in parent order
+        rank = np.empty_like(by_owner)
+        rank[by_owner] = np.arange(by_owner.size)
+        cells, inverse = cells[by_owner], rank[inverse]
         nv = vrow.size
         return cells, (vi[vrow], inverse[:nv]), ((ei[erow], inverse[nv:]) if with_edges else None)
 
@@ -507,35 +535,87 @@ class _Subdivision:
         was added), the parent's side elsewhere."""
         owner = cells[:, 0].astype(np.int64)
         pos = np.unpackbits(cells[:, 1:].copy().view(np.uint8), axis=1, count=self.n, bitorder="little").astype(bool)
-        added = self.cuts[owner] & (np.arange(self.n) < self.next)[None, :]
-        return np.where(added, np.where(pos, 1, -1), self.sign[owner]).astype(np.int8)
+        return np.where(self.added[owner], np.where(pos, 1, -1), self.sign[owner]).astype(np.int8)
 
     def partial_cells(self, group: Optional[int]) -> list["_Subdivision"]:
-        """The arrangement so far as cells of their own, each a parent for the hyperplanes from
-        ``next`` on (the hyperplanes cutting its parent, checked again against the cell), in
-        groups of at most ``group`` cells."""
+        """The arrangement so far as cells of their own, each a parent for the hyperplanes still
+        to add (those cutting its parent, checked again against the cell), in groups of at most
+        ``group`` cells."""
         out = []
         for owner, signs, _, sk in self._chunks(True, group):
-            sub = _Subdivision(self.path, self.P, self.hyp, self.origin[owner], sk, signs, self.cuts[owner], self.next)
+            sub = _Subdivision(self.path, self.P, self.hyp, self.origin[owner], sk, signs,
+                               self.cuts[owner] & ~self.added[owner], self.decided[owner] | self.added[owner])
             sub.settle()
             out.append(sub)
         return out
 
 
+class _Rows:
+    """Arrays sharing one row count that grow at their end: each kept in a buffer with spare room
+    (capacity doubling), read through views of the rows in use."""
+
+    def __init__(self, **arrays):
+        self.buf = {k: np.asarray(v) for k, v in arrays.items()}
+        self.n = len(next(iter(self.buf.values())))
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.buf[name][:self.n]
+
+    def append(self, **rows) -> None:
+        k = len(next(iter(rows.values())))
+        need = self.n + k
+        for name, new in rows.items():
+            old = self.buf[name]
+            if need > old.shape[0]:
+                grown = np.empty((max(need, 2 * old.shape[0]),) + old.shape[1:], old.dtype)
+                grown[:self.n] = old[:self.n]
+                self.buf[name] = old = grown
+            old[self.n:need] = new
+        self.n = need
+
+
+_MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93,
+                 0xFF51AFD7ED558CCD, 0xC4CEB9FE1A85EC53, 0x94D049BB133111EB, 0xBF58476D1CE4E5B9], np.uint64)
+
+
+def _hash_rows(keys: np.ndarray) -> np.ndarray:
+    """One uint64 per row of ``keys`` (K, c) uint64: each column times its own odd constant,
+    summed, then mixed (splitmix64's finaliser). Equal rows hash equally; the callers check that
+    rows with equal hashes are equal, so a collision costs a slower sort, never a wrong answer."""
+    with np.errstate(over="ignore"):
+        h = np.zeros(keys.shape[0], np.uint64)
+        for j in range(keys.shape[1]):
+            h += (keys[:, j] ^ (keys[:, j] >> np.uint64(29))) * _MIX[j % _MIX.size]
+        h ^= h >> np.uint64(30)
+        h *= np.uint64(0xBF58476D1CE4E5B9)
+        h ^= h >> np.uint64(27)
+        h *= np.uint64(0x94D049BB133111EB)
+        h ^= h >> np.uint64(31)
+    return h
+
+
 def _runs(keys: np.ndarray):
-    """Rows of ``keys`` (K, c) uint64 in lexicographic order (column 0 first): (order, run id of
-    each sorted row, whether it starts a run). Sorting integer columns (lexsort) is ~10x faster
-    than numpy's unique over rows, which sorts a void view."""
-    order = np.lexsort(keys.T[::-1])
-    s = keys[order]
-    starts = np.ones(len(s), bool)
-    if len(s) > 1:
-        starts[1:] = np.any(s[1:] != s[:-1], axis=1)
+    """Rows of ``keys`` (K, c) uint64 grouped, equal rows together: (order, run id of each row
+    in that order, whether it starts a run). Sorted by a 64-bit hash of each row (one column to
+    sort instead of c: lexsort over all columns was most of the grouping's time); if two
+    different rows share a hash, sorted by all columns instead."""
+    h = _hash_rows(keys)
+    order = np.argsort(h)
+    hs = h[order]
+    starts = np.ones(len(hs), bool)
+    if len(hs) > 1:
+        starts[1:] = hs[1:] != hs[:-1]
+        same = np.nonzero(~starts[1:])[0]                # neighbours sharing a hash must share the row
+        if same.size and np.any(keys[order[same]] != keys[order[same + 1]]):
+            order = np.lexsort(keys.T[::-1])             # a collision: sort by the rows themselves
+            s = keys[order]
+            starts[1:] = np.any(s[1:] != s[:-1], axis=1)
     return order, np.cumsum(starts) - 1, starts
 
 
 def _unique_rows(keys: np.ndarray):
-    """(distinct rows in lexicographic order, each row's index among them)."""
+    """(distinct rows, each row's index among them); the distinct rows in no particular order
+    (callers sort them as they need)."""
     order, run, starts = _runs(keys)
     inverse = np.empty(len(keys), np.int64)
     inverse[order] = run
