@@ -54,14 +54,14 @@ QUICK = ["b-d2-64x64x64", "b-d3-32x32x32", "b-d5-12x6x6"]
 TIME = shutil.which("time") or ("/usr/bin/time" if os.path.exists("/usr/bin/time") else None)
 
 
-def timed(cmd: list, limit: float, env=None) -> dict:
+def timed(cmd: list, limit: float, env=None, cwd=None) -> dict:
     """Run ``cmd``; wall seconds, its last stdout line as JSON, peak RSS (MB) where measurable."""
     full = ([TIME, "-f", "MAXRSS_KB=%M"] if TIME else []) + cmd
     t0 = time.perf_counter()
     # a session of its own, killed whole on timeout: killing only the `time` wrapper leaves the
     # measured process running, and it then competes with every later measurement
     proc = subprocess.Popen(full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)
+                            start_new_session=True, cwd=cwd)
     try:
         stdout, stderr = proc.communicate(timeout=limit)
     except subprocess.TimeoutExpired:
@@ -77,10 +77,41 @@ def timed(cmd: list, limit: float, env=None) -> dict:
     return {"wall_s": round(wall, 3), "peak_mb": rss and round(rss, 1), **(json.loads(lines[-1]) if lines else {})}
 
 
-def lrenum_run(path: str, splitter: str, limit: float, cache: str, device: str = "cpu") -> dict:
+def lrenum_run(path: str, splitter: str, limit: float, cache: str, device: str = "cpu",
+               python: str = sys.executable) -> dict:
     env = dict(os.environ, LRENUM_CACHE_DIR=cache)
-    return timed([sys.executable, "-m", "lrenum", "enumerate", path, "--json", "-q", "--device", device,
-                  "--splitter", splitter], limit, env)
+    # run outside the source tree: `python -m lrenum` from the checkout would import the checkout's
+    # lrenum whatever `python` has installed (the baseline's would be shadowed)
+    return timed([python, "-m", "lrenum", "enumerate", path, "--json", "-q", "--device", device,
+                  "--splitter", splitter], limit, env, cwd=os.path.dirname(os.path.abspath(path)))
+
+
+COUNT_CALLS = """
+import json, sys
+import lrenum
+import lrenum.kernels.lp_box as box, lrenum.kernels.lp_dense as dense, lrenum.kernels.propagate as prop
+calls = [0]
+def counted(module, name):
+    original = getattr(module, name)
+    def wrapper(*a, **k):
+        calls[0] += 1
+        return original(*a, **k)
+    setattr(module, name, wrapper)
+counted(prop, "propagate"); counted(dense, "margin_lp_dense"); counted(box, "margin_lp_box")
+net, arrays = lrenum.load_network(sys.argv[1])
+dom = lrenum.box_domain(arrays["lo"], arrays["hi"], net.input_dim)
+res = lrenum.enumerate_regions(net, dom)
+print(json.dumps({"regions": res.regions, "device_calls": calls[0]}))
+"""
+
+
+def count_device_calls(python: str, path: str) -> dict:
+    """Kernel calls of a run of another lrenum (one that does not report them itself): its three
+    kernels wrapped with a counter in a process of its own. A measurement harness, not a test."""
+    out = subprocess.run([python, "-c", COUNT_CALLS, path], capture_output=True, text=True, timeout=3600,
+                         cwd=os.path.dirname(os.path.abspath(path)))
+    lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
+    return json.loads(lines[-1]) if lines else {"error": out.stderr.strip().splitlines()[-1:]}
 
 
 def main() -> None:
@@ -89,6 +120,12 @@ def main() -> None:
     ap.add_argument("--cases", nargs="*", help="names of the cases to run (default: all)")
     ap.add_argument("--peer", help="checkout of arturs-berzins/relu_edge_subdivision (skipped if absent)")
     ap.add_argument("--peer-script", default=os.path.join(ROOT, "..", "shared", "peers", "berzins_count.py"))
+    ap.add_argument("--peer-python", default=sys.executable,
+                    help="the Python that has torch for the peer (its own virtual environment)")
+    ap.add_argument("--no-lp", action="store_true", help="skip the LP-path runs (the vertex path and the peer only)")
+    ap.add_argument("--baseline-python",
+                    help="a Python with another lrenum installed (an earlier commit): its vertex path runs beside, "
+                         "as the 'before' of a change")
     ap.add_argument("--lp-limit", type=float, default=300.0, help="seconds allowed to the LP path per network")
     ap.add_argument("--peer-limit", type=float, default=600.0, help="seconds allowed to the peer per network")
     ap.add_argument("--device", choices=["cpu", "gpu"], default="cpu",
@@ -112,12 +149,18 @@ def main() -> None:
             row = {"network": name, "d": d, "widths": widths}
             v = lrenum_run(path, "vertices", 3600.0, cache, args.device)
             row["vertices"] = v
-            row["lp"] = lrenum_run(path, "lp", args.lp_limit, cache, args.device)
+            if args.baseline_python:
+                lrenum_run(path, "vertices", 600.0, cache + "-baseline", args.device, args.baseline_python)   # warm
+                row["baseline"] = lrenum_run(path, "vertices", 3600.0, cache + "-baseline", args.device,
+                                             args.baseline_python)
+                if "device_calls" not in row["baseline"]:
+                    row["baseline"]["device_calls"] = count_device_calls(args.baseline_python, path).get("device_calls")
+            row["lp"] = {"skipped": True} if args.no_lp else lrenum_run(path, "lp", args.lp_limit, cache, args.device)
             if args.peer and os.path.isdir(args.peer) and os.path.exists(args.peer_script):
                 env = dict(os.environ, BERZINS_DIR=args.peer)
-                row["peer"] = timed([sys.executable, args.peer_script, path, "cuda" if args.device == "gpu" else "cpu"],
+                row["peer"] = timed([args.peer_python, args.peer_script, path, "cuda" if args.device == "gpu" else "cpu"],
                                     args.peer_limit, env)
-            counts = {k: row[k].get("regions") for k in ("vertices", "lp", "peer") if k in row and "regions" in row[k]}
+            counts = {k: row[k].get("regions") for k in ("vertices", "lp", "peer", "baseline") if k in row and "regions" in row[k]}
             row["counts_agree"] = len(set(counts.values())) <= 1
             rows.append(row)
             print(json.dumps(row), flush=True)
@@ -140,10 +183,12 @@ def write_results(args, device: str, rows: list) -> None:
         json.dump(dict(device=device, date=stamp, cases=rows), f, indent=1)
     with open(base + ".md", "w") as f:
         f.write(f"# Low input dimension on {device}, {stamp}\n\n")
-        f.write("Whole processes (start-up, imports, warm compilation cache). `experiments/bench_lowd.py`.\n\n")
-        f.write("| network | regions | vertex path s | regions/s | peak MB | LP path s | vertices vs LP | "
-                "peer s (algorithm) | peer regions | vertices vs peer | peer peak MB | counts agree |\n")
-        f.write("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+        f.write("Whole processes (start-up, imports, warm compilation cache); `algorithm s` is lrenum's own `seconds` "
+                "(the walk, in the process) beside the peer's own. `experiments/bench_lowd.py`.\n\n")
+        f.write("| network | regions | vertex path s | regions/s | algorithm s | algorithm vs peer's | device calls / 1000 "
+                "regions | host share | peak MB | before: s (algorithm) | before: device calls / 1000 | LP path s | "
+                "vertices vs LP | peer s (algorithm) | peer regions | vertices vs peer | peer peak MB | counts agree |\n")
+        f.write("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
         for r in rows:
             v, lp, pr = r["vertices"], r["lp"], r.get("peer", {})
             n = v.get("regions", "?")
@@ -157,7 +202,15 @@ def write_results(args, device: str, rows: list) -> None:
                 ps, ratio_peer = f"> {pr['timeout']:.0f}", f"> {pr['timeout'] / vs:.1f}x" if vs else ""
             else:
                 ps, ratio_peer = pr.get("error", "not run"), ""
-            f.write(f"| {r['network']} | {n} | {vs} | {round(n / vs) if vs and n != '?' else ''} | {v.get('peak_mb')} | "
+            alg = v.get("seconds")
+            alg_vs_peer = f"{alg / pr['seconds']:.2f}x" if alg and pr.get("seconds") else ""
+            calls = f"{1000 * v['device_calls'] / n:.2f}" if "device_calls" in v and n not in ("?", 0) else ""
+            host = f"{v['host_seconds'] / alg:.0%}" if alg and "host_seconds" in v else ""
+            b = r.get("baseline", {})
+            before = f"{b['wall_s']} ({b.get('seconds')})" if b.get("wall_s") else ""
+            b_calls = f"{1000 * b['device_calls'] / n:.2f}" if b.get("device_calls") and n not in ("?", 0) else ""
+            f.write(f"| {r['network']} | {n} | {vs} | {round(n / vs) if vs and n != '?' else ''} | {alg} | "
+                    f"{alg_vs_peer} | {calls} | {host} | {v.get('peak_mb')} | {before} | {b_calls} | "
                     f"{lps} | {ratio_lp} | {ps} | {pr.get('regions', '')} | {ratio_peer} | {pr.get('peak_mb', '')} | "
                     f"{r['counts_agree']} |\n")
     print(f"wrote {base}.json and .md")

@@ -81,6 +81,42 @@ def device_errors() -> Iterator[None]:
         raise DeviceOutOfMemory("out of host memory (try a smaller --batch-size)") from None
 
 
+class DeviceClock:
+    """Counts device calls and the seconds spent in them while active (the host's share is the
+    rest of a run): what ``--json`` reports as ``device_calls``, ``device_seconds`` and
+    ``host_seconds``, so that the split's structure is measurable on any machine. A device call
+    is timed from its dispatch until its results are on the host (:func:`device_call`)."""
+
+    _active: list = []
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.seconds = 0.0
+
+    def __enter__(self) -> "DeviceClock":
+        DeviceClock._active.append(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        DeviceClock._active.remove(self)
+
+
+@contextlib.contextmanager
+def device_call(device) -> Iterator[None]:
+    """One kernel call on ``device`` (64-bit types on, as :func:`on_device`), counted and timed by
+    the active :class:`DeviceClock`s; the block should end with the results on the host
+    (``np.asarray``), so that the time includes the computation, not only its dispatch."""
+    import time
+
+    t0 = time.perf_counter()
+    with jax.enable_x64(True), jax.default_device(device):
+        yield
+    dt = time.perf_counter() - t0
+    for clock in DeviceClock._active:
+        clock.calls += 1
+        clock.seconds += dt
+
+
 class CompileCounter:
     """Counts XLA compilations (and their seconds) while active, through ``jax.monitoring``.
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..runtime import on_device
+from ..runtime import device_call
 from ..tolerances import U64
 from .frame import Frame
 from .state import AffineMaps, Hyperplanes, Regions
@@ -51,9 +51,9 @@ class Propagator:
             pad = [(0, self.batch - k), (0, pad_in)]
             args = (np.pad(M.M[start:stop], pad + [(0, 0)]),) + tuple(
                 np.pad(a[start:stop], pad) for a in (M.c, M.eM, M.ec))
-            with on_device(self.device):
-                res = propagate(*args, self.W[l], self.b[l])
-            parts.append([np.asarray(o)[:k, :n] for o in res])
+            with device_call(self.device):
+                res = [np.asarray(o) for o in propagate(*args, self.W[l], self.b[l])]
+            parts.append([o[:k, :n] for o in res])
         return Hyperplanes(*(np.concatenate(p) for p in zip(*parts)))
 
 

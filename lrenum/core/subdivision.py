@@ -464,21 +464,62 @@ class _Subdivision:
 
     # ------------------------------------------------------------------ the cells
     def _cell_table(self, with_edges: bool):
-        """Every cell of every live parent, from the hyperplanes added so far: (cells: sorted keys
-        (Q, 1 + Wn) of owner and positive sides, (vertex, cell) copies, (edge, cell) copies or None).
+        """Every cell of every live parent, from the hyperplanes added so far: (cells (Q,) int64
+        keys, sorted: owner in the high bits, the cell's sides of its parent's added hyperplanes
+        (in the plan's order) in the low bits; (vertex, cell) copies; (edge, cell) copies or None).
         A vertex on z added hyperplanes lies in 2^z cells, an edge lying in z of them in 2^z."""
-        added = self.added
+        R = self.plan.shape[1]
+        owner_bits = max(1, int(self.origin.size).bit_length())
+        if R + owner_bits > 62:                                # a wide plan (the root of a wide layer)
+            return self._cell_table_wide(with_edges)
+        plan = self.plan
+        added = (plan >= 0) & (np.arange(R)[None, :] < self.round)        # (B, R) rounds already made
         alive = ~self.failed
+
+        def keys(rows_owner, S_rows):
+            cols = np.maximum(plan[rows_owner], 0)
+            Sp = np.take_along_axis(S_rows, cols, axis=1)                 # (K, R) sides at the plan's hyperplanes
+            row, bits = _completed_bits(Sp, added[rows_owner])
+            return row, (rows_owner[row].astype(np.int64) << R) | bits[:, 0]
+
         vi = np.nonzero(alive[self.owner])[0]
-        vrow, vpos = _completions(self.S[vi], added[self.owner[vi]])
-        parts = [np.concatenate([self.owner[vi][vrow, None].astype(np.uint64), vpos], axis=1)]
+        vrow, vkeys = keys(self.owner[vi], self.S[vi])
+        parts = [vkeys]
         if with_edges:
             ei = np.nonzero(alive[self.eowner])[0]
             a, b = self.edges[ei, 0], self.edges[ei, 1]
             eS = np.sign(self.S[a].astype(np.int16) + self.S[b]).astype(np.int8)
-            erow, epos = _completions(eS, added[self.eowner[ei]])
-            parts.append(np.concatenate([self.eowner[ei][erow, None].astype(np.uint64), epos], axis=1))
-        cells, inverse = _unique_rows(np.concatenate(parts))
+            erow, ekeys = keys(self.eowner[ei], eS)
+            parts.append(ekeys)
+        cells, inverse = np.unique(np.concatenate(parts), return_inverse=True)
+        nv = vrow.size
+        return cells, (vi[vrow], inverse[:nv]), ((ei[erow], inverse[nv:]) if with_edges else None)
+
+    def _cell_table_wide(self, with_edges: bool):
+        """:meth:`_cell_table` for plans longer than one key word holds: keys of several words,
+        grouped by a verified hash; returns cells as (owner, bits words) rows sorted by owner."""
+        plan, R = self.plan, self.plan.shape[1]
+        added = (plan >= 0) & (np.arange(R)[None, :] < self.round)
+        alive = ~self.failed
+
+        def keys(rows_owner, S_rows):
+            Sp = np.take_along_axis(S_rows, np.maximum(plan[rows_owner], 0), axis=1)
+            row, bits = _completed_bits(Sp, added[rows_owner])
+            return row, np.concatenate([rows_owner[row, None].astype(np.int64), bits], axis=1)
+
+        vi = np.nonzero(alive[self.owner])[0]
+        vrow, vkeys = keys(self.owner[vi], self.S[vi])
+        parts = [vkeys]
+        if with_edges:
+            ei = np.nonzero(alive[self.eowner])[0]
+            a, b = self.edges[ei, 0], self.edges[ei, 1]
+            erow, ekeys = keys(self.eowner[ei], np.sign(self.S[a].astype(np.int16) + self.S[b]).astype(np.int8))
+            parts.append(ekeys)
+        allkeys = np.concatenate(parts)
+        order, run, starts = _runs(allkeys.view(np.uint64))
+        inverse = np.empty(len(allkeys), np.int64)
+        inverse[order] = run
+        cells = allkeys[order][starts]
         by_owner = np.argsort(cells[:, 0], kind="stable")     # cells grouped by parent, in parent order
         rank = np.empty_like(by_owner)
         rank[by_owner] = np.arange(by_owner.size)
@@ -491,19 +532,23 @@ class _Subdivision:
         one chunk), cells grouped by owner."""
         cells, (vv, vc), ecopies = self._cell_table(with_edges)
         Q, V = cells.shape[0], self.x.shape[0]
-        order = np.lexsort((vv, vc))                            # vertex copies by cell, then vertex
-        vv, vc = vv[order], vc[order]
+        vkey = vc.astype(np.int64) * V + vv
+        order = np.argsort(vkey)                                # vertex copies by cell, then vertex
+        vkey, vv, vc = vkey[order], vv[order], vc[order]
         vcount = np.bincount(vc, minlength=Q)
         vstart = np.cumsum(vcount) - vcount
-        vkey = vc.astype(np.int64) * V + vv                    # sorted: a copy's position by (cell, vertex)
         if ecopies is not None:
             ee, ec = ecopies
             eorder = np.argsort(ec, kind="stable")
             ee, ec = ee[eorder], ec[eorder]
             ecount = np.bincount(ec, minlength=Q)
             estart = np.cumsum(ecount) - ecount
-        owner = cells[:, 0].astype(np.int64)
-        signs = self._signs(cells)
+        R = self.plan.shape[1]
+        if cells.ndim == 1:                                     # one key word: owner above the sides' bits
+            owner, bits = cells >> R, (cells & ((1 << R) - 1))[:, None]
+        else:
+            owner, bits = cells[:, 0], cells[:, 1:]
+        signs = self._signs(owner, bits)
         step = Q if cap is None else max(1, cap)
         for c0 in range(0, max(Q, 1), max(step, 1)):
             c1 = min(Q, c0 + step)
@@ -530,12 +575,18 @@ class _Subdivision:
         for owner, signs, wit, sk in self._chunks(not last_layer, cap):
             yield ChildCells(self.origin[owner], signs, wit, sk)
 
-    def _signs(self, cells: np.ndarray) -> np.ndarray:
-        """(Q, n) int8 signs of the cells: their sides where the hyperplane cuts the parent (and
-        was added), the parent's side elsewhere."""
-        owner = cells[:, 0].astype(np.int64)
-        pos = np.unpackbits(cells[:, 1:].copy().view(np.uint8), axis=1, count=self.n, bitorder="little").astype(bool)
-        return np.where(self.added[owner], np.where(pos, 1, -1), self.sign[owner]).astype(np.int8)
+    def _signs(self, owner: np.ndarray, bits: np.ndarray) -> np.ndarray:
+        """(Q, n) int8 signs of the cells: their sides where a hyperplane cutting the parent was
+        added (bit r % 62 of word r // 62 of ``bits``: the side of the parent's r-th planned
+        hyperplane), the parent's side elsewhere."""
+        signs = self.sign[owner].copy()
+        R = self.plan.shape[1]
+        for r in range(min(R, self.round)):
+            k = self.plan[owner, r]
+            has = k >= 0
+            side = (bits[has, r // _KEY_BITS] >> (r % _KEY_BITS)) & 1
+            signs[np.nonzero(has)[0], k[has]] = np.where(side == 1, 1, -1)
+        return signs
 
     def partial_cells(self, group: Optional[int]) -> list["_Subdivision"]:
         """The arrangement so far as cells of their own, each a parent for the hyperplanes still
@@ -613,15 +664,6 @@ def _runs(keys: np.ndarray):
     return order, np.cumsum(starts) - 1, starts
 
 
-def _unique_rows(keys: np.ndarray):
-    """(distinct rows, each row's index among them); the distinct rows in no particular order
-    (callers sort them as they need)."""
-    order, run, starts = _runs(keys)
-    inverse = np.empty(len(keys), np.int64)
-    inverse[order] = run
-    return keys[order][starts], inverse
-
-
 def _pack(bits: np.ndarray) -> np.ndarray:
     """(K, n) bool -> (K, ceil(n / 64)) uint64 (bit j of word j // 64 is column j)."""
     K, n = bits.shape
@@ -632,31 +674,45 @@ def _pack(bits: np.ndarray) -> np.ndarray:
     return out.view(np.uint64)
 
 
-def _completions(S: np.ndarray, added: np.ndarray):
-    """For each row of ``S`` (sides; 0 where the point lies on an added hyperplane), every way of
-    replacing its zeros on added hyperplanes by +1/-1: (row index (M,), the completed sign
-    vectors' positive sides packed (M, Wn) uint64)."""
+_KEY_BITS = 62   # sides per key word (int64, non-negative, with room for nothing else: the owner has its own column)
+
+
+def _completed_bits(S: np.ndarray, added: np.ndarray):
+    """For each row of ``S`` (K, R) (sides at a parent's planned hyperplanes; 0 where the point
+    lies on an added one), every way of replacing its zeros on added hyperplanes by +1/-1: (row
+    index (M,), the completed sides as bits (M, ceil(R / 62)) int64: bit r % 62 of word r // 62
+    set for the positive side of the r-th)."""
+    K, R = S.shape
+    nw = max(1, -(-R // _KEY_BITS))
     zero = (S == 0) & added
     z = zero.sum(axis=1)
-    pos = S > 0
-    rows, packs = [], []
+    col_word = np.arange(R) // _KEY_BITS
+    col_bit = (np.int64(1) << (np.arange(R) % _KEY_BITS).astype(np.int64))
+    pos = ((S > 0) & added).astype(np.int64)
+    base = np.zeros((K, nw), np.int64)
+    for w in range(nw):
+        sel = col_word == w
+        base[:, w] = pos[:, sel] @ col_bit[sel]
+    rows, out = [], []
     for zz in np.unique(z):
         idx = np.nonzero(z == zz)[0]
         if zz == 0:
             rows.append(idx)
-            packs.append(_pack(pos[idx]))
+            out.append(base[idx])
             continue
         reps = 1 << int(zz)
-        cols = np.nonzero(zero[idx])[1].reshape(idx.size, zz)
-        pats = ((np.arange(reps)[:, None] >> np.arange(zz)[None, :]) & 1).astype(bool)    # (reps, zz)
-        P = np.repeat(pos[idx], reps, axis=0)
-        r = np.repeat(np.arange(idx.size), reps)
-        P[np.arange(r.size)[:, None], cols[r]] = np.tile(pats, (idx.size, 1))
-        rows.append(idx[r])
-        packs.append(_pack(P))
+        cols = np.nonzero(zero[idx])[1].reshape(idx.size, zz)                 # the zeros' columns
+        pats = (np.arange(reps)[:, None] >> np.arange(zz)[None, :]) & 1        # (reps, zz)
+        got = np.repeat(base[idx], reps, axis=0).reshape(idx.size, reps, nw)
+        for t in range(int(zz)):
+            c = cols[:, t]
+            got[np.arange(idx.size)[:, None], np.arange(reps)[None, :], col_word[c][:, None]] += (
+                pats[None, :, t] * col_bit[c][:, None])
+        rows.append(np.repeat(idx, reps))
+        out.append(got.reshape(-1, nw))
     if not rows:
-        return np.zeros(0, np.int64), np.zeros((0, max(1, (S.shape[1] + 63) // 64)), np.uint64)
-    return np.concatenate(rows), np.concatenate(packs)
+        return np.zeros(0, np.int64), np.zeros((0, nw), np.int64)
+    return np.concatenate(rows), np.concatenate(out)
 
 
 def _add_rows(out: np.ndarray, par: np.ndarray, flag: np.ndarray) -> None:

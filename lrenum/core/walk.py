@@ -178,7 +178,7 @@ def enumerate_regions(net: Network, domain: Optional[Domain] = None, settings: O
     t0 = time.perf_counter()
     stats = DecisionStats()
     frame = Frame(net, domain, settings)
-    with runtime.CompileCounter() as compiles, runtime.device_errors():
+    with runtime.CompileCounter() as compiles, runtime.DeviceClock() as clock, runtime.device_errors():
         splitter = Splitter(frame, dev, stats)
         batch_size = settings.parents_per_split(splitter.vertex is not None)
         memory.check_run(settings, int(sum(net.hidden_widths)), frame.r, max(net.hidden_widths), batch_size)
@@ -196,11 +196,21 @@ def enumerate_regions(net: Network, domain: Optional[Domain] = None, settings: O
         device=runtime.describe_device(dev), stats=stats, compilations=compiles.count,
         compile_seconds=compiles.seconds, pending=pending)
     result.extra["compacted_regions"] = compacted
+    result.extra.update(device_calls=clock.calls, device_seconds=round(clock.seconds, 6),
+                        host_seconds=round(max(0.0, result.seconds - clock.seconds), 6),
+                        split_path=_paths_taken(stats))
     if collector is not None:
         N = int(sum(net.hidden_widths))
         result.patterns = np.concatenate(collector.patterns) if collector.patterns else np.zeros((0, N), bool)
         result.witnesses = np.concatenate(collector.witnesses) if collector.witnesses else np.zeros((0, net.input_dim))
     return result
+
+
+def _paths_taken(stats: DecisionStats) -> str:
+    """Which paths split the regions (vertex path on the host, LPs on the device, or both)."""
+    paths = [name for name, used in (("vertices (host)", stats.vertex_decisions > 0),
+                                     ("LPs (device)", stats.lps > 0)) if used]
+    return " + ".join(paths) or "cheap tests only"
 
 
 def _walk(tree: Tree, batch_size: int, resume: Optional[ResumeState], meter: Progress,

@@ -16,7 +16,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..runtime import on_device
+from ..runtime import device_call
 from ..settings import Settings
 from .problem import LPGeometry, MarginProblems, MarginSolutions, bucket_rows, norm2
 
@@ -132,9 +132,9 @@ class DenseDeviceLP(_DeviceLP):
         bn = self._lane_array(b, k, width, self.dtype, scale=safe)
         mk = self._lane_array(use, k, width)
         x0 = self._lane_array(p.start, k, dtype=self.dtype)
-        with on_device(self.device):
-            t, x, y, status, its = margin_lp_dense(An, bn, mk, x0, self.geo.t_cap, self.x_bound, self.decide_tol,
-                                                   iters=self.iters)
+        with device_call(self.device):
+            t, x, y, status, its = (np.asarray(v) for v in margin_lp_dense(
+                An, bn, mk, x0, self.geo.t_cap, self.x_bound, self.decide_tol, iters=self.iters))
         t, x = np.asarray(t, np.float64)[:k], np.asarray(x, np.float64)[:k]
         y = np.asarray(y, np.float64)[:k, :A.shape[1]] / safe
         y_dom = y[:, m:] if not self.geo.box_is_domain else np.zeros((k, 0))
@@ -185,9 +185,10 @@ class BoxDeviceLP(_DeviceLP):
         mk = self._lane_array(use, k, width)
         x0 = self._lane_array(p.start, k, dtype=self.dtype)
         lo, hi = geo.box
-        with on_device(self.device):
-            t, x, y, status, its = margin_lp_box(Cn, bn, mk, x0, geo.U.astype(self.dtype), lo.astype(self.dtype),
-                                                 hi.astype(self.dtype), geo.t_cap, self.decide_tol, iters=self.iters)
+        with device_call(self.device):
+            t, x, y, status, its = (np.asarray(v) for v in margin_lp_box(
+                Cn, bn, mk, x0, geo.U.astype(self.dtype), lo.astype(self.dtype), hi.astype(self.dtype), geo.t_cap,
+                self.decide_tol, iters=self.iters))
         t, x = np.asarray(t, np.float64)[:k], np.asarray(x, np.float64)[:k]
         y = np.asarray(y, np.float64)[:k, :C.shape[1]] / safe
         x, radius = self._move_inward(C / safe[:, :, None], use, x, t)
