@@ -66,10 +66,11 @@ class Settings:
     vertex_cap: int = 1_024            # a parent or cell with more vertices goes to the LP path: the edge search is
                                        # quadratic in a cell's vertices
     pair_chunk: int = 1 << 21          # candidate edges formed at once (about 50 MB): bounds the edge search's memory
-    vertex_proofs: bool = True         # trust proven skeletons; False: no parent is split from its skeleton (every
-                                       # one takes the LP path; for debugging and tests)
-    vertex_band: float = 1e-9          # skeletons rebuilt from rows (resume): a row within vertex_band * (|a|_1 max|x|
-                                       # + |b|) of a vertex counts as tight there; a proposal, proven afterwards
+    vertex_proofs: bool = True         # trust certified vertex signs (proven vertex sets); False: every one-sided cell
+                                       # is certified by a dual as for degenerate vertex sets (slower; for tests)
+    vertex_band: float = 1e-9          # a vertex within vertex_band * (|G|_1 max|x| + |g|) of a hyperplane counts as on
+                                       # it: interpolated vertices err by ~1e-15 relative per layer, so the band only
+                                       # widens a proposal; every decision is certified after
     vertex_resolve: float = 1e-10      # a vertex whose certified radius exceeds this * (max|x| + 1) is solved afresh
                                        # from its rows: radii compound along chains of crossings
 

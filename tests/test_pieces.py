@@ -16,7 +16,7 @@ from lrenum.cli import main
 from lrenum.core.frame import Frame
 from lrenum.core.split import Splitter
 from lrenum.core.tree import Tree
-from lrenum.core.subdivision import PiecesFailed, VertexSplitter
+from lrenum.core.vertices import PiecesFailed, VertexSplitter
 from lrenum.datasets.writer import RegionWriter
 from nets import patterns_of, random_net
 from reference import reference_patterns

@@ -1,4 +1,4 @@
-"""Float64 bounds for the vertex path's proofs (:mod:`lrenum.core.subdivision`): pure functions.
+"""Float64 bounds for the vertex path's proofs (:mod:`lrenum.core.vertices`): pure functions.
 
 * :func:`sign_error_terms`: how far a float pre-activation at a float vertex can be from the
   exact one at the exact vertex;

@@ -44,7 +44,7 @@ def cmd_enumerate(args, hooks=None) -> int:
                      max(net.hidden_widths), settings.parents_per_split(net.input_dim <= settings.vertex_max_dim))
     writer = None
     if settings.vertex_path:          # refused before any file is touched
-        from ..core.subdivision import VertexSplitter
+        from ..core.vertices import VertexSplitter
 
         why = VertexSplitter.unavailable(domain)
         if why:

@@ -26,24 +26,7 @@ class ChildCells(NamedTuple):
     parent: np.ndarray    # (C,) index into the parent batch
     signs: np.ndarray     # (C, n) int8 +1/-1 (constant neurons: their constant's side)
     witness: np.ndarray   # (C, d)
-    vertices: object = None   # Skeletons of the cells (low-dimensional path) or None
-
-    def take(self, idx) -> "ChildCells":
-        return ChildCells(self.parent[idx], self.signs[idx], self.witness[idx],
-                          None if self.vertices is None else self.vertices.take(idx))
-
-    @staticmethod
-    def concat(parts: list["ChildCells"], no_vertices) -> "ChildCells":
-        """One batch of cells; where some parts carry skeletons, the others get empty ones
-        (``no_vertices(n)``: cells of the LP path)."""
-        if len(parts) == 1:
-            return parts[0]
-        vertices = None
-        if any(p.vertices is not None for p in parts):
-            kind = type(next(p.vertices for p in parts if p.vertices is not None))
-            vertices = kind.concat([p.vertices if p.vertices is not None else no_vertices(len(p.parent)) for p in parts])
-        return ChildCells(np.concatenate([p.parent for p in parts]), np.concatenate([p.signs for p in parts]),
-                          np.concatenate([p.witness for p in parts]), vertices)
+    vertices: object = None   # VertexSets of the cells (low-dimensional path) or None
 
 
 def assemble(frame: Frame, P: Regions, hyp: Hyperplanes, const: np.ndarray, cells: ChildCells,

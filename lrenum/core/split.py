@@ -2,8 +2,8 @@
 
     hyperplanes  each parent's next-layer hyperplanes, from its affine map (device kernel)
     classify     constant / cuts / one-signed by cheap tests; the rest stays open
-    vertices     at small d, parents with a skeleton: the arrangement by edge subdivision, each
-                 decision proven by certified vertex signs (:mod:`lrenum.core.subdivision`)
+    vertices     at small d, parents with a vertex set: the arrangement from vertex signs, each
+                 "empty" side certified by a dual read off a vertex (:mod:`lrenum.core.vertices`)
     arrange      otherwise: LPs for the open neurons, then the cutting hyperplanes added one by
                  one to every cell (see :mod:`lrenum.core.arrangement`)
     assemble     children's patterns, rows and maps; witnesses certified by a forward pass; ranks
@@ -40,7 +40,7 @@ class Splitter:
         rows = int(sum(frame.widths)) + 1
         self.backend = choose_backend(frame.geometry, rows, device, settings)
         self.decider = Decider(frame.geometry, lambda: frame.exact, stats, frame.d, settings)
-        from .subdivision import VertexSplitter   # low-dimensional path
+        from .vertices import VertexSplitter   # low-dimensional path
 
         self.vertex = VertexSplitter.for_frame(frame, stats)
 
@@ -68,7 +68,8 @@ class Splitter:
         done = np.zeros(len(P), bool)
         parts = []
         if self.vertex is not None and P.vertices is not None:
-            cells, handled = self.vertex.split(P, hyp, cls, last_layer=P.layer + 1 == frame.net.n_hidden)
+            tester = SideTester(frame, P, hyp, self.backend, self.decider, stats)
+            cells, handled = self.vertex.split(P, hyp, cls, tester, last_layer=P.layer + 1 == frame.net.n_hidden)
             done |= handled
             if cells is not None:
                 parts.append(cells)
@@ -81,9 +82,11 @@ class Splitter:
         rest = np.nonzero(~done)[0]
         if rest.size:
             parts.append(self._arrange(P, hyp, cls, rest))
-        cells = ChildCells.concat(parts, self._no_vertices)
+        cells = _concat_cells(parts, self.vertex)
         if np.any(cells.parent[1:] < cells.parent[:-1]):
-            cells = cells.take(np.argsort(cells.parent, kind="stable"))
+            order = np.argsort(cells.parent, kind="stable")
+            cells = ChildCells(cells.parent[order], cells.signs[order], cells.witness[order],
+                               None if cells.vertices is None else cells.vertices.take(order))
         yield from self._assembled(P, hyp, cls, cells)
 
     def _assembled(self, P: Regions, hyp, cls, cells: ChildCells) -> Iterator[tuple[Regions, np.ndarray]]:
@@ -91,19 +94,22 @@ class Splitter:
         n = len(cells.parent)
         step = self.frame.settings.assemble_chunk
         for s in range(0, max(n, 1), step):
-            chunk = cells.take(slice(s, min(s + step, n)))
+            rows = slice(s, min(s + step, n))
+            chunk = ChildCells(cells.parent[rows], cells.signs[rows], cells.witness[rows],
+                               None if cells.vertices is None else cells.vertices.take(rows))
             yield assemble(self.frame, P, hyp, cls.const, chunk, self.decider, self.stats)
 
     def _in_pieces(self, P: Regions, hyp, cls) -> Iterator[tuple[Regions, np.ndarray]]:
         """One parent on the vertex path, its arrangement built ``piece_cells`` cells at a time. If the
         vertex path gives up after some children were handed on, the LP path finishes the parent
         and hands on only the children not given yet (a region's signs name it)."""
-        from .subdivision import PiecesFailed
+        from .vertices import PiecesFailed
 
+        tester = SideTester(self.frame, P, hyp, self.backend, self.decider, self.stats)
         last = P.layer + 1 == self.frame.net.n_hidden
         given = set()
         try:
-            for cells in self.vertex.split_in_pieces(P, hyp, cls, last, self.frame.settings.piece_cells):
+            for cells in self.vertex.split_in_pieces(P, hyp, cls, tester, last, self.frame.settings.piece_cells):
                 given.update(pattern_keys(cells.signs > 0))
                 yield from self._assembled(P, hyp, cls, cells)
         except PiecesFailed:
@@ -112,9 +118,6 @@ class Splitter:
             cells = ChildCells(cells.parent[new], cells.signs[new], cells.witness[new],
                                self.vertex.no_vertices(int(new.sum())))
             yield from self._assembled(P, hyp, cls, cells)
-
-    def _no_vertices(self, n: int):
-        return self.vertex.no_vertices(n)
 
     def _arrange(self, P: Regions, hyp, cls, which: np.ndarray) -> ChildCells:
         """The LP path for parents ``which``."""
@@ -126,3 +129,15 @@ class Splitter:
         wit, _ = witnesses(pool, len(cells.parent))
         signs = np.where(cuts[cells.parent], cells.signs, sub_cls.sign[cells.parent]).astype(np.int8)
         return ChildCells(which[cells.parent], signs, wit)
+
+
+def _concat_cells(parts: list, vertex_path) -> ChildCells:
+    """One batch of cells; where some parts carry vertex sets, the others get empty ones (LP path below)."""
+    if len(parts) == 1:
+        return parts[0]
+    vertices = None
+    if any(p.vertices is not None for p in parts):
+        vertices = type(next(p.vertices for p in parts if p.vertices is not None)).concat(
+            [p.vertices if p.vertices is not None else vertex_path.no_vertices(len(p.parent)) for p in parts])
+    return ChildCells(np.concatenate([p.parent for p in parts]), np.concatenate([p.signs for p in parts]),
+                      np.concatenate([p.witness for p in parts]), vertices)

@@ -63,7 +63,7 @@ class Regions:
     rank: np.ndarray       # (B, layer) rank of the Jacobian after each layer
     parent: np.ndarray     # (B,) index of the parent in layer-1 (-1 for the root)
     ident: np.ndarray      # (B,) index of this region in its layer (-1 until numbered)
-    vertices: Any = None   # Skeletons (low-dimensional path: lrenum.core.skeleton) or None
+    vertices: Any = None   # VertexSets (low-dimensional path) or None
 
     def __len__(self) -> int:
         return int(self.witness.shape[0])
