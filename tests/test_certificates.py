@@ -69,8 +69,10 @@ POINT_CASES = [
 def test_certify_points(case):
     _, A, b, eA, eb, x, inside = case
     geo = box_geometry(2)
+    from lrenum.lp.problem import Rows
+
     A, b, eA, eb = (np.asarray(v, np.float64)[None] for v in (A, b, eA, eb))
-    ok, radius = floatcert.certify_points(A, b, eA, eb, np.ones(b.shape, bool), np.asarray(x, float)[None], geo)
+    ok, radius = floatcert.certify_points(Rows(A, b, eA, eb, np.ones(b.shape, bool)), np.asarray(x, float)[None], geo)
     assert ok[0] == inside
     assert (radius[0] > 0) == inside
 

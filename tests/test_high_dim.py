@@ -12,7 +12,7 @@ from lrenum.certify import floatcert
 from lrenum.core.frame import Frame
 from lrenum.lp import exact
 from lrenum.lp.device import BoxDeviceLP, DenseDeviceLP
-from lrenum.lp.problem import MarginProblems
+from lrenum.lp.problem import MarginProblems, Rows
 from lrenum.runtime import select_device
 from nets import patterns_of, random_net
 from reference import reference_patterns
@@ -89,7 +89,7 @@ def _certified_decisions(backend, frame, C, b):
     z = np.zeros((K, m))
     mask = np.ones((K, m), bool)
     sol = backend.solve(MarginProblems(C, b, mask, np.zeros((K, frame.d))))
-    inside, _ = floatcert.certify_points(C, b, z, z, mask, sol.x, frame.geometry)
+    inside, _ = floatcert.certify_points(Rows(C, b, z, z, mask), sol.x, frame.geometry)
     in_box, _ = floatcert.domain_slack(frame.domain, sol.x)
     yes = inside & in_box & (sol.t > 0)
     no = floatcert.certify_empty(C, b, z, z, sol.y, frame.geometry) & ~yes

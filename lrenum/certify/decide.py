@@ -24,7 +24,7 @@ import numpy as np
 
 from ..lp import exact
 from ..lp.clarabel import ClarabelLP
-from ..lp.problem import LPGeometry, LPStatus, MarginProblems
+from ..lp.problem import LPGeometry, LPStatus, MarginProblems, Rows
 from ..settings import Settings
 from . import floatcert
 from .exact_net import ExactNetwork
@@ -105,14 +105,15 @@ class Decider:
         return (np.broadcast_to(geo.dom_C, (K, m_dom, geo.rank)), np.broadcast_to(geo.dom_b, (K, m_dom)),
                 np.zeros((K, m_dom)))
 
-    def empty_claims(self, C, b, eC, eb, mask, y, y_dom, spec: SpecFn):
+    def empty_claims(self, rows: Rows, y, y_dom, spec: SpecFn):
         """Settle claims "cell i has no interior point".
 
-        C..mask: the cells' rows (K, m, r) / (K, m) (without the domain's); y: (K, m) and y_dom:
+        rows: the cells' rows (without the domain's); y: (K, m) and y_dom:
         (K, m_dom) dual weights of the unnormalised rows; ``spec(i)`` describes claim i for the
         exact network. Returns (empty (K,), witness (K, d), radius (K,)), the last two
         for claims that turned out non-empty.
         """
+        C, b, eC, eb, mask = rows
         K = C.shape[0]
         Cd, bd, zd = self._domain_rows(K)
         Ca = np.concatenate([C, Cd], axis=1)
@@ -127,7 +128,7 @@ class Decider:
         witness = np.full((K, self.d), np.nan)
         radius = np.zeros(K)
         for i in np.nonzero(~empty)[0]:
-            verdict, x, r = self._redecide(C[i], b[i], eC[i], eb[i], mask[i], y[i], y_dom[i], spec(i))
+            verdict, x, r = self._redecide(rows.one(i), y[i], y_dom[i], spec(i))
             empty[i] = verdict
             if not verdict:
                 witness[i], radius[i] = x, r
@@ -152,8 +153,10 @@ class Decider:
             return False
         return exact.empty_by_dual_support(rows_q, yfull)
 
-    def _redecide(self, C, b, eC, eb, mask, y, y_dom, spec: CellSpec):
-        """One doubtful claim: rungs 2 to 4. Returns (empty, point, radius)."""
+    def _redecide(self, one: Rows, y, y_dom, spec: CellSpec):
+        """One doubtful claim (``one``: its rows, a batch of one): rungs 2 to 4. Returns (empty,
+        point, radius)."""
+        C, b, eC, eb, mask = (a[0] for a in one)
         rows_q = self._exact_rows(spec)
         if self._support_certificate(rows_q, y, y_dom, mask):
             self.stats.exact_certificates += 1
@@ -169,8 +172,7 @@ class Decider:
             if cert:
                 return True, None, 0.0
             if t > 0:
-                inside, rad = floatcert.certify_points(C[None], b[None], eC[None], eb[None], mask[None],
-                                                       x[None], self.geo)
+                inside, rad = floatcert.certify_points(one, x[None], self.geo)
                 dom_ok, droom = self._in_domain(x)
                 if inside[0] and dom_ok:
                     return False, x, float(min(rad[0], droom))
@@ -196,12 +198,14 @@ class Decider:
         ok, room = floatcert.domain_slack(dom, x[None])
         return bool(ok[0]), float(room[0])
 
-    def repair_witness(self, C, b, mask, spec: CellSpec, check: Callable[[np.ndarray], tuple]):
-        """A region whose witness failed: find and certify a new one, or prove it empty.
+    def repair_witness(self, one: Rows, spec: CellSpec, check: Callable[[np.ndarray], tuple]):
+        """A region whose witness failed (``one``: its rows, a batch of one): find and certify a
+        new one, or prove it empty.
 
         ``check(x)`` runs the forward-pass certificate for one point, returning (status, radius).
         Returns (keep, witness, radius, WitnessStatus).
         """
+        C, b, mask = one.C[0], one.b[0], one.mask[0]
         self.stats.witness_repairs += 1
         if mask.any():
             self.stats.float_redecisions += 1

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..lp.problem import LPGeometry, norm2
+from ..lp.problem import LPGeometry, Rows, norm2
 from ..model.network import Network
 from ..tolerances import ETA, SAFETY, U64, gamma
 
@@ -115,11 +115,12 @@ def certify_empty_unbounded(C, b, eC, eb, y) -> np.ndarray:
     return out
 
 
-def row_slacks(C, b, eC, eb, mask, x, geo: LPGeometry):
+def row_slacks(rows: Rows, x, geo: LPGeometry):
     """Certified lower bounds of ``b_i - a_i . x`` for the exact rows (rows not in use: +inf).
 
-    C: (K, m, r), b/eC/eb/mask: (K, m), x: (K, d). Returns (K, m).
+    rows: K cells of m rows, x: (K, d). Returns (K, m).
     """
+    C, b, eC, eb, mask = rows
     d = x.shape[1]
     yx = geo.image(x)                                                   # U x, (K, r)
     if geo.identity_basis:
@@ -136,14 +137,15 @@ def row_slacks(C, b, eC, eb, mask, x, geo: LPGeometry):
     return np.where(mask, slack - SAFETY * err, np.inf)
 
 
-def certify_points(C, b, eC, eb, mask, x, geo: LPGeometry):
+def certify_points(rows: Rows, x, geo: LPGeometry):
     """Is ``x`` strictly inside each cell ``{a_i . x < b_i}``? Returns (inside (K,), radius (K,)).
 
     ``radius`` is a certified lower bound on the distance from ``x`` to the cell's rows (inf
     where the cell has no rows).
     """
-    low = row_slacks(C, b, eC, eb, mask, x, geo)
+    low = row_slacks(rows, x, geo)
     inside = np.all(low > 0, axis=1)
+    C, eC, mask = rows.C, rows.eC, rows.mask
     norms = geo.row_norms(C) * SAFETY + eC * geo.u_row_2
     with np.errstate(divide="ignore", invalid="ignore"):
         rr = np.where(mask, low / np.where(norms > 0, norms, np.inf), np.inf)

@@ -29,7 +29,7 @@ from ..lp.problem import MarginProblems
 from . import memory
 from .classify import Classes
 from .frame import Frame
-from .state import Hyperplanes, Regions
+from .state import Hyperplanes, Regions, Rows
 
 
 class Pool(NamedTuple):
@@ -73,8 +73,8 @@ class SideTester:
             parts = [self(parent[s:s + step], signs[s:s + step], k[s:s + step], side[s:s + step], start[s:s + step])
                      for s in range(0, K, step)]
             return tuple(np.concatenate(p) for p in zip(*parts))
-        C, b, eC, eb, mask = self.cell_rows(parent, signs, k, side)
-        sol = self.backend.solve(MarginProblems(C, b, mask, start))
+        rows = self.cell_rows(parent, signs, k, side)
+        sol = self.backend.solve(MarginProblems(rows.C, rows.b, rows.mask, start))
         self.stats.lps += K
         self.stats.lp_unfinished += int(np.sum(sol.status != 0))
         nonempty = sol.t > self.frame.settings.cut_tol * self.frame.geometry.scale
@@ -89,7 +89,7 @@ class SideTester:
         return nonempty, x, radius
 
     def cell_rows(self, parent, signs, k, side):
-        """Rows (C, b, eC, eb, mask) of "side ``side`` of neuron k in the cell": the parent's rows
+        """Rows of "side ``side`` of neuron k in the cell": the parent's rows
         (one per earlier neuron), this layer's (one per neuron, masked where the sign is 0), the test row."""
         K = parent.size
         test = np.zeros_like(signs)
@@ -98,7 +98,7 @@ class SideTester:
         Cl, bl, eCl, ebl, ml = layer_rows(self.hyp, parent, signs)
         Ct, bt, eCt, ebt, _ = layer_rows(self.hyp, parent, test)
         kk = (np.arange(K), k)
-        return (np.concatenate([R.C[parent], Cl, Ct[kk][:, None]], axis=1),
+        return Rows(np.concatenate([R.C[parent], Cl, Ct[kk][:, None]], axis=1),
                 np.concatenate([R.b[parent], bl, bt[kk][:, None]], axis=1),
                 np.concatenate([R.eC[parent], eCl, eCt[kk][:, None]], axis=1),
                 np.concatenate([R.eb[parent], ebl, ebt[kk][:, None]], axis=1),
@@ -107,8 +107,7 @@ class SideTester:
     def settle(self, parent, signs, k, side, y, y_dom):
         """Certify "no interior" claims for these cells with dual weights y (layout of
         :meth:`cell_rows`), climbing the Decider's ladder where needed: (empty, witness, radius)."""
-        C, b, eC, eb, mask = self.cell_rows(parent, signs, k, side)
-        return self.decider.empty_claims(C, b, eC, eb, mask, y, y_dom,
+        return self.decider.empty_claims(self.cell_rows(parent, signs, k, side), y, y_dom,
                                          lambda i: self._spec(parent[i], signs[i], k[i], side[i]))
 
     def _spec(self, p: int, signs: np.ndarray, k: int, side: int) -> CellSpec:

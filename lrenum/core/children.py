@@ -54,9 +54,8 @@ def assemble(frame: Frame, P: Regions, hyp: Hyperplanes, const: np.ndarray, cell
     for i in np.nonzero(status != 0)[0]:
         spec = CellSpec(frame.layer_signs(bits[i], l + 1), np.nonzero(rows.mask[i])[0])
         ok, x, rr, ws = decider.repair_witness(
-            rows.C[i], rows.b[i], rows.mask[i], spec,
-            lambda x, i=i: tuple(v[0] for v in certify_region_witnesses(
-                frame, x[None], bits[i:i + 1], constall[i:i + 1], Rows(*(a[i:i + 1] for a in rows)))))
+            rows.one(i), spec, lambda x, i=i: tuple(v[0] for v in certify_region_witnesses(
+                frame, x[None], bits[i:i + 1], constall[i:i + 1], rows.one(i))))
         keep[i] = ok
         if ok:
             wit[i], radius[i], wstatus[i] = x, rr, ws

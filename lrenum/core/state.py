@@ -16,15 +16,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..lp.problem import Rows
 
-class Rows(NamedTuple):
-    """Constraint rows ``C_i . (U x) < b_i`` (a region's, or a cell's under construction)."""
-
-    C: np.ndarray        # (B, m, r)
-    b: np.ndarray        # (B, m)
-    eC: np.ndarray       # (B, m)
-    eb: np.ndarray       # (B, m)
-    mask: np.ndarray     # (B, m) bool: row in use (False for neurons constant on the region)
+__all__ = ["Rows", "Hyperplanes", "AffineMaps", "Regions", "SplitResult", "pattern_keys"]
 
 
 class Hyperplanes(NamedTuple):

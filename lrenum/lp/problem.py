@@ -54,6 +54,22 @@ def norm2(a: np.ndarray, axis: int = -1) -> np.ndarray:
     return out
 
 
+class Rows(NamedTuple):
+    """Constraint rows ``C_i . (U x) < b_i`` of a batch of cells (a region's, or a cell's under
+    construction), with error bounds against the exact network: ``eC >= ||C~ - C||_1`` and
+    ``eb >= |b~ - b|``. The one value rows travel in, from the enumerator to the certificates."""
+
+    C: np.ndarray        # (B, m, r)
+    b: np.ndarray        # (B, m)
+    eC: np.ndarray       # (B, m)
+    eb: np.ndarray       # (B, m)
+    mask: np.ndarray     # (B, m) bool: row in use (False for neurons constant on the region)
+
+    def one(self, i: int) -> "Rows":
+        """Cell i alone, as a batch of one."""
+        return Rows(*(a[i:i + 1] for a in self))
+
+
 class LPGeometry(NamedTuple):
     """What every LP of one enumeration shares: the basis and the domain."""
 
