@@ -165,23 +165,37 @@ def cmd_estimate(args) -> int:
         raise InputError("point sampling needs a bounded domain (there is no uniform distribution on R^d)")
     if args.workers and args.method != "tree":
         raise InputError("--workers applies to --method tree (point sampling is one batched device pass)")
+    if (args.rel_width is not None or args.seconds is not None) and args.method != "probes":
+        raise InputError("--rel-width and --seconds apply to --method probes")
     settings = run_settings(args)
     if args.workers:
         from ..distributed import start_ray
 
         start_ray(args.workers, args.ray_address)
     _start(args, f"estimating by {args.method} (compiling kernels first)")
+    if args.method == "probes":
+        from ..counting.probes import probe_estimate
+
+        est = probe_estimate(net, domain, probes=args.probes or 1024, seed=args.seed, confidence=args.confidence,
+                             interval=args.interval or "t", settings=settings, rel_width=args.rel_width,
+                             seconds=args.seconds)
+        _emit(args, f"probe estimate {est.estimate:.6g} regions, {100 * est.confidence:g}% interval [{est.ci_low:.6g}, "
+                    f"{est.ci_high:.6g}] (half-width {100 * est.details['relative_half_width']:.1f}%); certain lower "
+                    f"bound {est.lower_bound} ({est.details['probes']} probes in {est.details['rounds']} rounds, "
+                    f"{est.seconds:.2f} s)", est.summary())
+        return 0
+    probes = args.probes or 256
     if args.method == "tree":
         if args.workers:
             from ..distributed import tree_estimate_sharded
 
             est = tree_estimate_sharded(net, domain, workers=args.workers, address=args.ray_address,
-                                        probes=args.probes, branch=args.branch, seed=args.seed,
-                                        confidence=args.confidence, interval=args.interval, settings=settings)
+                                        probes=probes, branch=args.branch, seed=args.seed,
+                                        confidence=args.confidence, interval=args.interval or "union", settings=settings)
         else:
-            est = tree_estimate(net, domain, probes=args.probes, branch=args.branch, seed=args.seed,
-                                confidence=args.confidence, settings=settings, interval=args.interval)
-        how = f"{args.probes} probes, branch {args.branch}"
+            est = tree_estimate(net, domain, probes=probes, branch=args.branch, seed=args.seed,
+                                confidence=args.confidence, settings=settings, interval=args.interval or "union")
+        how = f"{probes} probes, branch {args.branch}"
     else:
         est = points_estimate(net, domain, points=args.points, seed=args.seed, confidence=args.confidence,
                               settings=settings)

@@ -63,17 +63,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("estimate", help="estimate the number of regions (tree probes or point sampling)")
     p.add_argument("network", help="network .npz")
     _add_domain_args(p)
-    p.add_argument("--method", choices=["tree", "points"], default="tree",
-                   help="tree: Knuth probes of the exact region tree (default); points: patterns of random points")
-    p.add_argument("--probes", type=_positive_int, default=256, help="tree: independent probes (default 256)")
+    p.add_argument("--method", choices=["tree", "probes", "points"], default="tree",
+                   help="tree: Knuth probes of the exact region tree, splitting every region they visit (default); "
+                        "probes: Knuth probes that add one hyperplane at a time (no region is split whole: for "
+                        "networks too large to enumerate); points: patterns of random points")
+    p.add_argument("--probes", type=_positive_int, default=None,
+                   help="tree: independent probes (default 256); probes: probes per round (default 1024)")
+    p.add_argument("--rel-width", type=_positive_float, default=None, metavar="W",
+                   help="probes: more rounds until the interval's half-width is at most W times the estimate")
+    p.add_argument("--seconds", type=_positive_float, default=None, metavar="S",
+                   help="probes: more rounds until S seconds have passed (with --rel-width: whichever comes first)")
     p.add_argument("--branch", type=_positive_int, default=1,
                    help="tree: children followed per probe and layer (default 1, pure Knuth)")
     p.add_argument("--points", type=_positive_int, default=100_000, help="points: sample size (default 100000)")
     p.add_argument("--workers", type=_positive_int, help="tree: spread the probes over N Ray workers (lrenum[ray])")
     p.add_argument("--ray-address", help="join this Ray cluster instead of starting a local one (with --workers)")
-    p.add_argument("--interval", choices=["t", "log", "union"], default="union",
-                   help="tree: Student-t on the mean, Cox's log-normal interval, or the hull of both (default; "
-                        "measured coverage in experiments/results/estimator_coverage.md)")
+    p.add_argument("--interval", choices=["t", "log", "union"], default=None,
+                   help="Student-t on the mean, Cox's log-normal interval, or the hull of both (default: union for "
+                        "tree, t for probes, whose weights are powers of 2 that no log-normal fits: measured "
+                        "coverage in experiments/results/estimator_coverage.md)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--confidence", type=_confidence, default=0.95, help="confidence level (default 0.95)")
     p.add_argument("--device", choices=["cpu", "gpu"], help="JAX device (default: JAX's default)")
