@@ -36,9 +36,13 @@ def main() -> None:
     ap.add_argument("--probes", type=int, default=1024, help="probes per round")
     ap.add_argument("--no-tree", action="store_true", help="skip the tree estimator")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
+    ap.add_argument("--keep", action="store_true", help="keep today's rows of networks not run now")
     args = ap.parse_args()
     device = f"cpu / {cpu_name()}"
     rows = []
+    earlier = os.path.join(args.out, f"probes-cpu-{dt.date.today().isoformat()}.json")
+    if args.keep and os.path.exists(earlier):      # rows of another run today, for networks not rerun now
+        rows = [r for r in json.load(open(earlier))["rows"] if r["network"] not in args.nets]
     for name in args.nets:
         net, arr = lrenum.load_network(os.path.join(MODELS, name + ".npz"))
         dom = lrenum.box_domain(arr["lo"], arr["hi"], net.input_dim)
