@@ -109,7 +109,7 @@ def device_call(device) -> Iterator[None]:
     import time
 
     t0 = time.perf_counter()
-    with jax.enable_x64(True), jax.default_device(device):
+    with on_device(device):
         yield
     dt = time.perf_counter() - t0
     for clock in DeviceClock._active:

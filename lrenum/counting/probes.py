@@ -38,7 +38,7 @@ from ..core.children import ChildCells, assemble
 from ..core.classify import classify
 from ..core.frame import Frame
 from ..core.split import Splitter
-from ..core.state import Regions, pattern_keys
+from ..core.state import Regions, Rows, pattern_keys
 from ..core.tree import Tree
 from ..errors import InputError
 from ..model.domain import Domain
@@ -196,15 +196,13 @@ def _far_side(frame, tester: SideTester, live, signs, k, side, x, radius, val, c
     # the rest: proven empty, or a point found, by the ladder (a zero dual sends it past rung 1)
     rest = np.nonzero(~ok & ~empty)[0]
     if rest.size:
-        sub = tester.cell_rows(live[rest], signs[live[rest]], np.full(rest.size, k), side[rest])
         empty, wx, wr = tester.settle(live[rest], signs[live[rest]], np.full(rest.size, k), side[rest],
-                                      np.zeros(sub.b.shape), np.zeros((rest.size, geo.dom_C.shape[0])))
+                                      np.zeros((rest.size, rows.b.shape[1])), np.zeros((rest.size, geo.dom_C.shape[0])))
         found = ~empty
         if np.any(found):
             fi = rest[found]
             pt[fi] = wx[found]
-            check, r2 = floatcert.certify_points(tester.cell_rows(live[fi], signs[live[fi]], np.full(fi.size, k),
-                                                                  side[fi]), pt[fi], geo)
+            check, r2 = floatcert.certify_points(Rows(*(a[fi] for a in rows)), pt[fi], geo)
             room2 = floatcert.domain_slack(frame.domain, pt[fi])[1]
             ok[fi] = True
             # exact-only points carry radius 0 (the witness then is certified exactly later)
