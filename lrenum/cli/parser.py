@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from .commands import (cmd_bounds, cmd_convert, cmd_enumerate, cmd_estimate, cmd_inspect, cmd_line, cmd_mipbound,
-                       cmd_plot, cmd_verify)
+from .commands import (cmd_bounds, cmd_convert, cmd_enumerate, cmd_estimate, cmd_inspect, cmd_line, cmd_local,
+                       cmd_mipbound, cmd_plot, cmd_verify)
 from .common import _add_domain_args, _add_model_args, _confidence, _Parser, _positive_float, _positive_int
 
 
@@ -136,6 +136,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("b", help="end point: .npy file or comma list")
     _add_output_args(p)
     p.set_defaults(func=cmd_line)
+
+    p = sub.add_parser("local", help="exact regions in the boxes around many inputs (local complexity)")
+    p.add_argument("network", help="network file (.npz, .onnx, .pt)")
+    p.add_argument("points", help="the inputs: a .npy file of shape (n, d) (or (d,) for one), or a .csv/.txt of rows")
+    _add_model_args(p)
+    p.add_argument("--radius", type=_positive_float, help="half-width of every box (an l-inf ball around each point)")
+    p.add_argument("--radii", metavar="FILE", help="one half-width per point (.npy), instead of --radius")
+    p.add_argument("--clip", action="store_true",
+                   help="clip boxes that leave the network's domain to it (default: such a box is an error)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--box", nargs=2, type=float, metavar=("LO", "HI"),
+                   help="the network's domain [LO, HI]^d (default: lo/hi from the file, else unrestricted)")
+    g.add_argument("--lo", nargs="+", metavar="LO", help="the network's domain, per-dimension lower bounds (needs --hi)")
+    p.add_argument("--hi", nargs="+", metavar="HI", help="per-dimension upper bounds (with --lo)")
+    p.add_argument("-o", "--output", help="write the per-point tables (and with --regions every region) to this HDF5 file")
+    p.add_argument("--regions", action="store_true", help="with -o: store every region (pattern, witness, ranks) with its point")
+    p.add_argument("--csv", metavar="FILE", help="also write one row per point to this CSV file")
+    p.add_argument("--force", action="store_true", help="overwrite existing -o / --csv files")
+    p.add_argument("--proxies", action="store_true",
+                   help="also the literature's proxies per point: neurons meeting the box (interval bounds) and "
+                        "distinct certified patterns among --samples uniform samples (a lower bound)")
+    p.add_argument("--samples", type=_positive_int, default=1000, help="samples per box for --proxies (default 1000)")
+    p.add_argument("--walks", type=_positive_int, default=None,
+                   help="points walked concurrently, their LPs pooled into shared device calls (default 64)")
+    p.add_argument("--device", choices=["cpu", "gpu"], help="JAX device (default: JAX's default)")
+    _add_output_args(p)
+    p.set_defaults(func=cmd_local)
 
     p = sub.add_parser("inspect", help="summarise a region file")
     p.add_argument("file", help="region file (.h5) written by enumerate -o")

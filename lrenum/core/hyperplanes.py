@@ -7,6 +7,8 @@ zero-padded to the widest layer and batches to the device bucket.
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
 
 from ..runtime import device_call
@@ -18,12 +20,15 @@ from .state import AffineMaps, Hyperplanes, Regions
 class Propagator:
     """Next-layer hyperplanes of region batches, on the device."""
 
-    def __init__(self, frame: Frame, device):
+    def __init__(self, frame: Frame, device, batch: Optional[int] = None):
+        """``batch``: regions per device call (every call is padded to it); default the LP batch.
+        Many concurrent walks of few regions each (:mod:`lrenum.counting.local`) take a small one:
+        64 walks padding to 256 regions held ~1 GB of padded maps at MNIST size."""
         from ..lp.device import default_lp_batch
 
         self.frame = frame
         self.device = device
-        self.batch = frame.settings.lp_batch or default_lp_batch(device)   # regions per device call
+        self.batch = batch or frame.settings.lp_batch or default_lp_batch(device)
         net = frame.net
         n_max = max(frame.widths)
         self.n_in = max(n_max, frame.r)

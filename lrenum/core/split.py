@@ -14,7 +14,7 @@ children, so nothing the float kernels propose is trusted uncertified.
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, Optional
 
 import numpy as np
 
@@ -31,14 +31,17 @@ from .state import Regions, SplitResult, pattern_keys
 class Splitter:
     """Holds what one enumeration shares; :meth:`split` does one layer for one batch of parents."""
 
-    def __init__(self, frame: Frame, device, stats: DecisionStats):
+    def __init__(self, frame: Frame, device, stats: DecisionStats, backend=None, propagate_batch: Optional[int] = None):
+        """``backend``: the margin-LP back end, when the caller brings one (the pooled back end of
+        :mod:`lrenum.lp.pool`); else the cheaper device back end for this frame.
+        ``propagate_batch``: regions per hyperplane-propagation call (:class:`Propagator`)."""
         self.frame = frame
         self.device = device
         self.stats = stats
         settings = frame.settings
-        self.propagate = Propagator(frame, device)
+        self.propagate = Propagator(frame, device, propagate_batch)
         rows = int(sum(frame.widths)) + 1
-        self.backend = choose_backend(frame.geometry, rows, device, settings)
+        self.backend = choose_backend(frame.geometry, rows, device, settings) if backend is None else backend
         self.decider = Decider(frame.geometry, lambda: frame.exact, stats, frame.d, settings)
         from .vertices import VertexSplitter   # low-dimensional path
 

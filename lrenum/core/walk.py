@@ -33,7 +33,7 @@ from .split import Splitter
 from .state import Regions
 from .tree import RegionSink, ResumeState, Tree, compact
 
-__all__ = ["enumerate_regions", "EnumerationResult", "Collector", "LayerCallback", "most_children"]
+__all__ = ["enumerate_regions", "EnumerationResult", "Collector", "LayerCallback", "most_children", "walk_tree"]
 
 
 @dataclass
@@ -188,7 +188,7 @@ def enumerate_regions(net: Network, domain: Optional[Domain] = None, settings: O
             sinks.append(collector)
         tree = Tree(frame, splitter, sinks, resume.next_id if resume else None,
                     resume.root_given if resume else None)
-        pending, compacted = _walk(tree, batch_size, resume, meter, should_stop)
+        pending, compacted = walk_tree(tree, batch_size, resume, meter, should_stop)
     counts = tree.counts
     meter.close(counts)
     result = EnumerationResult(
@@ -213,7 +213,7 @@ def _paths_taken(stats: DecisionStats) -> str:
     return " + ".join(paths) or "cheap tests only"
 
 
-def _walk(tree: Tree, batch_size: int, resume: Optional[ResumeState], meter: Progress,
+def walk_tree(tree: Tree, batch_size: int, resume: Optional[ResumeState], meter: Progress,
           should_stop: Optional[Callable[[], bool]] = None) -> tuple[list, int]:
     """The walk; returns the regions left unsplit by ``should_stop`` and how many were stored compact."""
     frame, splitter = tree.frame, tree.splitter

@@ -235,6 +235,18 @@ class RegionFile:
         return pd.DataFrame(frame)
 
 
-def open(path: str) -> RegionFile:  # noqa: A001 - mirrors h5py.File / builtins.open
-    """Open a region dataset written by ``lrenum enumerate -o``."""
-    return RegionFile(os.fspath(path))
+def open(path: str):  # noqa: A001 - mirrors h5py.File / builtins.open
+    """Open a file written by ``lrenum enumerate -o`` (a :class:`RegionFile`) or by
+    ``lrenum local -o`` (a :class:`lrenum.datasets.local_file.LocalFile`)."""
+    path = os.fspath(path)
+    if os.path.exists(path):
+        try:
+            with h5py.File(path, "r") as f:
+                kind = f.attrs.get("format")
+        except OSError:
+            kind = None          # RegionFile says what is wrong with it
+        if kind == "lrenum-local":
+            from .local_file import LocalFile
+
+            return LocalFile(path)
+    return RegionFile(path)

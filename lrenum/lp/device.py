@@ -170,8 +170,20 @@ class BoxDeviceLP(_DeviceLP):
     def _solve_chunk(self, p: MarginProblems) -> MarginSolutions:
         from lrenum.kernels.lp_box import margin_lp_box
 
+        lanes, scaled = self._lanes_in(p)
+        lo, hi = self.geo.box
+        with device_call(self.device):
+            raw = tuple(np.asarray(v) for v in margin_lp_box(
+                *lanes, self.geo.U.astype(self.dtype), lo.astype(self.dtype), hi.astype(self.dtype), self.geo.t_cap,
+                self.decide_tol, iters=self.iters))
+        return self._lanes_out(raw, p, scaled)
+
+    def _lanes_in(self, p: MarginProblems) -> tuple[tuple, tuple]:
+        """The kernel's lane arrays (rows normalised in x-space, padded to the row and lane buckets)
+        and what :meth:`_lanes_out` needs to map the answer back (rows with the domain's, row use,
+        norms)."""
         geo = self.geo
-        k, m = p.C.shape[:2]
+        k = p.C.shape[0]
         m_dom = geo.dom_C.shape[0]
         C = np.concatenate([p.C, np.broadcast_to(geo.dom_C, (k,) + geo.dom_C.shape)], axis=1)
         b = np.concatenate([p.b, np.broadcast_to(geo.dom_b, (k, m_dom))], axis=1)
@@ -180,19 +192,19 @@ class BoxDeviceLP(_DeviceLP):
         use = mask & (norms > 0)
         safe = np.where(use, norms, 1.0)
         width = max(self.width or 0, bucket_rows(C.shape[1]))
-        Cn = self._lane_array(C, k, width, self.dtype, scale=safe)
-        bn = self._lane_array(b, k, width, self.dtype, scale=safe)
-        mk = self._lane_array(use, k, width)
-        x0 = self._lane_array(p.start, k, dtype=self.dtype)
-        lo, hi = geo.box
-        with device_call(self.device):
-            t, x, y, status, its = (np.asarray(v) for v in margin_lp_box(
-                Cn, bn, mk, x0, geo.U.astype(self.dtype), lo.astype(self.dtype), hi.astype(self.dtype), geo.t_cap,
-                self.decide_tol, iters=self.iters))
+        lanes = (self._lane_array(C, k, width, self.dtype, scale=safe), self._lane_array(b, k, width, self.dtype, scale=safe),
+                 self._lane_array(use, k, width), self._lane_array(p.start, k, dtype=self.dtype))
+        return lanes, (C, use, safe)
+
+    def _lanes_out(self, raw: tuple, p: MarginProblems, scaled: tuple) -> MarginSolutions:
+        """The kernel's answer (t, x, y, status, iterations; padded lanes and rows) as solutions of ``p``."""
+        C, use, safe = scaled
+        t, x, y, status, its = raw
+        k, m = p.C.shape[:2]
         t, x = np.asarray(t, np.float64)[:k], np.asarray(x, np.float64)[:k]
         y = np.asarray(y, np.float64)[:k, :C.shape[1]] / safe
         x, radius = self._move_inward(C / safe[:, :, None], use, x, t)
-        y_dom = y[:, m:] if m_dom else np.zeros((k, 0))
+        y_dom = y[:, m:] if self.geo.dom_C.shape[0] else np.zeros((k, 0))
         return MarginSolutions(t, x, radius, y[:, :m], y_dom, np.asarray(status, np.int8)[:k],
                                np.asarray(its, np.int32)[:k])
 

@@ -1,0 +1,69 @@
+"""The literature's cheap stand-ins for the number of regions in a box, beside the exact count.
+
+* :func:`neurons_meeting_box`: neurons whose pre-activation may change sign in the box, by
+  interval bound propagation with outward rounding. In the first layer this is the neurons whose
+  hyperplane meets the box (up to rounding, counted when in doubt); deeper, it over-approximates
+  the neurons that switch. What it guarantees: every neuron that changes sign on a
+  full-dimensional part of the box is counted, so for a one-layer network with k counted neurons
+  the box has at most sum_{i <= d} C(k, i) regions (Zaslavsky). It is not a bound deeper.
+* :func:`sampled_patterns`: distinct patterns among K uniform samples of the box, each counted
+  only when a float64 forward pass with error bounds (:func:`lrenum.certify.floatcert.forward_with_bounds`)
+  proves every pre-activation's sign and the sample lies strictly inside the box. Such a sample
+  has a neighbourhood of the same signs inside the box, so its pattern is a region's: the count
+  never exceeds the exact one (it may fall far short: small regions are rarely hit).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..certify.floatcert import forward_with_bounds
+from ..core.state import pattern_keys
+from ..model.network import Network
+from ..tolerances import ETA, SAFETY, U64, gamma
+
+__all__ = ["neurons_meeting_box", "sampled_patterns"]
+
+
+def neurons_meeting_box(net: Network, lo: np.ndarray, hi: np.ndarray) -> list[int]:
+    """Per hidden layer: neurons whose interval of pre-activations over ``[lo, hi]`` (outward
+    rounded) has 0 strictly inside."""
+    lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
+    counts = []
+    for W, b, a in zip(net.weights[:-1], net.biases[:-1], net.slopes):
+        Wp, Wn = np.maximum(W, 0.0), np.minimum(W, 0.0)
+        z_lo = Wp @ lo + Wn @ hi + b
+        z_hi = Wp @ hi + Wn @ lo + b
+        # one dot product of n_in + 1 terms each: Higham's gamma bound on the magnitudes summed
+        err = SAFETY * (gamma(W.shape[1] + 1) * (np.abs(W) @ np.maximum(np.abs(lo), np.abs(hi)) + np.abs(b))
+                        + ETA * (W.shape[1] + 1))
+        z_lo, z_hi = z_lo - err, z_hi + err
+        counts.append(int(np.sum((z_lo < 0) & (z_hi > 0))))
+        # the activation's range over [z_lo, z_hi] (leaky slopes may be negative: not monotone)
+        f_lo, f_hi = np.where(z_lo > 0, z_lo, a * z_lo), np.where(z_hi > 0, z_hi, a * z_hi)
+        straddle = (z_lo < 0) & (z_hi > 0)
+        lo = np.minimum(np.minimum(f_lo, f_hi), np.where(straddle, 0.0, np.inf))
+        hi = np.maximum(np.maximum(f_lo, f_hi), np.where(straddle, 0.0, -np.inf))
+        slack = U64 * np.maximum(np.abs(lo), np.abs(hi)) + ETA   # a * z rounds once
+        lo, hi = lo - slack, hi + slack
+    return counts
+
+
+def sampled_patterns(net: Network, lo: np.ndarray, hi: np.ndarray, samples: int,
+                     rng: np.random.Generator) -> tuple[int, int]:
+    """(distinct certified patterns, samples certified) among ``samples`` uniform points of the box."""
+    lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
+    distinct, certified = set(), 0
+    step = 4096      # samples per forward pass: memory bounded by the step, not by ``samples``
+    for start in range(0, samples, step):
+        k = min(step, samples - start)
+        X = lo + rng.random((k, lo.size)) * (hi - lo)
+        inside = np.all((X > lo) & (X < hi), axis=1)
+        zs, ezs = forward_with_bounds(net, X, net.n_hidden)
+        sure = inside.copy()
+        for z, ez in zip(zs, ezs):
+            sure &= np.all(np.abs(z) > ez, axis=1)
+        bits = np.concatenate([z[sure] > 0 for z in zs], axis=1)
+        distinct.update(pattern_keys(bits))
+        certified += int(sure.sum())
+    return len(distinct), certified
