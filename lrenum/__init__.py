@@ -8,6 +8,7 @@
 
 from ._version import __version__
 from .core.walk import EnumerationResult, LayerCallback, enumerate_regions
+from .counting.local import LocalResult, local_regions
 from .datasets.reader import RegionFile, open
 from .errors import InputError, LrenumError, WorkerError, WriteError
 from .settings import Settings
@@ -20,7 +21,7 @@ from .model.torch_import import from_torch
 
 __all__ = [
     "__version__", "Domain", "box_domain", "polytope_domain", "unbounded_domain",
-    "EnumerationResult", "enumerate_regions", "LayerCallback", "InputError", "LrenumError", "WriteError", "WorkerError", "Settings",
+    "EnumerationResult", "enumerate_regions", "local_regions", "LocalResult", "LayerCallback", "InputError", "LrenumError", "WriteError", "WorkerError", "Settings",
     "Network", "from_torch",
     "load_npz", "save_npz", "make_network", "open", "RegionFile", "from_onnx", "load_network",
 ]

@@ -10,6 +10,7 @@ Compiled kernels are kept in a persistent cache (``$LRENUM_CACHE_DIR`` or
 from __future__ import annotations
 
 import contextlib
+import threading
 import os
 from typing import Iterator, Optional
 
@@ -101,16 +102,24 @@ class DeviceClock:
         DeviceClock._active.remove(self)
 
 
+_ONE_CALL_AT_A_TIME = threading.RLock()   # see device_call
+
+
 @contextlib.contextmanager
 def device_call(device) -> Iterator[None]:
     """One kernel call on ``device`` (64-bit types on, as :func:`on_device`), counted and timed by
     the active :class:`DeviceClock`s; the block should end with the results on the host
-    (``np.asarray``), so that the time includes the computation, not only its dispatch."""
+    (``np.asarray``), so that the time includes the computation, not only its dispatch.
+
+    Calls from different threads (the concurrent walks of :mod:`lrenum.counting.local`) run one
+    at a time: two box-LP executions started from two threads on the 2-core CPU both waited
+    forever at 0% CPU (XLA:CPU, jax 0.10.2); a walk's host work still overlaps the others' calls."""
     import time
 
-    t0 = time.perf_counter()
-    with on_device(device):
-        yield
+    with _ONE_CALL_AT_A_TIME:
+        t0 = time.perf_counter()      # the call's own time, not the wait for another thread's
+        with on_device(device):
+            yield
     dt = time.perf_counter() - t0
     for clock in DeviceClock._active:
         clock.calls += 1

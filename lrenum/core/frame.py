@@ -17,7 +17,7 @@ from typing import Optional
 import numpy as np
 
 from ..certify.exact_net import ExactNetwork
-from ..lp.exact import q_matrix
+from ..lp.exact import has_full_row_rank
 from ..lp.problem import LPGeometry
 from ..model.domain import Domain
 from ..model.network import Network
@@ -31,7 +31,7 @@ def choose_basis(net: Network, domain: Domain) -> tuple[np.ndarray, np.ndarray, 
     nonzero = np.any(W1 != 0, axis=1)
     dom = domain.A if domain.kind == "polytope" else np.zeros((0, d))
     U = np.concatenate([W1[nonzero], dom])
-    if U.shape[0] < d and q_matrix(U).rank() == U.shape[0]:
+    if U.shape[0] < d and has_full_row_rank(U):
         r, n_w = U.shape[0], int(nonzero.sum())
         layer1 = np.zeros((W1.shape[0], r))
         layer1[np.nonzero(nonzero)[0], np.arange(n_w)] = 1.0

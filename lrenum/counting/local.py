@@ -248,6 +248,7 @@ def local_regions(net: Network, points, radius=None, *, radii=None, domain: Opti
     tick : ``tick(points_done, points, regions_so_far)`` after every point.
     """
     settings = Settings.build() if settings is None else settings
+    settings = settings.replace(lp_dtype=settings.local_lp_dtype)
     P, lo, hi = local_boxes(points, radius, radii=radii, domain=domain, clip=clip, dim=net.input_dim)
     n = len(P)
     dev = runtime.select_device(settings.device)

@@ -179,6 +179,29 @@ def _volumes_tile_the_box(rf: RegionFile, domain: Domain) -> bool:
     return True
 
 
+def check_witness(frame: Frame, l: int, bits: np.ndarray, wit: np.ndarray, rad: float, ws: int, status: int,
+                  radius: float, where: str) -> None:
+    """One stored witness against its region (first ``l`` layers of pattern ``bits``): a float
+    witness by its forward-pass certificate (``status``, ``radius`` from
+    :func:`certify_region_witnesses`), an exact one in exact arithmetic."""
+    if ws == WitnessStatus.FLOAT:
+        if status != 0:
+            raise Mismatch(f"{where}: the witness is not certified inside the region")
+        if rad > radius * (1 + 1e-9):
+            raise Mismatch(f"{where}: the ball of the stored radius {rad:.3g} leaves the region")
+        return
+    if rad != 0:
+        raise Mismatch(f"{where}: an exact-only witness must have radius 0")
+    rows = frame.exact.region_rows(frame.layer_signs(bits, l))
+    if rows is None:
+        raise Mismatch(f"{where}: the region is empty in exact arithmetic")
+    if ws == WitnessStatus.EXACT:
+        if not exact.point_strictly_inside(rows, wit):
+            raise Mismatch(f"{where}: the witness is not strictly inside in exact arithmetic")
+    elif not exact.has_interior(rows, frame.net.input_dim)[0]:
+        raise Mismatch(f"{where}: the region has no interior in exact arithmetic")
+
+
 class _Verifier:
     def __init__(self, rf: RegionFile, net: Network, domain: Domain, device, progress):
         self.rf, self.net, self.domain = rf, net, domain
@@ -237,24 +260,8 @@ class _Verifier:
                                 np.zeros((len(wit), l), np.int64), t["parent"][sl], np.arange(sl.start, sl.stop))
         status, radius = certify_region_witnesses(frame, wit, bits, const, R.rows)
         for i in range(len(wit)):
-            where = f"layer {l} region {sl.start + i}"
             counts[int(ws[i])] = counts.get(int(ws[i]), 0) + 1
-            if ws[i] == WitnessStatus.FLOAT:
-                if status[i] != 0:
-                    raise Mismatch(f"{where}: the witness is not certified inside the region")
-                if rad[i] > radius[i] * (1 + 1e-9):
-                    raise Mismatch(f"{where}: the ball of the stored radius {rad[i]:.3g} leaves the region")
-                continue
-            if rad[i] != 0:
-                raise Mismatch(f"{where}: an exact-only witness must have radius 0")
-            rows = frame.exact.region_rows(frame.layer_signs(bits[i], l))
-            if rows is None:
-                raise Mismatch(f"{where}: the region is empty in exact arithmetic")
-            if ws[i] == WitnessStatus.EXACT:
-                if not exact.point_strictly_inside(rows, wit[i]):
-                    raise Mismatch(f"{where}: the witness is not strictly inside in exact arithmetic")
-            elif not exact.has_interior(rows, net.input_dim)[0]:
-                raise Mismatch(f"{where}: the region has no interior in exact arithmetic")
+            check_witness(frame, l, bits[i], wit[i], rad[i], ws[i], status[i], radius[i], f"layer {l} region {sl.start + i}")
         rank, sure = certified_ranks(R.maps.M, R.maps.eM, prev_rank)
         for i in np.nonzero(~sure)[0]:
             rank[i] = frame.exact.rank_after(net.layer_slices(bits[i], l))
