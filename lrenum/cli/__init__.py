@@ -2,7 +2,8 @@
 
 Conventions for every verb: progress and human summaries go to stderr (``-q`` silences the
 progress); with ``--json`` stdout holds exactly one JSON object and nothing else.
-``common`` (shared helpers), ``commands`` (the verbs), ``parser`` (options and help).
+``common`` (shared helpers), ``commands`` (the verbs), ``local_command`` (``local``, and ``verify`` of
+its files), ``parser`` (options and help).
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from .commands import (cmd_bounds, cmd_convert, cmd_enumerate, cmd_estimate, cmd_inspect, cmd_line, cmd_local,
-                       cmd_mipbound, cmd_plot, cmd_verify)
+from .commands import (cmd_bounds, cmd_convert, cmd_enumerate, cmd_estimate, cmd_inspect, cmd_line, cmd_mipbound,
+                       cmd_plot, cmd_verify)
+from .local_command import cmd_local
 from .common import _add_domain_args, _add_model_args, _confidence, _Parser, _positive_float, _positive_int
 
 
