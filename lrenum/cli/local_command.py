@@ -136,13 +136,10 @@ def _write_csv(path: str, res) -> None:
 
 def is_local_file(path: str) -> bool:
     """Whether ``path`` is a local-complexity file (``lrenum local -o``)."""
-    import h5py
+    from ..datasets.local_file import LOCAL_FORMAT
+    from ..datasets.reader import file_format
 
-    try:
-        with h5py.File(path, "r") as f:
-            return f.attrs.get("format") == "lrenum-local"
-    except (OSError, ValueError):
-        return False          # not HDF5 at all: the region-file reader says so in one line
+    return file_format(path) == LOCAL_FORMAT
 
 
 def verify_local(args) -> int:

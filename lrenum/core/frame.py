@@ -48,8 +48,8 @@ class Frame:
     def __init__(self, net: Network, domain: Domain, settings: Settings = DEFAULT,
                  basis: Optional[tuple[np.ndarray, np.ndarray, np.ndarray]] = None):
         """``basis``: :func:`choose_basis`'s answer for this network and domain, when the caller
-        has it already (its exact rank test costs 3.7 s at 784 x 64: the local walks around many
-        inputs share one)."""
+        has it already: the local walks around many inputs share one instead of proving the same
+        rank once per box (28 ms each at 784 x 64, 280 s over 10,000 boxes)."""
         self.net = net
         self.domain = domain
         self.settings = settings

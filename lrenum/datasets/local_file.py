@@ -20,15 +20,14 @@ interrupted run leaves no file, never one that claims to be complete.
 from __future__ import annotations
 
 import json
-import os
 from contextlib import ExitStack
 from typing import Optional
 
-import h5py
 import numpy as np
 
 from ..errors import InputError, WriteError
 from .format import pack_bits, unpack_bits
+from .reader import ReadOnlyFile, open_h5
 from .storage import Storage, describe, written
 
 LOCAL_FORMAT = "lrenum-local"
@@ -136,17 +135,11 @@ class LocalWriter:
             pass
 
 
-class LocalFile:
+class LocalFile(ReadOnlyFile):
     """A local-complexity file opened for reading (``lrenum.open`` returns one for such files)."""
 
-    def __init__(self, path: str, f: Optional[h5py.File] = None):
-        if f is None:
-            if not os.path.exists(path):
-                raise InputError(f"file not found: {path}")
-            try:
-                f = h5py.File(path, "r")
-            except OSError as exc:
-                raise InputError(f"cannot read {path}: not a valid HDF5 file, or truncated ({exc})") from None
+    def __init__(self, path: str):
+        f = open_h5(path, "file")
         self.f, self.path = f, path
         try:
             a = f.attrs
@@ -171,15 +164,6 @@ class LocalFile:
         except InputError:
             f.close()
             raise
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.f.close()
 
     def __len__(self) -> int:
         return len(self.points)

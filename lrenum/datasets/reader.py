@@ -24,16 +24,47 @@ def check_header(f: h5py.File, path: str) -> None:
         raise InputError(f"{path} has an invalid format version {version}")
 
 
-class RegionFile:
+def open_h5(path: str, what: str) -> h5py.File:
+    """``path`` opened read-only, or one :class:`InputError` line saying why not."""
+    if not os.path.exists(path):
+        raise InputError(f"{what} not found: {path}")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: not a valid HDF5 file, or truncated ({exc})") from None
+
+
+def file_format(path: str) -> Optional[str]:
+    """The ``format`` attribute of an HDF5 file (``lrenum-regions``, ``lrenum-local``), or None when
+    ``path`` is missing, not HDF5 or has none: the readers then say what is wrong in one line."""
+    try:
+        with h5py.File(path, "r") as f:
+            kind = f.attrs.get("format")
+    except (OSError, ValueError):
+        return None
+    return str(kind) if kind is not None else None
+
+
+class ReadOnlyFile:
+    """What every lrenum file reader shares: the open HDF5 file ``f``, a context manager."""
+
+    f: h5py.File
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.f.close()
+
+
+class RegionFile(ReadOnlyFile):
     """A region dataset opened for reading (use as a context manager or call :meth:`close`)."""
 
     def __init__(self, path: str):
-        if not os.path.exists(path):
-            raise InputError(f"region file not found: {path}")
-        try:
-            self.f = h5py.File(path, "r")
-        except OSError as exc:
-            raise InputError(f"cannot read {path}: not a valid HDF5 file, or truncated ({exc})") from None
+        self.f = open_h5(path, "region file")
         try:
             check_header(self.f, path)
             a = self.f.attrs
@@ -65,15 +96,6 @@ class RegionFile:
     def __repr__(self) -> str:
         state = "complete" if self.complete else "INCOMPLETE"
         return f"<RegionFile {self.path!r}: {self.regions} regions, per layer {self.counts}, {state}>"
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.f.close()
 
     def _segment_paths(self) -> list[str]:
         parts = self.path + ".parts"
@@ -239,14 +261,6 @@ def open(path: str):  # noqa: A001 - mirrors h5py.File / builtins.open
     """Open a file written by ``lrenum enumerate -o`` (a :class:`RegionFile`) or by
     ``lrenum local -o`` (a :class:`lrenum.datasets.local_file.LocalFile`)."""
     path = os.fspath(path)
-    if os.path.exists(path):
-        try:
-            with h5py.File(path, "r") as f:
-                kind = f.attrs.get("format")
-        except OSError:
-            kind = None          # RegionFile says what is wrong with it
-        if kind == "lrenum-local":
-            from .local_file import LocalFile
+    from .local_file import LOCAL_FORMAT, LocalFile
 
-            return LocalFile(path)
-    return RegionFile(path)
+    return LocalFile(path) if file_format(path) == LOCAL_FORMAT else RegionFile(path)
