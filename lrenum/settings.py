@@ -47,7 +47,10 @@ class Settings:
     split_children_cpu_vertex: int = 8_192   # the same on the vertex path, where each child also carries its
                                        # vertex set: a 4-input 24-24-24 net on [-8, 8]^4 peaked at 346 -> 331 MB
                                        # with 16,384 -> 8,192, no slower; 4,096 was ~5% slower
-    split_children_gpu: int = 262_144  # a GPU wants ~10^5 lanes at once
+    split_children_gpu: int = 32_768   # children one split may produce on a GPU: 262,144 held 8.6 GB of host memory on
+                                       # mnist_10x12 (H100, 2026-11-23); emulated on the CPU, the first 120 s peaked at
+                                       # 2.39 / 1.83 / 1.20 / 0.84 GB with 262,144 / 65,536 / 32,768 / 16,384
+                                       # (results/splitcap-cpu-2026-12-03.md); the GPU's rate at 32,768 is to be measured
     assemble_chunk: int = 2_048        # children assembled (rows, maps, certificates, ranks) at once: bounds a split's
                                        # temporaries (~10 KB per child at d = 4); 8,192 -> 2,048: 4-input 24-24-24 on
                                        # [-8, 8]^4 353 -> 307 MB, MNIST 8-8 713-910 -> 614-646 MB and faster;
@@ -90,6 +93,11 @@ class Settings:
     radius_cap: float = 2.0            # geometric splits cap a witness ball at (distance + radius_cap * scale)
     clarabel_tol: float = 1e-12        # Clarabel's gap and feasibility tolerances: these LPs are the doubtful ones
     clarabel_max_iter: int = 200
+
+    # ---------------------------------------------------------------- certificates
+    certify_on_device: Optional[bool] = None   # the float64 witness and dual-bound certificates as jitted kernels beside
+                                       # the ones that propose (lrenum.certify.device_certs); None: on a GPU only: on
+                                       # the 2-core CPU the host's numpy was as fast (results/devicecert-cpu-2026-12-03)
 
     # ---------------------------------------------------------------- memory
     memory_limit: Optional[int] = None   # bytes a run may plan for; None: 3/4 of physical memory

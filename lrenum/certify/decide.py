@@ -86,8 +86,11 @@ class Decider:
     """Certifies emptiness claims and repairs witnesses, escalating only where needed."""
 
     def __init__(self, geometry: LPGeometry, exact_net: Callable[[], ExactNetwork], stats: DecisionStats, d: int,
-                 settings: Settings):
+                 settings: Settings, device_certs=None):
+        """``device_certs``: a :class:`lrenum.certify.device_certs.DeviceCertificates` to run rung 1
+        and the witness checks on the device (None: the host's numpy)."""
         self.geo = geometry
+        self.device_certs = device_certs
         self._exact_net = exact_net
         self.stats = stats
         self.d = d
@@ -121,7 +124,7 @@ class Decider:
         eCa = np.concatenate([eC, zd], axis=1)
         eba = np.concatenate([eb, zd], axis=1)
         ya = np.concatenate([np.where(mask, y, 0.0), y_dom], axis=1)
-        empty = floatcert.certify_empty(Ca, ba, eCa, eba, ya, self.geo)
+        empty = self.certify_empty(Ca, ba, eCa, eba, ya)
         if self.geo.box is None:          # R^d: a Farkas vector enclosed in floats, before the exact path
             empty |= floatcert.certify_empty_unbounded(Ca, ba, eCa, eba, ya)
         self.stats.float_certificates += int(empty.sum())
@@ -133,6 +136,12 @@ class Decider:
             if not verdict:
                 witness[i], radius[i] = x, r
         return empty, witness, radius
+
+    def certify_empty(self, C, b, eC, eb, y) -> np.ndarray:
+        """Rung 1 alone (:func:`floatcert.certify_empty`), on the device where this run says so."""
+        if self.device_certs is not None:
+            return self.device_certs.empty(C, b, eC, eb, y)
+        return floatcert.certify_empty(C, b, eC, eb, y, self.geo)
 
     def _exact_rows(self, spec: CellSpec):
         return self._exact_net().region_rows(spec.signs, spec.order)

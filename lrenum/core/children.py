@@ -48,7 +48,7 @@ def assemble(frame: Frame, P: Regions, hyp: Hyperplanes, const: np.ndarray, cell
     # hyperplanes with signs, whose norms are the same bits (a 3-input 48-48-48 net: 0.7 -> 0.1 s)
     geo = frame.geometry
     norms = np.concatenate([geo.row_norms(P.rows.C)[p], geo.row_norms(hyp.G)[p]], axis=1)
-    status, radius = certify_region_witnesses(frame, wit, bits, constall, rows, norms)
+    status, radius = certify_region_witnesses(frame, wit, bits, constall, rows, norms, decider.device_certs)
     wstatus = np.full(len(p), WitnessStatus.FLOAT, np.int8)
     keep = np.ones(len(p), bool)
     for i in np.nonzero(status != 0)[0]:
@@ -82,13 +82,16 @@ def extend_rows(rows: Rows, hyp: Hyperplanes, s: np.ndarray, const: np.ndarray) 
 
 
 def certify_region_witnesses(frame: Frame, x: np.ndarray, bits: np.ndarray, const: np.ndarray, rows: Rows,
-                             norms: Optional[np.ndarray] = None):
+                             norms: Optional[np.ndarray] = None, device_certs=None):
     """Forward-pass certificate of witnesses ``x`` against full patterns (status, radius);
-    ``norms``: the rows' x-space norms where the caller has them."""
+    ``norms``: the rows' x-space norms where the caller has them; ``device_certs``: run it on the
+    device (:mod:`lrenum.certify.device_certs`)."""
     geo = frame.geometry
     L = frame.net.layers_covered(bits.shape[1])
     split = lambda a: frame.net.layer_slices(a, L)
     if norms is None:
         norms = geo.row_norms(rows.C)
     errs = rows.eC * geo.u_row_2
+    if device_certs is not None:
+        return device_certs.witnesses(frame.domain, x, split(bits), split(const), split(norms), split(errs))
     return floatcert.certify_witnesses(frame.net, frame.domain, x, split(bits), split(const), split(norms), split(errs))

@@ -35,8 +35,12 @@ class Classes(NamedTuple):
     unreliable: np.ndarray  # (B,) a genuine hyperplane below float64's resolution: split exactly
 
 
-def classify(frame: Frame, P: Regions, hyp: Hyperplanes, stats: DecisionStats) -> Classes:
+def classify(frame: Frame, P: Regions, hyp: Hyperplanes, stats: DecisionStats, certify_empty=None) -> Classes:
+    """``certify_empty(C, b, eC, eb, y)``: the dual bound to use (the run's :class:`Decider`'s,
+    on the device where it runs there); default the host's."""
     geo = frame.geometry
+    if certify_empty is None:
+        certify_empty = lambda C, b, eC, eb, y: floatcert.certify_empty(C, b, eC, eb, y, geo)
     G1 = np.abs(hyp.G).sum(axis=2)
     nonconst = G1 > hyp.eG
     const = (G1 == 0) & (hyp.eG == 0)
@@ -59,8 +63,7 @@ def classify(frame: Frame, P: Regions, hyp: Hyperplanes, stats: DecisionStats) -
         s = sign[ci, cj].astype(np.float64)
         C = (s[:, None] * hyp.G[ci, cj])[:, None, :]
         b = (-s * hyp.g[ci, cj])[:, None]
-        stable = floatcert.certify_empty(C, b, hyp.eG[ci, cj][:, None], hyp.eg[ci, cj][:, None],
-                                         np.ones((ci.size, 1)), geo)
+        stable = certify_empty(C, b, hyp.eG[ci, cj][:, None], hyp.eg[ci, cj][:, None], np.ones((ci.size, 1)))
         open_[ci[stable], cj[stable]] = False
     stats.avoided += int(nonconst.sum() - open_.sum())
     sign = np.where(const, np.where(const_bit, 1, -1), sign).astype(np.int8)

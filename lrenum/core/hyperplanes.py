@@ -11,8 +11,9 @@ from typing import Optional
 
 import numpy as np
 
+from ..certify.device_certs import flush_subnormals
 from ..runtime import device_call
-from ..tolerances import U64
+from ..tolerances import ETA, U64
 from .frame import Frame
 from .state import AffineMaps, Hyperplanes, Regions
 
@@ -36,6 +37,9 @@ class Propagator:
         self.W = [None] + [np.pad(W, [(0, n_max - W.shape[0]), (0, self.n_in - W.shape[1])])
                            for W in net.weights[1:-1]]
         self.b = [None] + [np.pad(b, (0, n_max - b.shape[0])) for b in net.biases[1:-1]]
+        # found here, not on the device, which may read a subnormal weight as zero even in a comparison
+        self.nzW = [None] + [(W != 0).astype(np.float64) for W in self.W[1:]]
+        self.b_subnormal = [None] + [((b != 0) & (np.abs(b) < ETA)).astype(np.float64) for b in self.b[1:]]
 
     def __call__(self, P: Regions) -> Hyperplanes:
         from lrenum.kernels.propagate import propagate
@@ -54,10 +58,14 @@ class Propagator:
             stop = min(B, start + self.batch)
             k = stop - start
             pad = [(0, self.batch - k), (0, pad_in)]
-            args = (np.pad(M.M[start:stop], pad + [(0, 0)]),) + tuple(
-                np.pad(a[start:stop], pad) for a in (M.c, M.eM, M.ec))
+            # no subnormal numbers go to the device: what is flushed moves into the maps' bounds
+            Mk, movedM = flush_subnormals(M.M[start:stop])
+            ck, movedc = flush_subnormals(M.c[start:stop])
+            eMk = M.eM[start:stop] + movedM.sum(axis=2) * (1 + 4 * U64 * Mk.shape[2]) if movedM.any() else M.eM[start:stop]
+            eck = M.ec[start:stop] + movedc if movedc.any() else M.ec[start:stop]
+            args = (np.pad(Mk, pad + [(0, 0)]),) + tuple(np.pad(a, pad) for a in (ck, eMk, eck))
             with device_call(self.device):
-                res = [np.asarray(o) for o in propagate(*args, self.W[l], self.b[l])]
+                res = [np.asarray(o) for o in propagate(*args, self.W[l], self.b[l], self.nzW[l], self.b_subnormal[l])]
             parts.append([o[:k, :n] for o in res])
         return Hyperplanes(*(np.concatenate(p) for p in zip(*parts)))
 

@@ -18,6 +18,7 @@ from typing import Iterator, Optional
 
 import numpy as np
 
+from ..certify import device_certs
 from ..certify.decide import Decider, DecisionStats
 from ..lp.device import choose_backend
 from .arrangement import SideTester, arrange, witnesses
@@ -42,7 +43,8 @@ class Splitter:
         self.propagate = Propagator(frame, device, propagate_batch)
         rows = int(sum(frame.widths)) + 1
         self.backend = choose_backend(frame.geometry, rows, device, settings) if backend is None else backend
-        self.decider = Decider(frame.geometry, lambda: frame.exact, stats, frame.d, settings)
+        self.decider = Decider(frame.geometry, lambda: frame.exact, stats, frame.d, settings,
+                               device_certs.for_run(frame.net, frame.geometry, device, settings.certify_on_device))
         from .vertices import VertexSplitter   # low-dimensional path
 
         self.vertex = VertexSplitter.for_frame(frame, stats)
@@ -64,7 +66,7 @@ class Splitter:
         they are finished."""
         frame, stats = self.frame, self.stats
         hyp = self.propagate(P)
-        cls = classify(frame, P, hyp, stats)
+        cls = classify(frame, P, hyp, stats, self.decider.certify_empty)
         if self.vertex is not None and P.vertices is not None and len(P) == 1 and self.vertex.takes(P, cls)[0]:
             yield from self._in_pieces(P, hyp, cls)
             return

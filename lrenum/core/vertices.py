@@ -14,7 +14,8 @@ Each cell is in one of two proof modes (docs/architecture.md, "The vertex path",
   (:mod:`lrenum.certify.vertexcert`). A sign that is not certain turns the cell into a proposal.
 * **proposal**: "side s of hyperplane k holds no interior point of the cell" gets a Farkas
   certificate: at the cell's extreme vertex the tight rows' normals combine into the hyperplane's
-  normal (LP duality), and those few rows alone are checked by :func:`floatcert.certify_empty`;
+  normal (LP duality), and those few rows alone are checked by the dual bound (the Decider's
+  rung 1, :func:`floatcert.certify_empty` or its device twin);
   where that fails the claim climbs the Decider's ladder (exact support, Clarabel, exact simplex).
 
 In both modes a child's non-emptiness is proven with the children: its witness (the mean of its
@@ -37,7 +38,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..certify import floatcert, vertexcert
+from ..certify import vertexcert
 from ..certify.decide import DecisionStats
 from ..errors import InputError
 from ..tolerances import SAFETY
@@ -348,7 +349,6 @@ class _Arrangement:
         """Farkas certificates from the extreme vertices' tight rows: (dual weights in the
         :meth:`SideTester.cell_rows` layout, certified (K,) bool)."""
         K = cells.size
-        geo = self.path.frame.geometry
         p = self.cparent[cells]
         ids, cnt = tight_ids(self.vt[ext])
         T = ids.shape[1]
@@ -358,10 +358,10 @@ class _Arrangement:
         mu = np.where(face, 0.0, np.maximum(np.nan_to_num(mu), 0.0))   # the box's duals are implicit
         test_C = -far[:, None] * self.G[p, k]
         test_b = far * self.g[p, k]
-        ok = floatcert.certify_empty(
+        ok = self.tester.decider.certify_empty(
             np.concatenate([A, test_C[:, None]], axis=1), np.concatenate([bcol, test_b[:, None]], axis=1),
             np.concatenate([eA, self.eG[p, k][:, None]], axis=1), np.concatenate([ebcol, self.eg[p, k][:, None]], axis=1),
-            np.concatenate([mu, np.ones((K, 1))], axis=1), geo)
+            np.concatenate([mu, np.ones((K, 1))], axis=1))
         n = self.G.shape[1]
         y = np.zeros((K, self.offset + n + 1))
         rows_here = np.where(ids >= 2 * self.d, ids - 2 * self.d, self.offset + n)   # padding and box faces -> test slot, then reset
