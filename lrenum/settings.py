@@ -74,8 +74,11 @@ class Settings:
     vertex_band: float = 1e-9          # a vertex within vertex_band * (|G|_1 max|x| + |g|) of a hyperplane counts as on
                                        # it: interpolated vertices err by ~1e-15 relative per layer, so the band only
                                        # widens a proposal; every decision is certified after
-    vertex_resolve: float = 1e-10      # a vertex whose certified radius exceeds this * (max|x| + 1) is solved afresh
-                                       # from its rows: radii compound along chains of crossings
+    vertex_resolve: float = 1e-4       # a vertex whose certified radius exceeds this * (max|x| + 1) is solved afresh
+                                       # from its rows: radii compound along chains of crossings. 1e-10 -> 1e-4 (best of 2,
+                                       # one process, 2026-12-03): b-d6-16x16 17.7 -> 12.9 s, b-d4-24x24x24 4.44 -> 3.86,
+                                       # b-d4-16x16x16x16 4.46 -> 3.96, b-d5-12x6x6 0.49 -> 0.36; a few more cells
+                                       # need a dual (91 of 10^6 decisions at d = 4), same counts
 
     # ---------------------------------------------------------------- LPs (proposals; certified afterwards)
     lp_batch: Optional[int] = None     # LPs per device call; None: 16,384 on a GPU, 256 on a CPU (64 for the box LP)
