@@ -190,18 +190,19 @@ def _add_hyperplane(frame, hyp, cls, cuts, cells: Cells, pool: Pool, k: int, tes
         stats.avoided += gi.size
     stats.avoided += int(np.sum(has_pos[sel] & has_neg[sel])) - int(np.sum(geo_cut))
 
-    # 3. an LP for every side that still has no point
-    for side, have in ((1, has_pos), (-1, has_neg)):
-        need = sel[~have[sel]]
-        if need.size == 0:
-            continue
+    # 3. an LP for every side that still has no point: both sides in one device call
+    need_pos, need_neg = sel[~has_pos[sel]], sel[~has_neg[sel]]
+    need = np.concatenate([need_pos, need_neg])
+    if need.size:
+        side = np.concatenate([np.ones(need_pos.size, np.int64), -np.ones(need_neg.size, np.int64)])
         start = np.where(any_point[need, None] >= 0, pool.x[np.maximum(any_point[need], 0)],
                          frame.domain.center()[None, :])
-        ok, x, rad = tester(cells.parent[need], cells.signs[need], np.full(need.size, k), np.full(need.size, side), start)
+        ok, x, rad = tester(cells.parent[need], cells.signs[need], np.full(need.size, k), side, start)
         new_x.append(x[ok])
         new_rad.append(rad[ok])
         new_cell.append(need[ok])
-        have[need[ok]] = True
+        has_pos[need_pos[ok[:need_pos.size]]] = True
+        has_neg[need_neg[ok[need_pos.size:]]] = True
     split = sel[has_pos[sel] & has_neg[sel]]
     only_pos = sel[has_pos[sel] & ~has_neg[sel]]
     only_neg = sel[~has_pos[sel] & has_neg[sel]]
