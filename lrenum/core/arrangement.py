@@ -123,8 +123,9 @@ class SideTester:
 
 
 def arrange(frame: Frame, P: Regions, hyp: Hyperplanes, cls: Classes, tester: SideTester,
-            stats: DecisionStats) -> tuple[Cells, Pool, np.ndarray]:
-    """Cells of every parent (with their pools) and the final set of cutting neurons (B, n)."""
+            stats: DecisionStats, report=None) -> tuple[Cells, Pool, np.ndarray]:
+    """Cells of every parent (with their pools) and the final set of cutting neurons (B, n);
+    ``report(hyperplanes added, of how many, cells)`` after each hyperplane (progress)."""
     B, n = cls.cuts.shape
     geo = frame.geometry
     cuts = cls.cuts.copy()
@@ -141,6 +142,8 @@ def arrange(frame: Frame, P: Regions, hyp: Hyperplanes, cls: Classes, tester: Si
         # every cut can at most double the cells: check before the arrays grow
         memory.check_cells(frame.settings, 2 * len(cells.parent), int(frame.offsets[P.layer + 1]), P.layer + 1, B)
         cells, pool = _add_hyperplane(frame, hyp, cls, cuts, cells, pool, k, tester, stats)
+        if report is not None:
+            report(k + 1, n, len(cells.parent))
     return cells, pool, cuts
 
 

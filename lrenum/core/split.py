@@ -14,7 +14,7 @@ children, so nothing the float kernels propose is trusted uncertified.
 
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 
@@ -48,6 +48,15 @@ class Splitter:
         from .vertices import VertexSplitter   # low-dimensional path
 
         self.vertex = VertexSplitter.for_frame(frame, stats)
+        self.on_step: Optional[Callable[[int, int, int, int], None]] = None   # (layer, hyperplanes added,
+                                                # of how many, cells so far): progress inside one split
+
+    def _report(self, layer: int) -> Callable[[int, int, int], None]:
+        """The progress callback of one split of layer-``layer`` parents (no-op without a meter)."""
+        on_step = self.on_step
+        if on_step is None:
+            return lambda step, steps, cells: None
+        return lambda step, steps, cells: on_step(layer, step, steps, cells)
 
     def split(self, P: Regions) -> SplitResult:
         """Children of every region in ``P`` (grouped by parent) and each parent's number of children."""
@@ -74,7 +83,8 @@ class Splitter:
         parts = []
         if self.vertex is not None and P.vertices is not None:
             tester = SideTester(frame, P, hyp, self.backend, self.decider, stats)
-            cells, handled = self.vertex.split(P, hyp, cls, tester, last_layer=P.layer + 1 == frame.net.n_hidden)
+            cells, handled = self.vertex.split(P, hyp, cls, tester, last_layer=P.layer + 1 == frame.net.n_hidden,
+                                               report=self._report(P.layer))
             done |= handled
             if cells is not None:
                 parts.append(cells)
@@ -114,7 +124,8 @@ class Splitter:
         last = P.layer + 1 == self.frame.net.n_hidden
         given = set()
         try:
-            for cells in self.vertex.split_in_pieces(P, hyp, cls, tester, last, self.frame.settings.piece_cells):
+            for cells in self.vertex.split_in_pieces(P, hyp, cls, tester, last, self.frame.settings.piece_cells,
+                                                     self._report(P.layer)):
                 given.update(pattern_keys(cells.signs > 0))
                 yield from self._assembled(P, hyp, cls, cells)
         except PiecesFailed:
@@ -130,7 +141,7 @@ class Splitter:
         sub_hyp = hyp._replace(**{f: getattr(hyp, f)[which] for f in hyp._fields})
         sub_cls = cls._replace(**{f: getattr(cls, f)[which] for f in cls._fields})
         tester = SideTester(self.frame, sub, sub_hyp, self.backend, self.decider, self.stats)
-        cells, pool, cuts = arrange(self.frame, sub, sub_hyp, sub_cls, tester, self.stats)
+        cells, pool, cuts = arrange(self.frame, sub, sub_hyp, sub_cls, tester, self.stats, self._report(P.layer))
         wit, _ = witnesses(pool, len(cells.parent))
         signs = np.where(cuts[cells.parent], cells.signs, sub_cls.sign[cells.parent]).astype(np.int8)
         return ChildCells(which[cells.parent], signs, wit)

@@ -96,15 +96,19 @@ class VertexSplitter:
                 for i, m in enumerate(batch.rows.mask)]
         return replace(batch, vertices=rebuilt_from_rows(rows, batch.witness, lo, hi, self.words, self.settings.vertex_band))
 
-    def split(self, P: Regions, hyp: Hyperplanes, cls, tester, last_layer: bool):
-        """Cells of the parents this path can take: (ChildCells or None, handled (B,) bool)."""
+    def split(self, P: Regions, hyp: Hyperplanes, cls, tester, last_layer: bool, report=None):
+        """Cells of the parents this path can take: (ChildCells or None, handled (B,) bool);
+        ``report(hyperplanes added, of how many, cells)`` after each hyperplane (progress)."""
         handled = self.takes(P, cls)
         which = np.nonzero(handled)[0]
         if which.size == 0:
             return None, handled
         build = self._parents_settled(P, hyp, cls, tester, which)
-        for k in range(hyp.G.shape[1]):
+        n = hyp.G.shape[1]
+        for k in range(n):
             build.add_hyperplane(k)
+            if report is not None:
+                report(k + 1, n, build.cparent.size)
         cells, failed = build.finish()
         handled[which[failed]] = False
         return self._child_cells(cells, failed, which, cls, last_layer), handled
@@ -115,7 +119,7 @@ class VertexSplitter:
         V = P.vertices
         return (V.count > 0) & (V.count <= self.settings.vertex_cap) & ~cls.unreliable
 
-    def split_in_pieces(self, P: Regions, hyp: Hyperplanes, cls, tester, last_layer: bool, cap: int):
+    def split_in_pieces(self, P: Regions, hyp: Hyperplanes, cls, tester, last_layer: bool, cap: int, report=None):
         """The cells of one parent (``P`` holds one region this path can take), at most ``cap`` at a
         time: where the arrangement under construction grows past ``cap`` cells its cells are split
         in two groups, each finished on its own (a cell's further cuts involve only its own
@@ -126,6 +130,7 @@ class VertexSplitter:
         parent on the LP path, without the children already yielded)."""
         waiting = [(self._parents_settled(P, hyp, cls, tester, np.array([0])), 0)]
         n = hyp.G.shape[1]
+        done = 0                                  # cells of the groups finished (progress only)
         while waiting:
             build, k = waiting.pop()
             while not build.failed[0]:
@@ -138,9 +143,12 @@ class VertexSplitter:
                     break
                 build.add_hyperplane(k)
                 k += 1
+                if report is not None:
+                    report(k, n, done + build.cparent.size)
             cells, failed = build.finish()
             if failed[0]:
                 raise PiecesFailed()
+            done += build.cparent.size
             yield self._child_cells(cells, failed, np.array([0]), cls, last_layer)
 
     def _parents_settled(self, P, hyp, cls, tester, which) -> "_Arrangement":

@@ -218,6 +218,7 @@ def walk_tree(tree: Tree, batch_size: int, resume: Optional[ResumeState], meter:
     """The walk; returns the regions left unsplit by ``should_stop`` and how many were stored compact."""
     frame, splitter = tree.frame, tree.splitter
     settings, L = frame.settings, tree.L
+    splitter.on_step = meter.inside          # progress from inside long splits too
     budget = settings.children_per_split(splitter.device.platform, splitter.vertex is not None)
     stacks = [_Stack(lambda batch: rebuild_compact(frame, splitter.propagate, batch),
                      compact_over=min(budget, settings.compact_over)) for _ in range(L)]
