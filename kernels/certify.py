@@ -118,3 +118,20 @@ def empty_certificate(C, b, eC, eb, y, U, lo, hi, g_all, uX, eta_count, identity
            + keep("rounding") * g_all * (spread @ X + jnp.sum(y * jnp.abs(b), axis=1))
            + keep("underflow") * ETA * eta_count)     # results that flush (the host flushed subnormal inputs)
     return val + SAFETY * err < 0.0
+
+
+@partial(jax.jit, static_argnames=("iters", "identity"))
+def box_lp_certified(Cn, bn, use, x0, U_lp, lo_lp, hi_lp, t_cap, decide_tol, safe, C, b, eC, eb, U, lo, hi, cut,
+                     g_all, uX, eta_count, iters: int, identity: bool):
+    """The box-bounded margin LP (:func:`lrenum.kernels.lp_box.margin_lp_box`, on the normalised
+    rows ``Cn, bn`` in the LP's dtype) and, in the same call, the dual bound of every lane that
+    proposes "no interior" (t <= cut), on the float64 rows ``C, b`` with their error bounds and
+    the LP's duals mapped back to them (y / safe, 0 on rows not in use). Returns the LP's
+    (t, x, y, status, iterations) and proven (B,) bool: the lanes whose emptiness is certified
+    here, which never go back to the host's ladder."""
+    from .lp_box import margin_lp_box
+
+    t, x, y, status, its = margin_lp_box(Cn, bn, use, x0, U_lp, lo_lp, hi_lp, t_cap, decide_tol, iters=iters)
+    y64 = jnp.where(use, y.astype(C.dtype) / safe, 0.0)
+    proven = empty_certificate(C, b, eC, eb, y64, U, lo, hi, g_all, uX, eta_count, identity=identity)
+    return t, x, y, status, its, proven & (t.astype(C.dtype) <= cut)

@@ -287,3 +287,33 @@ def test_enumeration_with_device_certificates_matches_reference(case):
         settings = lrenum.Settings().replace(certify_on_device=True, vertex_path=vertex_path)
         res = lrenum.enumerate_regions(net, dom, settings=settings, collect=True)
         assert {tuple(int(v) for v in row) for row in res.patterns} == want
+
+
+def test_box_lp_with_its_dual_bounds_in_one_call_matches_reference(monkeypatch):
+    """Wide inputs take the box-bounded LP; with device certificates its "no interior" lanes are
+    certified in the LP's own call (BoxDeviceLP.solve_certified): same patterns as the reference,
+    and the fused path did the proving."""
+    from lrenum.lp.device import BoxDeviceLP
+
+    calls = {"fused": 0}
+    original = BoxDeviceLP.solve_certified
+
+    def counted(self, *a, **k):
+        calls["fused"] += 1
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(BoxDeviceLP, "solve_certified", counted)
+    rng = np.random.default_rng(8)
+    d = 40
+    Ws = [rng.normal(size=(5, d)), rng.normal(size=(4, 5)), rng.normal(size=(1, 4))]
+    bs = [rng.normal(size=5) * 0.3, rng.normal(size=4) * 0.3, np.zeros(1)]
+    net = lrenum.make_network(Ws, bs)
+    dom = lrenum.box_domain(0.0, 1.0, d)
+    got = {}
+    for on in (False, True):
+        res = lrenum.enumerate_regions(net, dom, settings=lrenum.Settings().replace(certify_on_device=on),
+                                       collect=True)
+        got[on] = ({tuple(int(v) for v in row) for row in res.patterns}, res.stats.float_certificates)
+    assert calls["fused"] > 0
+    assert got[True][0] == got[False][0] == reference_patterns(Ws, bs, 0.0, 1.0)
+    assert got[True][1] == got[False][1] > 0

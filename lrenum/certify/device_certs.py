@@ -21,6 +21,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..lp.device import flush_subnormals
 from ..lp.problem import LPGeometry, bucket_rows
 from ..model.network import Network
 from ..runtime import device_call
@@ -34,14 +35,6 @@ MAX_LANES = 8192        # carry 10^2-10^3 lanes); beyond MAX_LANES a call is cut
 def lane_bucket(k: int) -> int:
     """Lanes for a call of ``k`` items: the next power of two, at least MIN_LANES."""
     return max(MIN_LANES, 1 << max(0, int(k - 1).bit_length()))
-
-
-def flush_subnormals(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(a with subnormal entries set to 0, |what was removed|)."""
-    tiny = (a != 0) & (np.abs(a) < ETA)
-    if not tiny.any():
-        return a, np.zeros_like(a)
-    return np.where(tiny, 0.0, a), np.where(tiny, np.abs(a), 0.0)
 
 
 def _up_to_normal(e: np.ndarray) -> np.ndarray:
@@ -135,22 +128,15 @@ class DeviceCertificates:
             return floatcert.certify_empty(C, b, eC, eb, y, geo)
         from lrenum.kernels.certify import empty_certificate
 
-        C, movedC = flush_subnormals(np.asarray(C, np.float64))
-        b, movedb = flush_subnormals(np.asarray(b, np.float64))
-        eC = _up_to_normal(np.asarray(eC, np.float64) + movedC.sum(axis=2) * (1 + 4 * gamma(C.shape[2])))
-        eb = _up_to_normal(np.asarray(eb, np.float64) + movedb)
+        C, b, eC, eb, consts = self.prepare_empty(C, b, eC, eb)
         y, _ = flush_subnormals(np.maximum(np.asarray(y, np.float64), 0.0))
-        r, d = C.shape[2], geo.dim
-        X = np.maximum(np.abs(self.lo), np.abs(self.hi))
-        uX = geo.u_row_1 * X.max()
-        eta_count = 2.0 * (2 * m * r + 2 * r * d + 4 * m + 5 * d + 8)
         out = np.zeros(K, bool)
         mp = bucket_rows(m)
         for s in range(0, K, MAX_LANES):
             t = min(K, s + MAX_LANES)
             k = t - s
             lanes = lane_bucket(k)
-            Cp = np.zeros((lanes, mp, r))
+            Cp = np.zeros((lanes, mp, C.shape[2]))
             Cp[:k, :m] = C[s:t]
             pads = []
             for a in (b, eC, eb, y):
@@ -158,11 +144,25 @@ class DeviceCertificates:
                 ap[:k, :m] = a[s:t]
                 pads.append(ap)
             with device_call(self.device):
-                res = empty_certificate(Cp, *pads, geo.U, self.lo, self.hi, gamma(m + r + d + 2), uX, eta_count,
+                res = empty_certificate(Cp, *pads, geo.U, self.lo, self.hi, *consts,
                                         identity=bool(geo.identity_basis), drop=drop)
                 out[s:t] = np.asarray(res)[:k]
             self.calls += 1
         return out
+
+    def prepare_empty(self, C, b, eC, eb):
+        """The dual bound's float64 inputs with no subnormal numbers (C and b flushed into their
+        error bounds eC, eb), and its constants for m rows (gamma, the rows' error factor, the
+        count of results that may flush): (C, b, eC, eb, (g_all, uX, eta_count))."""
+        geo = self.geo
+        m, r, d = b.shape[1], C.shape[2], geo.dim
+        C, movedC = flush_subnormals(np.asarray(C, np.float64))
+        b, movedb = flush_subnormals(np.asarray(b, np.float64))
+        eC = _up_to_normal(np.asarray(eC, np.float64) + movedC.sum(axis=2) * (1 + 4 * gamma(r)))
+        eb = _up_to_normal(np.asarray(eb, np.float64) + movedb)
+        X = np.maximum(np.abs(self.lo), np.abs(self.hi))
+        consts = (gamma(m + r + d + 2), geo.u_row_1 * X.max(), 2.0 * (2 * m * r + 2 * r * d + 4 * m + 5 * d + 8))
+        return C, b, eC, eb, consts
 
 
 def for_run(net: Network, geometry: LPGeometry, device, enabled: Optional[bool]) -> Optional[DeviceCertificates]:

@@ -74,12 +74,23 @@ class SideTester:
                      for s in range(0, K, step)]
             return tuple(np.concatenate(p) for p in zip(*parts))
         rows = self.cell_rows(parent, signs, k, side)
-        sol = self.backend.solve(MarginProblems(rows.C, rows.b, rows.mask, start))
+        problems = MarginProblems(rows.C, rows.b, rows.mask, start)
+        cut = self.frame.settings.cut_tol * self.frame.geometry.scale
+        certs = self.decider.device_certs
+        fused = getattr(self.backend, "solve_certified", None)
+        proven = None
+        if certs is not None and certs.empty_on_device and fused is not None:
+            sol, proven = fused(problems, rows.eC, rows.eb, certs, cut)   # LPs and their dual bounds in one call
+        else:
+            sol = self.backend.solve(problems)
         self.stats.lps += K
         self.stats.lp_unfinished += int(np.sum(sol.status != 0))
-        nonempty = sol.t > self.frame.settings.cut_tol * self.frame.geometry.scale
+        nonempty = sol.t > cut
         x, radius = sol.x.copy(), np.where(nonempty, sol.radius, 0.0)
         claims = np.nonzero(~nonempty)[0]
+        if proven is not None:
+            self.stats.float_certificates += int(proven[claims].sum())
+            claims = claims[~proven[claims]]
         if claims.size:
             empty, wit, rad = self.settle(parent[claims], signs[claims], k[claims], side[claims],
                                           sol.y[claims], sol.y_dom[claims])

@@ -11,7 +11,7 @@ from typing import Optional
 
 import numpy as np
 
-from ..certify.device_certs import flush_subnormals
+from ..lp.device import flush_subnormals
 from ..runtime import device_call
 from ..tolerances import ETA, U64
 from .frame import Frame

@@ -17,6 +17,7 @@ from typing import Optional
 import numpy as np
 
 from ..runtime import device_call
+from ..tolerances import ETA
 from ..settings import Settings
 from .problem import LPGeometry, MarginProblems, MarginSolutions, bucket_rows, norm2
 
@@ -37,6 +38,16 @@ MIN_LANES = 256          # (2026-11-23): the low-d LP path makes ~250 LPs per ca
                          # 16,384 lanes spent more time in np.pad/astype and transfers than in the IPM; a
                          # factor 4 between buckets bounds the padding at 4x for log4(lp_batch/256) + 1
                          # compiled shapes (4 on a GPU, 1 on a CPU, where lp_batch = 256)
+
+
+def flush_subnormals(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(a with subnormal entries set to 0, |what was removed|): what goes to a device that may read
+    a subnormal as zero (:mod:`lrenum.certify.device_certs` moves the removed part into the rows'
+    error bounds)."""
+    tiny = (a != 0) & (np.abs(a) < ETA)
+    if not tiny.any():
+        return a, np.zeros_like(a)
+    return np.where(tiny, 0.0, a), np.where(tiny, np.abs(a), 0.0)
 
 
 def default_lp_batch(device) -> int:
@@ -177,6 +188,47 @@ class BoxDeviceLP(_DeviceLP):
                 *lanes, self.geo.U.astype(self.dtype), lo.astype(self.dtype), hi.astype(self.dtype), self.geo.t_cap,
                 self.decide_tol, iters=self.iters))
         return self._lanes_out(raw, p, scaled)
+
+    def solve_certified(self, problems: MarginProblems, eC, eb, certs, cut: float):
+        """:meth:`solve`, and in the same device call the dual bound of every lane proposing "no
+        interior" (t <= ``cut``) on the problems' float64 rows with their error bounds ``eC, eb``
+        (``certs``: the run's :class:`lrenum.certify.device_certs.DeviceCertificates`). Returns
+        (solutions, proven (K,) bool): proven lanes are certified empty and skip the host's ladder."""
+        K = problems.C.shape[0]
+        self.solved += K
+        parts, proven = [], []
+        for start in range(0, K, self.lp_batch):
+            stop = min(K, start + self.lp_batch)
+            chunk = MarginProblems(*(a[start:stop] for a in problems))
+            sol, ok = self._solve_chunk_certified(chunk, eC[start:stop], eb[start:stop], certs, cut)
+            parts.append(sol)
+            proven.append(ok)
+            self.calls += 1
+        if not parts:
+            return MarginSolutions.empty(self.geo.dim, problems.C.shape[1], self.geo.dom_C.shape[0]), np.zeros(0, bool)
+        return MarginSolutions.concat(parts), np.concatenate(proven)
+
+    def _solve_chunk_certified(self, p: MarginProblems, eC, eb, certs, cut: float):
+        from lrenum.kernels.certify import box_lp_certified
+
+        geo = self.geo
+        lanes, scaled = self._lanes_in(p)
+        C, use, safe = scaled
+        k = p.C.shape[0]
+        m_dom = geo.dom_C.shape[0]
+        zeros = np.zeros((k, m_dom))
+        b = np.concatenate([p.b, np.broadcast_to(geo.dom_b, (k, m_dom))], axis=1)
+        Cf, bf, eCf, ebf, consts = certs.prepare_empty(C, b, np.concatenate([eC, zeros], axis=1),
+                                                       np.concatenate([eb, zeros], axis=1))
+        width = lanes[0].shape[1]
+        pad = lambda a: self._lane_array(a, k, width, np.float64)
+        lo, hi = geo.box
+        with device_call(self.device):
+            raw = tuple(np.asarray(v) for v in box_lp_certified(
+                *lanes, geo.U.astype(self.dtype), lo.astype(self.dtype), hi.astype(self.dtype), geo.t_cap,
+                self.decide_tol, pad(flush_subnormals(safe)[0]), pad(Cf), pad(bf), pad(eCf), pad(ebf), geo.U,
+                certs.lo, certs.hi, cut, *consts, iters=self.iters, identity=bool(geo.identity_basis)))
+        return self._lanes_out(raw[:5], p, scaled), raw[5][:k]
 
     def _lanes_in(self, p: MarginProblems) -> tuple[tuple, tuple]:
         """The kernel's lane arrays (rows normalised in x-space, padded to the row and lane buckets)

@@ -157,6 +157,7 @@ class PooledBoxLP(BoxDeviceLP):
     """The box-bounded device LP of one walk, its device calls made by a shared :class:`LanePool`."""
 
     name = "device-box-pooled"
+    solve_certified = None    # the pool makes the device calls: its lanes' dual bounds stay a separate step
 
     def __init__(self, geometry: LPGeometry, device, settings: Settings, pool: LanePool, max_rows: int):
         super().__init__(geometry, device, settings, max_rows=max_rows)
