@@ -135,3 +135,18 @@ def box_lp_certified(Cn, bn, use, x0, U_lp, lo_lp, hi_lp, t_cap, decide_tol, saf
     y64 = jnp.where(use, y.astype(C.dtype) / safe, 0.0)
     proven = empty_certificate(C, b, eC, eb, y64, U, lo, hi, g_all, uX, eta_count, identity=identity)
     return t, x, y, status, its, proven & (t.astype(C.dtype) <= cut)
+
+
+@partial(jax.jit, static_argnames=("iters", "identity"))
+def dense_lp_certified(An, bn, use, x0, t_cap, x_bound, decide_tol, safe, cert_rows, C, b, eC, eb, U, lo, hi, cut,
+                       g_all, uX, eta_count, iters: int, identity: bool):
+    """:func:`box_lp_certified` for the inequality-form LP (:func:`lrenum.kernels.lp_dense.margin_lp_dense`),
+    whose rows are in x-space with the box faces appended: the certificate takes the rows marked
+    in ``cert_rows`` (the cell's and a polytope domain's, in basis coordinates ``C``; the box is
+    the certificate's own)."""
+    from .lp_dense import margin_lp_dense
+
+    t, x, y, status, its = margin_lp_dense(An, bn, use, x0, t_cap, x_bound, decide_tol, iters=iters)
+    y64 = jnp.where(cert_rows, y.astype(C.dtype) / safe, 0.0)
+    proven = empty_certificate(C, b, eC, eb, y64, U, lo, hi, g_all, uX, eta_count, identity=identity)
+    return t, x, y, status, its, proven & (t.astype(C.dtype) <= cut)

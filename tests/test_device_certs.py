@@ -317,3 +317,34 @@ def test_box_lp_with_its_dual_bounds_in_one_call_matches_reference(monkeypatch):
     assert calls["fused"] > 0
     assert got[True][0] == got[False][0] == reference_patterns(Ws, bs, 0.0, 1.0)
     assert got[True][1] == got[False][1] > 0
+
+
+@pytest.mark.parametrize("domain", ["box", "polytope"])
+def test_dense_lp_with_its_dual_bounds_in_one_call_matches_reference(monkeypatch, domain):
+    """The inequality-form LP (small d, the LP path) with its dual bounds in the same call: the
+    certificate takes the cell's rows and a polytope domain's, not the box faces the LP carries."""
+    from lrenum.lp.device import DenseDeviceLP
+
+    calls = {"fused": 0}
+    original = DenseDeviceLP._solve_chunk_certified
+
+    def counted(self, *a, **k):
+        calls["fused"] += 1
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(DenseDeviceLP, "_solve_chunk_certified", counted)
+    rng = np.random.default_rng(9)
+    d = 3
+    Ws = [rng.normal(size=(7, d)), rng.normal(size=(5, 7)), rng.normal(size=(1, 5))]
+    bs = [rng.normal(size=7) * 0.3, rng.normal(size=5) * 0.3, np.zeros(1)]
+    net = lrenum.make_network(Ws, bs)
+    if domain == "polytope":
+        A = np.concatenate([np.eye(d), -np.eye(d), [[1.0, 1.0, 1.0]]])
+        b = np.concatenate([np.ones(d), np.ones(d), [0.5]])
+        dom, want = lrenum.polytope_domain(A, b, d), reference_patterns(Ws, bs, A_dom=A, b_dom=b)
+    else:
+        dom, want = lrenum.box_domain(-1, 1, d), reference_patterns(Ws, bs, -1.0, 1.0)
+    settings = lrenum.Settings().replace(certify_on_device=True, vertex_path=False)
+    res = lrenum.enumerate_regions(net, dom, settings=settings, collect=True)
+    assert calls["fused"] > 0 and res.stats.float_certificates > 0
+    assert {tuple(int(v) for v in row) for row in res.patterns} == want

@@ -82,6 +82,25 @@ class _DeviceLP:
             return MarginSolutions.empty(self.geo.dim, problems.C.shape[1], self.geo.dom_C.shape[0])
         return MarginSolutions.concat(parts)
 
+    def solve_certified(self, problems: MarginProblems, eC, eb, certs, cut: float):
+        """:meth:`solve`, and in the same device call the dual bound of every lane proposing "no
+        interior" (t <= ``cut``) on the problems' float64 rows with their error bounds ``eC, eb``
+        (``certs``: the run's :class:`lrenum.certify.device_certs.DeviceCertificates`). Returns
+        (solutions, proven (K,) bool): proven lanes are certified empty and skip the host's ladder."""
+        K = problems.C.shape[0]
+        self.solved += K
+        parts, proven = [], []
+        for start in range(0, K, self.lp_batch):
+            stop = min(K, start + self.lp_batch)
+            chunk = MarginProblems(*(a[start:stop] for a in problems))
+            sol, ok = self._solve_chunk_certified(chunk, eC[start:stop], eb[start:stop], certs, cut)
+            parts.append(sol)
+            proven.append(ok)
+            self.calls += 1
+        if not parts:
+            return MarginSolutions.empty(self.geo.dim, problems.C.shape[1], self.geo.dom_C.shape[0]), np.zeros(0, bool)
+        return MarginSolutions.concat(parts), np.concatenate(proven)
+
     small_batch = 0          # a second, small lane bucket (0: none); costs one more compilation
 
     def default_lanes(self, device) -> int:
@@ -146,11 +165,50 @@ class DenseDeviceLP(_DeviceLP):
         with device_call(self.device):
             t, x, y, status, its = (np.asarray(v) for v in margin_lp_dense(
                 An, bn, mk, x0, self.geo.t_cap, self.x_bound, self.decide_tol, iters=self.iters))
+        return self._answer((t, x, y, status, its), k, m, safe)
+
+    def _answer(self, raw, k: int, m: int, safe) -> MarginSolutions:
+        """The kernel's answer (padded lanes and rows) as solutions of the k problems of m rows."""
+        t, x, y, status, its = raw
         t, x = np.asarray(t, np.float64)[:k], np.asarray(x, np.float64)[:k]
-        y = np.asarray(y, np.float64)[:k, :A.shape[1]] / safe
+        y = np.asarray(y, np.float64)[:k, :safe.shape[1]] / safe
         y_dom = y[:, m:] if not self.geo.box_is_domain else np.zeros((k, 0))
         return MarginSolutions(t, x, np.maximum(t, 0.0), y[:, :m], y_dom, np.asarray(status, np.int8)[:k],
                                np.asarray(its, np.int32)[:k])
+
+    def _solve_chunk_certified(self, p: MarginProblems, eC, eb, certs, cut: float):
+        from lrenum.kernels.certify import dense_lp_certified
+
+        geo = self.geo
+        k, m = p.C.shape[:2]
+        m_dom = self.dom_A.shape[0]
+        A = np.concatenate([geo.to_x(p.C), np.broadcast_to(self.dom_A, (k,) + self.dom_A.shape)], axis=1)
+        b = np.concatenate([p.b, np.broadcast_to(self.dom_b, (k, m_dom))], axis=1)
+        mask = np.concatenate([p.mask, np.ones((k, m_dom), bool)], axis=1)
+        norms = norm2(A)
+        use = mask & (norms > 0)
+        safe = np.where(use, norms, 1.0)
+        width = bucket_rows(A.shape[1])
+        # the certificate's rows: the cell's, then a polytope domain's (basis coordinates); a box
+        # domain's faces are the certificate's own box
+        mc = m + geo.dom_C.shape[0]
+        zeros = np.zeros((k, geo.dom_C.shape[0]))
+        Cc = np.concatenate([p.C, np.broadcast_to(geo.dom_C, (k,) + geo.dom_C.shape)], axis=1)
+        bc = np.concatenate([p.b, np.broadcast_to(geo.dom_b, (k, geo.dom_C.shape[0]))], axis=1)
+        Cf, bf, eCf, ebf, consts = certs.prepare_empty(Cc, bc, np.concatenate([eC, zeros], axis=1),
+                                                       np.concatenate([eb, zeros], axis=1))
+        cert_rows = use.copy()
+        cert_rows[:, mc:] = False
+        pad = lambda a, dt=np.float64: self._lane_array(a, k, width, dt)
+        with device_call(self.device):
+            raw = tuple(np.asarray(v) for v in dense_lp_certified(
+                self._lane_array(A, k, width, self.dtype, scale=safe),
+                self._lane_array(b, k, width, self.dtype, scale=safe), self._lane_array(use, k, width),
+                self._lane_array(p.start, k, dtype=self.dtype), geo.t_cap, self.x_bound, self.decide_tol,
+                pad(flush_subnormals(safe)[0]), self._lane_array(cert_rows, k, width), pad(Cf), pad(bf), pad(eCf),
+                pad(ebf), geo.U, certs.lo, certs.hi, cut, *consts, iters=self.iters,
+                identity=bool(geo.identity_basis)))
+        return self._answer(raw[:5], k, m, safe), raw[5][:k]
 
 
 class BoxDeviceLP(_DeviceLP):
@@ -188,25 +246,6 @@ class BoxDeviceLP(_DeviceLP):
                 *lanes, self.geo.U.astype(self.dtype), lo.astype(self.dtype), hi.astype(self.dtype), self.geo.t_cap,
                 self.decide_tol, iters=self.iters))
         return self._lanes_out(raw, p, scaled)
-
-    def solve_certified(self, problems: MarginProblems, eC, eb, certs, cut: float):
-        """:meth:`solve`, and in the same device call the dual bound of every lane proposing "no
-        interior" (t <= ``cut``) on the problems' float64 rows with their error bounds ``eC, eb``
-        (``certs``: the run's :class:`lrenum.certify.device_certs.DeviceCertificates`). Returns
-        (solutions, proven (K,) bool): proven lanes are certified empty and skip the host's ladder."""
-        K = problems.C.shape[0]
-        self.solved += K
-        parts, proven = [], []
-        for start in range(0, K, self.lp_batch):
-            stop = min(K, start + self.lp_batch)
-            chunk = MarginProblems(*(a[start:stop] for a in problems))
-            sol, ok = self._solve_chunk_certified(chunk, eC[start:stop], eb[start:stop], certs, cut)
-            parts.append(sol)
-            proven.append(ok)
-            self.calls += 1
-        if not parts:
-            return MarginSolutions.empty(self.geo.dim, problems.C.shape[1], self.geo.dom_C.shape[0]), np.zeros(0, bool)
-        return MarginSolutions.concat(parts), np.concatenate(proven)
 
     def _solve_chunk_certified(self, p: MarginProblems, eC, eb, certs, cut: float):
         from lrenum.kernels.certify import box_lp_certified
