@@ -89,3 +89,32 @@ def test_deep_hyperplanes_touching_region_faces():
     b2 = np.zeros(3)
     res = check([W1, W2, np.ones((1, 3))], [b1, b2, np.zeros(1)])
     assert res.regions == check([W1, np.ones((1, 3))], [b1, np.zeros(1)]).regions
+
+
+def test_proportional_copies_in_every_layer():
+    """Copies with positive and negative factors in layers 1 and 2, a copy of a dead neuron and a
+    copy whose representative is constant on some regions: passengers of their representatives
+    (lrenum.model.coincidences), counted exactly on both paths, and the vertex path does the
+    work with no LP."""
+    rng = np.random.default_rng(12)
+    Ws, bs = random_net(rng, 3, [5, 4, 3])
+    Ws[0] = np.r_[Ws[0], 2.0 * Ws[0][:1], -0.5 * Ws[0][1:2], np.zeros((1, 3)), 4.0 * np.zeros((1, 3))]
+    bs[0] = np.r_[bs[0], 2.0 * bs[0][:1], -0.5 * bs[0][1:2], -1.0, -2.0]       # two dead neurons, one a copy
+    Ws[1] = np.c_[Ws[1], rng.normal(size=(4, 4))]
+    Ws[1] = np.r_[Ws[1], -4.0 * Ws[1][2:3]]       # powers of 2: exact copies (3 x w rounds: not a copy)
+    bs[1] = np.r_[bs[1], -4.0 * bs[1][2:3]]
+    Ws[2] = np.c_[Ws[2], rng.normal(size=(3, 1))]
+    res = check(Ws, bs)
+    assert res.stats.lps == 0
+
+
+def test_copies_are_exact_not_decimal():
+    """(0.3, 0.9) is not 3 x (0.1, 0.3) in binary: such rows are two hyperplanes a hair apart (the
+    exact count has the sliver between them), not copies; (0.2, 0.6) and (-0.05, -0.15) are."""
+    import lrenum
+    from lrenum.model.coincidences import find_copies
+
+    W = np.array([[0.1, 0.3], [0.3, 0.9], [0.2, 0.6], [-0.05, -0.15]])
+    net = lrenum.make_network([W, np.ones((1, 4))], [np.zeros(4), np.zeros(1)])
+    copies = find_copies(net)
+    assert list(copies.rep[0]) == [0, 1, 0, 0] and list(copies.sign[0]) == [1, 1, 1, -1]

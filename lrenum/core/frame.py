@@ -19,6 +19,7 @@ import numpy as np
 from ..certify.exact_net import ExactNetwork
 from ..lp.exact import has_full_row_rank
 from ..lp.problem import LPGeometry
+from ..model.coincidences import Copies
 from ..model.domain import Domain
 from ..model.network import Network
 from ..settings import DEFAULT, Settings
@@ -66,6 +67,12 @@ class Frame:
             u_row_1=1.0 if identity else float(np.abs(U).sum(axis=1).max()),
             u_row_2=1.0 if identity else float(np.linalg.norm(U, axis=1).max()))
         self.r = U.shape[0]
+
+    @property
+    def copies(self) -> Copies:
+        """Neurons that are exact copies of another (proportional rows), per layer: found once per
+        network (:mod:`lrenum.model.coincidences`), passengers of their representative in the split."""
+        return self.net.copies
 
     @cached_property
     def exact(self) -> ExactNetwork:

@@ -76,6 +76,7 @@ class Splitter:
         frame, stats = self.frame, self.stats
         hyp = self.propagate(P)
         cls = classify(frame, P, hyp, stats, self.decider.certify_empty)
+        cls = self._without_copies(P.layer, cls)
         if self.vertex is not None and P.vertices is not None and len(P) == 1 and self.vertex.takes(P, cls)[0]:
             yield from self._in_pieces(P, hyp, cls)
             return
@@ -104,8 +105,32 @@ class Splitter:
                                None if cells.vertices is None else cells.vertices.take(order))
         yield from self._assembled(P, hyp, cls, cells)
 
+    def _without_copies(self, layer: int, cls):
+        """Copies of another neuron of the layer (proportional rows, :mod:`lrenum.model.coincidences`)
+        are never hyperplanes of the arrangement: their representative's hyperplane is theirs."""
+        copies = self.frame.copies
+        passengers = copies.rep[layer] != np.arange(copies.rep[layer].size)
+        if not passengers.any():
+            return cls
+        return cls._replace(cuts=cls.cuts & ~passengers, open=cls.open & ~passengers)
+
+    def _with_copies_signs(self, P: Regions, cls, cells: ChildCells) -> ChildCells:
+        """A copy's sign from its representative's: the same (c > 0) or the opposite (c < 0) where
+        the representative is not constant on the parent (constant neurons keep their own
+        constant's side: an exact zero is inactive for both)."""
+        rep, sign = self.frame.copies.rep[P.layer], self.frame.copies.sign[P.layer]
+        passengers = np.flatnonzero(rep != np.arange(rep.size))
+        if passengers.size == 0 or len(cells.parent) == 0:
+            return cells
+        signs = cells.signs.copy()
+        follow = ~cls.const[cells.parent][:, passengers]
+        signs[:, passengers] = np.where(follow, sign[passengers] * cells.signs[:, rep[passengers]],
+                                        cells.signs[:, passengers])
+        return cells._replace(signs=signs.astype(np.int8))
+
     def _assembled(self, P: Regions, hyp, cls, cells: ChildCells) -> Iterator[tuple[Regions, np.ndarray]]:
         """Cells made child regions, ``assemble_chunk`` at a time (at least one chunk, maybe empty)."""
+        cells = self._with_copies_signs(P, cls, cells)
         n = len(cells.parent)
         step = self.frame.settings.assemble_chunk
         for s in range(0, max(n, 1), step):

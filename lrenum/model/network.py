@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Optional, Sequence
 
 import numpy as np
@@ -32,6 +33,15 @@ class Network:
     def __post_init__(self) -> None:
         if not self.slopes:   # plain ReLU network
             object.__setattr__(self, "slopes", tuple(np.zeros(W.shape[0]) for W in self.weights[:-1]))
+
+    @cached_property
+    def copies(self):
+        """Hidden neurons that are exact copies of another (:mod:`lrenum.model.coincidences`),
+        found once per network object (every Frame of a run, the local walks' thousands included,
+        shares it)."""
+        from .coincidences import find_copies
+
+        return find_copies(self)
 
     @property
     def input_dim(self) -> int:
