@@ -25,7 +25,7 @@ from ..lp.device import flush_subnormals
 from ..lp.problem import LPGeometry, bucket_rows
 from ..model.network import Network
 from ..runtime import device_call
-from ..tolerances import ETA, gamma
+from ..tolerances import ETA, SAFETY, gamma
 from . import floatcert
 
 MIN_LANES = 128         # lane buckets 128, 512, 2,048, 8,192: at most 4 compiled shapes per kernel and 4x padding;
@@ -109,8 +109,6 @@ class DeviceCertificates:
         Cm = np.zeros((lanes, L_all, self.n), bool)
         D = np.zeros((lanes, L_all, self.n))
         on = np.zeros_like(self.on)
-        from ..tolerances import SAFETY
-
         for l in range(len(bits)):
             w = self.widths[l]
             B[:K, l, :w], Cm[:K, l, :w] = bits[l], const_mask[l]

@@ -150,6 +150,16 @@ class DenseDeviceLP(_DeviceLP):
         from lrenum.kernels.lp_dense import margin_lp_dense
 
         k, m = p.C.shape[:2]
+        lanes, use, safe = self._lanes_in(p)
+        with device_call(self.device):
+            t, x, y, status, its = (np.asarray(v) for v in margin_lp_dense(
+                *lanes, self.geo.t_cap, self.x_bound, self.decide_tol, iters=self.iters))
+        return self._answer((t, x, y, status, its), k, m, safe)
+
+    def _lanes_in(self, p: MarginProblems):
+        """The kernel's lane arrays (x-space rows with the domain's appended, normalised, padded to
+        the row and lane buckets), the rows in use and their norms (1 where not in use)."""
+        k = p.C.shape[0]
         m_dom = self.dom_A.shape[0]
         A = np.concatenate([self.geo.to_x(p.C), np.broadcast_to(self.dom_A, (k,) + self.dom_A.shape)], axis=1)
         b = np.concatenate([p.b, np.broadcast_to(self.dom_b, (k, m_dom))], axis=1)
@@ -158,14 +168,9 @@ class DenseDeviceLP(_DeviceLP):
         use = mask & (norms > 0)
         safe = np.where(use, norms, 1.0)
         width = bucket_rows(A.shape[1])
-        An = self._lane_array(A, k, width, self.dtype, scale=safe)
-        bn = self._lane_array(b, k, width, self.dtype, scale=safe)
-        mk = self._lane_array(use, k, width)
-        x0 = self._lane_array(p.start, k, dtype=self.dtype)
-        with device_call(self.device):
-            t, x, y, status, its = (np.asarray(v) for v in margin_lp_dense(
-                An, bn, mk, x0, self.geo.t_cap, self.x_bound, self.decide_tol, iters=self.iters))
-        return self._answer((t, x, y, status, its), k, m, safe)
+        lanes = (self._lane_array(A, k, width, self.dtype, scale=safe), self._lane_array(b, k, width, self.dtype, scale=safe),
+                 self._lane_array(use, k, width), self._lane_array(p.start, k, dtype=self.dtype))
+        return lanes, use, safe
 
     def _answer(self, raw, k: int, m: int, safe) -> MarginSolutions:
         """The kernel's answer (padded lanes and rows) as solutions of the k problems of m rows."""
@@ -181,14 +186,8 @@ class DenseDeviceLP(_DeviceLP):
 
         geo = self.geo
         k, m = p.C.shape[:2]
-        m_dom = self.dom_A.shape[0]
-        A = np.concatenate([geo.to_x(p.C), np.broadcast_to(self.dom_A, (k,) + self.dom_A.shape)], axis=1)
-        b = np.concatenate([p.b, np.broadcast_to(self.dom_b, (k, m_dom))], axis=1)
-        mask = np.concatenate([p.mask, np.ones((k, m_dom), bool)], axis=1)
-        norms = norm2(A)
-        use = mask & (norms > 0)
-        safe = np.where(use, norms, 1.0)
-        width = bucket_rows(A.shape[1])
+        lanes, use, safe = self._lanes_in(p)
+        width = lanes[0].shape[1]
         # the certificate's rows: the cell's, then a polytope domain's (basis coordinates); a box
         # domain's faces are the certificate's own box
         mc = m + geo.dom_C.shape[0]
@@ -202,9 +201,7 @@ class DenseDeviceLP(_DeviceLP):
         pad = lambda a, dt=np.float64: self._lane_array(a, k, width, dt)
         with device_call(self.device):
             raw = tuple(np.asarray(v) for v in dense_lp_certified(
-                self._lane_array(A, k, width, self.dtype, scale=safe),
-                self._lane_array(b, k, width, self.dtype, scale=safe), self._lane_array(use, k, width),
-                self._lane_array(p.start, k, dtype=self.dtype), geo.t_cap, self.x_bound, self.decide_tol,
+                *lanes, geo.t_cap, self.x_bound, self.decide_tol,
                 pad(flush_subnormals(safe)[0]), self._lane_array(cert_rows, k, width), pad(Cf), pad(bf), pad(eCf),
                 pad(ebf), geo.U, certs.lo, certs.hi, cut, *consts, iters=self.iters,
                 identity=bool(geo.identity_basis)))
