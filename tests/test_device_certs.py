@@ -289,20 +289,26 @@ def test_enumeration_with_device_certificates_matches_reference(case):
         assert {tuple(int(v) for v in row) for row in res.patterns} == want
 
 
+def count_calls(monkeypatch, cls, name: str) -> dict:
+    """Wrap ``cls.name`` with a counter (``["n"]``): proves a test went down the path it is about."""
+    calls = {"n": 0}
+    original = getattr(cls, name)
+
+    def counted(self, *a, **k):
+        calls["n"] += 1
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(cls, name, counted)
+    return calls
+
+
 def test_box_lp_with_its_dual_bounds_in_one_call_matches_reference(monkeypatch):
     """Wide inputs take the box-bounded LP; with device certificates its "no interior" lanes are
     certified in the LP's own call (BoxDeviceLP.solve_certified): same patterns as the reference,
     and the fused path did the proving."""
     from lrenum.lp.device import BoxDeviceLP
 
-    calls = {"fused": 0}
-    original = BoxDeviceLP.solve_certified
-
-    def counted(self, *a, **k):
-        calls["fused"] += 1
-        return original(self, *a, **k)
-
-    monkeypatch.setattr(BoxDeviceLP, "solve_certified", counted)
+    calls = count_calls(monkeypatch, BoxDeviceLP, "solve_certified")
     rng = np.random.default_rng(8)
     d = 40
     Ws = [rng.normal(size=(5, d)), rng.normal(size=(4, 5)), rng.normal(size=(1, 4))]
@@ -314,7 +320,7 @@ def test_box_lp_with_its_dual_bounds_in_one_call_matches_reference(monkeypatch):
         res = lrenum.enumerate_regions(net, dom, settings=lrenum.Settings().replace(certify_on_device=on),
                                        collect=True)
         got[on] = ({tuple(int(v) for v in row) for row in res.patterns}, res.stats.float_certificates)
-    assert calls["fused"] > 0
+    assert calls["n"] > 0
     assert got[True][0] == got[False][0] == reference_patterns(Ws, bs, 0.0, 1.0)
     assert got[True][1] == got[False][1] > 0
 
@@ -325,14 +331,7 @@ def test_dense_lp_with_its_dual_bounds_in_one_call_matches_reference(monkeypatch
     certificate takes the cell's rows and a polytope domain's, not the box faces the LP carries."""
     from lrenum.lp.device import DenseDeviceLP
 
-    calls = {"fused": 0}
-    original = DenseDeviceLP._solve_chunk_certified
-
-    def counted(self, *a, **k):
-        calls["fused"] += 1
-        return original(self, *a, **k)
-
-    monkeypatch.setattr(DenseDeviceLP, "_solve_chunk_certified", counted)
+    calls = count_calls(monkeypatch, DenseDeviceLP, "_solve_chunk_certified")
     rng = np.random.default_rng(9)
     d = 3
     Ws = [rng.normal(size=(7, d)), rng.normal(size=(5, 7)), rng.normal(size=(1, 5))]
@@ -346,5 +345,5 @@ def test_dense_lp_with_its_dual_bounds_in_one_call_matches_reference(monkeypatch
         dom, want = lrenum.box_domain(-1, 1, d), reference_patterns(Ws, bs, -1.0, 1.0)
     settings = lrenum.Settings().replace(certify_on_device=True, vertex_path=False)
     res = lrenum.enumerate_regions(net, dom, settings=settings, collect=True)
-    assert calls["fused"] > 0 and res.stats.float_certificates > 0
+    assert calls["n"] > 0 and res.stats.float_certificates > 0
     assert {tuple(int(v) for v in row) for row in res.patterns} == want
