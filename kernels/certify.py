@@ -38,13 +38,13 @@ EMPTY_TERMS = ("b", "rows", "rounding", "underflow")
 
 
 @partial(jax.jit, static_argnames=("drop",))
-def witness_certificate(x, Ws, bs, slopes, W1, gam, n_in, on, bits, const, denom, drop: str = ""):
+def witness_certificate(x, Ws, bs, slopes, W1, gam, n_in, on, check, bits, const, denom, drop: str = ""):
     """Forward pass with error bounds through padded layers, each neuron's sign checked.
 
     x: (K, p) witnesses padded with zeros to the widest layer input p; Ws: (L, n, p) and bs:
     (L, n) zero-padded; slopes: (L, n) (leaky ReLU; 0 for ReLU); W1: (L, n) row 1-norms of |W|; gam: (L,) gamma(n_in + 1);
-    n_in: (L,) true input widths; on: (L, n) neurons to check (padding and layers beyond the
-    pattern off); bits, const: (K, L, n) bool; denom: (K, L, n) >= 0 (the row's norm bound, for
+    n_in: (L,) true input widths; on: (L, n) real neurons (padding and layers beyond the
+    pattern off); check: (L, n) the neurons whose sign is checked (on, linear units off); bits, const: (K, L, n) bool; denom: (K, L, n) >= 0 (the row's norm bound, for
     the radius; 0 gives an infinite radius). Returns (status (K,) int8: 0 proven, 1 certainly
     outside, 2 undecided; radius (K,): the certified distance to the nearest row, before the
     domain). Same decisions as :func:`lrenum.certify.floatcert.certify_witnesses`.
@@ -54,7 +54,7 @@ def witness_certificate(x, Ws, bs, slopes, W1, gam, n_in, on, bits, const, denom
 
     def layer(carry, per_layer):
         h, eh, status, radius = carry
-        W, b, a, w1, g, m, on_l, bit, cst, den = per_layer
+        W, b, a, w1, g, m, on_l, chk, bit, cst, den = per_layer
         aW = jnp.abs(W)
         z = h @ W.T + b
         h1 = jnp.sum(jnp.abs(h), axis=1, keepdims=True)
@@ -62,24 +62,25 @@ def witness_certificate(x, Ws, bs, slopes, W1, gam, n_in, on, bits, const, denom
         ez = SAFETY * (keep("propagated") * (eh @ aW.T)
                        + keep("rounding") * g * (jnp.abs(h) @ aW.T + jnp.abs(b))
                        + keep("underflow") * ETA * (w1 + h1 + e1 + 4.0 * (m + 1.0)))
-        certain = (jnp.abs(z) > ez) | ~on_l
-        wrong = certain & on_l & ((z > 0) != bit)
+        certain = (jnp.abs(z) > ez) | ~chk
+        wrong = certain & chk & ((z > 0) != bit)
         status = jnp.maximum(status, jnp.any(wrong, axis=1).astype(jnp.int8))
         status = jnp.where(jnp.any(~certain, axis=1) & (status == 0), jnp.int8(2), status)
         r = jnp.where(den > 0, (jnp.abs(z) - ez) / jnp.where(den > 0, den, 1.0), jnp.inf)
-        r = jnp.where(cst | ~on_l, jnp.inf, r)
+        r = jnp.where(cst | ~chk, jnp.inf, r)
         radius = jnp.minimum(radius, jnp.min(r, axis=1))
         h = jnp.where(z > 0, z, a * z)
         # the activation is max(1, |a|)-Lipschitz. Rounding a * z (U64 |a z|, or ETA if it flushes,
         # or |a z| <= ETA |z| for a flushed slope) needs no term of its own: ez >= gamma_2 |z| and
         # ez >= 8 ETA, so max(1, |a|) ez exceeds it (the host's version adds it anyway)
         eh = SAFETY * jnp.maximum(1.0, jnp.abs(a)) * ez
+        eh = jnp.where((z < -ez) & (a == 0), 0.0, eh)     # a certainly dead ReLU outputs exactly 0
         eh = jnp.where(on_l, eh, 0.0)
         h = jnp.where(on_l, h, 0.0)
         return (_pad_to(h, x.shape[1]), _pad_to(eh, x.shape[1]), status, radius), None
 
     init = (x, jnp.zeros_like(x), jnp.zeros(K, jnp.int8), jnp.full(K, jnp.inf, x.dtype))
-    per_layer = (Ws, bs, slopes, W1, gam, n_in.astype(x.dtype), on, jnp.swapaxes(bits, 0, 1),
+    per_layer = (Ws, bs, slopes, W1, gam, n_in.astype(x.dtype), on, check, jnp.swapaxes(bits, 0, 1),
                  jnp.swapaxes(const, 0, 1), jnp.swapaxes(denom, 0, 1))
     (_, _, status, radius), _ = jax.lax.scan(layer, init, per_layer)
     return status, radius

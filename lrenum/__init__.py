@@ -14,6 +14,7 @@ from .errors import InputError, LrenumError, WorkerError, WriteError
 from .settings import Settings
 from .model.domain import Domain, box_domain, polytope_domain, unbounded_domain
 from .model.network import Network, make_network
+from .model.graph import residual_network
 from .model.npz import load_npz, save_npz
 from .model.files import load_network
 from .model.onnx_import import from_onnx
@@ -22,6 +23,6 @@ from .model.torch_import import from_torch
 __all__ = [
     "__version__", "Domain", "box_domain", "polytope_domain", "unbounded_domain",
     "EnumerationResult", "enumerate_regions", "local_regions", "LocalResult", "LayerCallback", "InputError", "LrenumError", "WriteError", "WorkerError", "Settings",
-    "Network", "from_torch",
+    "Network", "from_torch", "residual_network",
     "load_npz", "save_npz", "make_network", "open", "RegionFile", "from_onnx", "load_network",
 ]

@@ -27,7 +27,7 @@ def _margin(A: np.ndarray, b: np.ndarray, d: int) -> float:
     return -res.fun
 
 
-def reference_patterns(weights, biases, lo=None, hi=None, A_dom=None, b_dom=None, slopes=None):
+def reference_patterns(weights, biases, lo=None, hi=None, A_dom=None, b_dom=None, slopes=None, linear=None):
     """Set of activation patterns (tuples of 0/1 over all hidden neurons) of full-dim regions.
 
     ``lo``/``hi`` give a box domain; ``A_dom``/``b_dom`` a polytope ``A x <= b``; neither: R^d.
@@ -59,7 +59,12 @@ def reference_patterns(weights, biases, lo=None, hi=None, A_dom=None, b_dom=None
                 act = np.array(bits, dtype=float)
                 if slopes is not None:          # leaky ReLU: inactive neurons keep slope * z
                     act = np.where(act > 0, 1.0, np.broadcast_to(slopes[l], (n,)))
+                if linear is not None:          # linear (carried) units pass z on
+                    act = np.where(linear[l], 1.0, act)
                 layer(l + 1, A, b, G * act[:, None], g * act, pattern + bits)
+                return
+            if linear is not None and linear[l][j]:      # a linear (carried) unit: never splits, bit 0
+                neuron(j + 1, A, b, bits + [0])
                 return
             if np.max(np.abs(G[j])) <= ZERO * max(1.0, np.max(np.abs(W[j]))):
                 neuron(j + 1, A, b, bits + [1 if g[j] > ZERO else 0])
@@ -73,4 +78,44 @@ def reference_patterns(weights, biases, lo=None, hi=None, A_dom=None, b_dom=None
         neuron(0, A, b, [])
 
     layer(0, A0, b0, np.eye(d), np.zeros(d), [])
+    return found
+
+
+def reference_residual_patterns(layers, lo, hi):
+    """Pattern set of a residual ReLU network over the box [lo, hi]^d, straight from its
+    definition (no lowering): ``layers[k] = (W, b, skips)`` gives
+    ``h_k = relu(W h_{k-1} + b + sum_j P_j h_j)`` with ``skips = {j: P_j}`` (h_0 the input)."""
+    d = layers[0][0].shape[1]
+    A0 = np.r_[np.eye(d), -np.eye(d)]
+    b0 = np.r_[np.full(d, float(hi)), np.full(d, -float(lo))]
+    found = set()
+
+    def layer(l, A, b, maps, pattern):
+        if l == len(layers):
+            found.add(tuple(pattern))
+            return
+        W, bias, skips = layers[l]
+        M, c = maps[-1]
+        G, g = W @ M, W @ c + bias
+        for j, P in skips.items():
+            G, g = G + P @ maps[j][0], g + P @ maps[j][1]
+        n = W.shape[0]
+
+        def neuron(j, A, b, bits):
+            if j == n:
+                act = np.array(bits, dtype=float)
+                layer(l + 1, A, b, maps + [(G * act[:, None], g * act)], pattern + bits)
+                return
+            if np.max(np.abs(G[j])) <= ZERO * max(1.0, np.max(np.abs(W[j]))):
+                neuron(j + 1, A, b, bits + [1 if g[j] > ZERO else 0])
+                return
+            for s in (1, -1):
+                A2 = np.r_[A, [-s * G[j]]]
+                b2 = np.r_[b, s * g[j]]
+                if _margin(A2, b2, d) > TOL:
+                    neuron(j + 1, A2, b2, bits + [1 if s > 0 else 0])
+
+        neuron(0, A, b, [])
+
+    layer(0, A0, b0, [(np.eye(d), np.zeros(d))], [])
     return found

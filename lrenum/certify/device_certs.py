@@ -60,12 +60,14 @@ class DeviceCertificates:
         self.bs = np.zeros((L, self.n))
         self.W1 = np.zeros((L, self.n))
         self.on = np.zeros((L, self.n), bool)
+        self.linear = np.zeros((L, self.n), bool)    # linear units: propagated, never checked
         for l in range(L):
             W, b = net.weights[l], net.biases[l]
             self.Ws[l, :W.shape[0], :W.shape[1]] = W
             self.bs[l, :W.shape[0]] = b
             self.W1[l, :W.shape[0]] = np.abs(W).sum(axis=1) * (1 + 2 * gamma(W.shape[1]))   # rounded up
             self.on[l, :W.shape[0]] = True
+            self.linear[l, :W.shape[0]] = net.linear[l]
         self.slopes = np.zeros((L, self.n))          # per neuron (a scalar slope broadcasts)
         for l in range(L):
             self.slopes[l, :widths[l]] = np.broadcast_to(np.asarray(net.slopes[l], np.float64), (widths[l],))
@@ -109,13 +111,16 @@ class DeviceCertificates:
         Cm = np.zeros((lanes, L_all, self.n), bool)
         D = np.zeros((lanes, L_all, self.n))
         on = np.zeros_like(self.on)
+        check = np.zeros_like(self.on)
         for l in range(len(bits)):
             w = self.widths[l]
             B[:K, l, :w], Cm[:K, l, :w] = bits[l], const_mask[l]
             D[:K, l, :w] = row_norms[l] * SAFETY + row_errs[l]
             on[l] = self.on[l]
+            check[l] = self.on[l] & ~self.linear[l]
         with device_call(self.device):
-            st, rad = kernel(X, self.Ws, self.bs, self.slopes, self.W1, self.gam, self.n_in, on, B, Cm, D, drop=drop)
+            st, rad = kernel(X, self.Ws, self.bs, self.slopes, self.W1, self.gam, self.n_in, on, check, B, Cm, D,
+                             drop=drop)
             st, rad = np.asarray(st)[:K], np.asarray(rad)[:K]
         self.calls += 1
         return st, rad

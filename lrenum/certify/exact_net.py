@@ -27,6 +27,7 @@ class ExactNetwork:
         self.W = [q_matrix(W) for W in net.weights]
         self.b = [q_matrix(b[:, None]) for b in net.biases]
         self.slopes = [[q(v) for v in a] for a in net.slopes]
+        self.linear = [np.asarray(m, bool) for m in net.linear]     # carried units: no row, not in ranks
         self.dom_rows: list[Row] = [([q(v) for v in domain.A[i]], q(domain.b[i])) for i in range(domain.A.shape[0])]
         self._map = lru_cache(maxsize=4096)(self._map_uncached)
 
@@ -76,6 +77,9 @@ class ExactNetwork:
             g = self.W[l] * c + self.b[l]
             for j in range(G.nrows()):
                 sj = int(s[j])
+                if self.linear[l][j]:
+                    by_neuron[offset + j] = ([ZERO] * self.d, ONE)       # a linear unit constrains nothing
+                    continue
                 a = [G[j, k] for k in range(self.d)]
                 gj = g[j, 0]
                 if not any(a):
@@ -86,7 +90,7 @@ class ExactNetwork:
                     by_neuron[offset + j] = ([-v for v in a], gj)
                 elif sj < 0:
                     by_neuron[offset + j] = (a, -gj)
-            prefix.append(tuple(1 if v > 0 else 0 for v in s))
+            prefix.append(tuple(1 if v > 0 and not self.linear[l][j] else 0 for j, v in enumerate(s)))
             offset += len(s)
         keys = sorted(by_neuron) if order is None else [int(k) for k in order]
         return list(self.dom_rows) + [by_neuron[k] for k in keys]
@@ -94,6 +98,9 @@ class ExactNetwork:
     def rank_after(self, bits: Sequence[Sequence[bool]]) -> int:
         """Exact rank of the Jacobian of the last given layer's output on the region."""
         M, _ = self.affine_map(bits)
+        real = np.flatnonzero(~self.linear[len(bits) - 1]) if bits else np.arange(M.nrows())
+        if real.size < M.nrows():
+            M = fmpq_mat(real.size, M.ncols(), [M[int(i), k] for i in real for k in range(M.ncols())])
         return int(M.rank())
 
 

@@ -165,12 +165,18 @@ def forward_with_bounds(net: Network, x: np.ndarray, n_layers: int):
         n_in = W.shape[1]
         z = h @ W.T + b
         aW = np.abs(W)
-        ez = SAFETY * (eh @ aW.T + gamma(n_in + 1) * (np.abs(h) @ aW.T + np.abs(b)) + ETA * (n_in + 1))
+        # underflow: ETA per product that may be nonzero (an input exactly 0 with no error is an
+        # exact 0 in the exact pass too: 0 * w = 0 exactly, and sums of exact zeros stay 0)
+        live = ((h != 0) | (eh > 0)).astype(np.float64) @ (W != 0).T.astype(np.float64) + (b != 0)
+        ez = SAFETY * (eh @ aW.T + gamma(n_in + 1) * (np.abs(h) @ aW.T + np.abs(b)) + ETA * live)
         zs.append(z)
         ezs.append(ez)
         h = np.where(z > 0, z, a * z)
-        # the activation is max(1, |slope|)-Lipschitz; multiplying by a slope rounds once more
+        # the activation is max(1, |slope|)-Lipschitz; multiplying by a slope rounds once more.
+        # A ReLU whose z is certainly negative outputs exactly 0, as the exact one does: no error
+        # (else a max pool's b - a over two dead units is "0 with an error" and never certain)
         eh = SAFETY * (np.maximum(1.0, np.abs(a)) * ez + U64 * np.abs(np.where(z > 0, 0.0, a * z)))
+        eh = np.where((z < -ez) & (a == 0), 0.0, eh)
     return zs, ezs
 
 
@@ -197,9 +203,10 @@ def certify_witnesses(net: Network, domain, x, bits, const_mask, row_norms, row_
     radius = np.full(K, np.inf)
     for l in range(L):
         z, ez, bit, const = zs[l], ezs[l], bits[l], const_mask[l]
-        certain = np.abs(z) > ez
+        lin = net.linear[l]                      # linear units constrain nothing: never checked
+        certain = (np.abs(z) > ez) | lin
         exact_zero = (z == 0) & (ez == 0)
-        wrong = certain & ((z > 0) != bit)
+        wrong = certain & ~lin & ((z > 0) != bit)
         # constant neurons: a certain sign must agree; an exact zero must be inactive
         unsure = ~certain & ~(const & exact_zero & ~bit)
         status = np.maximum(status, np.where(np.any(wrong, axis=1), 1, 0).astype(np.int8))
@@ -208,7 +215,7 @@ def certify_witnesses(net: Network, domain, x, bits, const_mask, row_norms, row_
         with np.errstate(divide="ignore", invalid="ignore"):
             denom = row_norms[l] * SAFETY + row_errs[l]
             r = (np.abs(z) - ez) / np.where(denom > 0, denom, np.inf)
-        r = np.where(const, np.inf, r)
+        r = np.where(const | lin, np.inf, r)
         radius = np.minimum(radius, np.min(r, axis=1) if r.shape[1] else np.inf)
     inside, droom = domain_slack(domain, x)
     status[~inside & (status == 0)] = 2

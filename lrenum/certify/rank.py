@@ -126,3 +126,30 @@ def certified_ranks(M: np.ndarray, eM: np.ndarray, prev_rank: np.ndarray):
         return np.zeros(0, np.int64), np.zeros(0, bool)
     upper = structural_upper(M, eM, prev_rank)
     return upper, proven_rank_at_least(M, eM, upper)
+
+
+def layer_ranks(net, layer: int, M: np.ndarray, eM: np.ndarray, prev_rank: np.ndarray, exact_rank,
+                bits: np.ndarray, const: np.ndarray) -> np.ndarray:
+    """Proven ranks after hidden layer ``layer`` (1-based) of maps M (B, n, r): the float proof,
+    then ``exact_rank(i)`` where it cannot tell. ``bits``/``const``: the regions' patterns over
+    layers 1..layer at least.
+
+    Linear (carried) units are not part of the layer's output: their rows are left out. A skip
+    connection can raise the rank again, so the previous layer's rank is no bound there; the
+    bound is the chain rule on the whole lowered layers instead: the Jacobian of layer l's
+    output factors through every earlier lowered layer's, whose rank is at most its number of
+    units that are not exactly 0 (active, leaky or linear, not constant)."""
+    lin = net.linear[layer - 1]
+    if lin.any():
+        M, eM = M[:, ~lin], eM[:, ~lin]
+    if net.has_linear:
+        prev_rank = np.full(M.shape[0], M.shape[2])
+        offs = net.neuron_offsets
+        for k in range(layer - 1):
+            lin = net.linear[k][None, :]          # stored constant (they constrain nothing) but never 0
+            act = bits[:, offs[k]:offs[k + 1]] | (net.slopes[k] != 0)[None, :] | lin
+            prev_rank = np.minimum(prev_rank, (act & (lin | ~const[:, offs[k]:offs[k + 1]])).sum(axis=1))
+    rank, sure = certified_ranks(M, eM, prev_rank)
+    for i in np.nonzero(~sure)[0]:
+        rank[i] = exact_rank(int(i))
+    return rank

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..certify import floatcert
 from ..certify.decide import CellSpec, Decider, DecisionStats, WitnessStatus
-from ..certify.rank import certified_ranks
+from ..certify.rank import layer_ranks
 from .frame import Frame
 from .hyperplanes import post_activation
 from .state import Hyperplanes, Regions, Rows
@@ -61,10 +61,13 @@ def assemble(frame: Frame, P: Regions, hyp: Hyperplanes, const: np.ndarray, cell
             wit[i], radius[i], wstatus[i] = x, rr, ws
 
     prev = P.rank[p, -1] if l > 0 else np.full(len(p), frame.r)
-    rank, sure = certified_ranks(maps.M, maps.eM, prev)
-    for i in np.nonzero(~sure & keep)[0]:
+    def exact_rank(i: int) -> int:
+        if not keep[i]:
+            return 0                     # a dropped cell: its rank is never used
         stats.exact_other += 1
-        rank[i] = frame.exact.rank_after(frame.net.layer_slices(bits[i], l + 1))
+        return frame.exact.rank_after(frame.net.layer_slices(bits[i], l + 1))
+
+    rank = layer_ranks(net, l + 1, maps.M, maps.eM, prev, exact_rank, bits, constall)
     children = Regions(layer=l + 1, bits=bits, const=constall, rows=rows, maps=maps, witness=wit, radius=radius,
                        wstatus=wstatus, rank=np.concatenate([P.rank[p], rank[:, None]], axis=1),
                        parent=P.ident[p], ident=np.full(len(p), -1, np.int64), vertices=cells.vertices)

@@ -5,7 +5,10 @@
   (a gradient float64 sees as zero may be a genuine tiny hyperplane);
 * **cuts**: the witness ball reaches across its hyperplane (geometric test);
 * **one-signed**: its sign is constant over the whole domain box (a float64 dual certificate
-  with the new row alone: the closed-form range of an affine function over a box, O(r d)).
+  with the new row alone: the closed-form range of an affine function over a box, O(r d));
+  or, exactly from the pattern, it reads a single unit of the previous layer, which is active
+  there, and no bias (:func:`_single_active_input`: a max pool's comparison ``b - a`` where
+  ``a`` is inactive).
 
 What is left needs an LP (:mod:`lrenum.core.arrangement`).
 """
@@ -46,6 +49,12 @@ def classify(frame: Frame, P: Regions, hyp: Hyperplanes, stats: DecisionStats, c
     const = (G1 == 0) & (hyp.eG == 0)
     const_bit = hyp.g > hyp.eg
     const_sure = (np.abs(hyp.g) > hyp.eg) | ((hyp.g == 0) & (hyp.eg == 0))
+    lin = frame.net.linear[P.layer]
+    if lin.any():     # linear units never split: treated as constant and inactive (no row, bit 0)
+        nonconst &= ~lin
+        const |= lin
+        const_bit &= ~lin
+        const_sure |= lin
     _settle_unsure(frame, P, hyp, nonconst, const, const_bit, const_sure, stats)
 
     norms = geo.row_norms(hyp.G)
@@ -56,6 +65,11 @@ def classify(frame: Frame, P: Regions, hyp: Hyperplanes, stats: DecisionStats, c
         dist = np.where(nonconst & (norms > 0), np.abs(val) / np.where(norms > 0, norms, 1.0), np.inf)
     cuts = nonconst & (dist < frame.settings.geo_safety * P.radius[:, None])
     open_ = nonconst & ~cuts
+    follower, follower_sign = _single_active_input(frame, P, nonconst)
+    if follower.any():
+        cuts &= ~follower
+        open_ &= ~follower
+        sign = np.where(follower, follower_sign, sign).astype(np.int8)
     # a hyperplane whose sign is constant over the whole box cannot cut: the new row alone,
     # oriented to the far side, is infeasible over the box (dual weight 1 on it)
     ci, cj = np.nonzero(open_)
@@ -88,3 +102,38 @@ def _settle_unsure(frame, P, hyp, nonconst, const, const_bit, const_sure, stats)
             nonconst[p, j] = False
             const_bit[p, j] = gj > 0
 
+
+
+def _single_active_input(frame: Frame, P: Regions, nonconst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(B, n) bool and sign: neurons whose pre-activation on the region is ``w z_i`` for one
+    active ReLU unit i of the previous layer, decided exactly from the weights and the pattern.
+
+    On a region every other input of the neuron is exactly 0 (an inactive ReLU unit; a zero
+    weight) and its bias is exactly 0, so ``z = w h_i = w z_i``; unit i is active, so ``z_i > 0``
+    on the whole region and z has the sign of w there: it cannot cut. Without this, the
+    comparison ``relu(z_b) - relu(z_a)`` of a max pool over post-ReLU values, on a region where a
+    is inactive, has the region's own facet ``z_b = 0`` as its hyperplane: a tangency that only
+    exact arithmetic could settle, in every such region."""
+    l = P.layer
+    B, n = nonconst.shape
+    if l == 0 or not nonconst.any():
+        return np.zeros((B, n), bool), np.zeros((B, n), np.int8)
+    net = frame.net
+    W, bias = net.weights[l], net.biases[l]
+    lo, hi = frame.offsets[l - 1], frame.offsets[l]
+    active = P.bits[:, lo:hi] & ~P.const[:, lo:hi]
+    # inputs that are not exactly 0 on the region: active units, leaky or linear ones
+    alive = active | (net.slopes[l - 1] != 0)[None, :] | net.linear[l - 1][None, :] | P.const[:, lo:hi]
+    nz = W != 0
+    count = alive.astype(np.int32) @ nz.T.astype(np.int32)
+    one = nonconst & (count == 1) & (bias == 0)[None, :]
+    if not one.any():
+        return one, np.zeros((B, n), np.int8)
+    pi, pj = np.nonzero(one)
+    i = np.argmax(alive[pi] & nz[pj], axis=1)          # the one live input of each
+    ok = active[pi, i]                                 # an active ReLU unit (not leaky-inactive, linear, constant)
+    out = np.zeros((B, n), bool)
+    out[pi[ok], pj[ok]] = True
+    sgn = np.zeros((B, n), np.int8)
+    sgn[pi[ok], pj[ok]] = np.where(W[pj[ok], i[ok]] > 0, 1, -1)
+    return out, sgn

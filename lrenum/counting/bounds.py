@@ -124,6 +124,8 @@ def compute_bounds(net: Network, domain: Domain, *, use_milp: bool = True, backe
     """Every analytic upper bound for ``net`` over ``domain``, with what each one used."""
     n0, widths = net.input_dim, list(net.hidden_widths)
     rep = BoundsReport(bounds={})
+    if net.has_linear:
+        return _carried_bound(net, rep)
     t = time.perf_counter()
     rep.bounds["serra2018"] = serra2018(n0, widths)
     rep.seconds["serra2018"] = time.perf_counter() - t
@@ -155,4 +157,21 @@ def compute_bounds(net: Network, domain: Domain, *, use_milp: bool = True, backe
                                      "max_active_certification": "float MILP dual bound, rounded up (not exact)"}
     rep.bounds["activation"] = activation_bound(n0, unstable, active, K)
     rep.seconds["activation"] = time.perf_counter() - t
+    return rep
+
+
+def _carried_bound(net: Network, rep: BoundsReport) -> BoundsReport:
+    """A network with linear carried units (residual connections, max pooling): the bounds above
+    cap the rank after a layer by the layer before's, which a skip connection breaks. What holds:
+    each region is split by layer l's u_l splitting units, hyperplanes in an n_0-dimensional
+    region, into at most sum_{j <= n_0} C(u_l, j) pieces."""
+    t = time.perf_counter()
+    out = 1
+    for u in net.splitting_widths:
+        out *= sum(comb(u, j) for j in range(min(u, net.input_dim) + 1))
+    rep.bounds["product"] = out
+    rep.seconds["product"] = time.perf_counter() - t
+    rep.details["product"] = ("residual connections or max pooling (linear carried units): the rank bottleneck "
+                              "of serra2018, montufar2017 and the activation bound does not hold; "
+                              "prod_l sum_{j <= n_0} C(u_l, j) over each layer's splitting units u_l")
     return rep

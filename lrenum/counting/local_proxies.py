@@ -30,7 +30,7 @@ def neurons_meeting_box(net: Network, lo: np.ndarray, hi: np.ndarray) -> list[in
     rounded) has 0 strictly inside."""
     lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
     counts = []
-    for W, b, a in zip(net.weights[:-1], net.biases[:-1], net.slopes):
+    for W, b, a, lin in zip(net.weights[:-1], net.biases[:-1], net.slopes, net.linear):
         Wp, Wn = np.maximum(W, 0.0), np.minimum(W, 0.0)
         z_lo = Wp @ lo + Wn @ hi + b
         z_hi = Wp @ hi + Wn @ lo + b
@@ -38,7 +38,7 @@ def neurons_meeting_box(net: Network, lo: np.ndarray, hi: np.ndarray) -> list[in
         err = SAFETY * (gamma(W.shape[1] + 1) * (np.abs(W) @ np.maximum(np.abs(lo), np.abs(hi)) + np.abs(b))
                         + ETA * (W.shape[1] + 1))
         z_lo, z_hi = z_lo - err, z_hi + err
-        counts.append(int(np.sum((z_lo < 0) & (z_hi > 0))))
+        counts.append(int(np.sum((z_lo < 0) & (z_hi > 0) & ~lin)))     # linear units never split
         # the activation's range over [z_lo, z_hi] (leaky slopes may be negative: not monotone)
         f_lo, f_hi = np.where(z_lo > 0, z_lo, a * z_lo), np.where(z_hi > 0, z_hi, a * z_hi)
         straddle = (z_lo < 0) & (z_hi > 0)
@@ -61,9 +61,9 @@ def sampled_patterns(net: Network, lo: np.ndarray, hi: np.ndarray, samples: int,
         inside = np.all((X > lo) & (X < hi), axis=1)
         zs, ezs = forward_with_bounds(net, X, net.n_hidden)
         sure = inside.copy()
-        for z, ez in zip(zs, ezs):
-            sure &= np.all(np.abs(z) > ez, axis=1)
-        bits = np.concatenate([z[sure] > 0 for z in zs], axis=1)
+        for z, ez, lin in zip(zs, ezs, net.linear):
+            sure &= np.all((np.abs(z) > ez) | lin, axis=1)
+        bits = np.concatenate([(z[sure] > 0) & ~lin for z, lin in zip(zs, net.linear)], axis=1)
         distinct.update(pattern_keys(bits))
         certified += int(sure.sum())
     return len(distinct), certified

@@ -26,6 +26,8 @@ from typing import Optional
 
 import numpy as np
 
+from ..errors import InputError
+
 from ..model.domain import Domain
 from ..model.network import Network
 from .preact import PreactBounds
@@ -64,6 +66,9 @@ def encode(net: Network, domain: Domain, pb: PreactBounds, margin: float, layers
     """Encode hidden layers 1..``layers`` (default all) with margin ``margin`` relative to each
     neuron's range (negative: a relaxation that keeps every region)."""
     L = net.n_hidden if layers is None else layers
+    if net.has_linear:
+        raise InputError("MILP encodings (mipbound, the activation bound's max-active units) are not implemented "
+                         "for networks with residual connections or max pooling (linear carried units)")
     d = net.input_dim
     # with a positive margin, x also keeps that margin from the domain's boundary
     shrink = max(margin, 0.0) * (domain.box[1] - domain.box[0])

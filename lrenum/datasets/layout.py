@@ -75,9 +75,12 @@ def write_layout(f: h5py.File, attrs: dict, net: Network, frame: Frame, maps: st
         g.create_dataset(name, (0,) + shape, dtype, maxshape=(None,) + shape, chunks=(rows,) + shape,
                          **table_filters(dtype))
 
-    if not net.is_relu:
+    if not net.is_relu or net.has_linear:
         for l, s in enumerate(net.slopes):
             f.create_dataset(f"slopes/layer_{l + 1}", data=np.asarray(s, np.float64))
+    if net.has_linear:
+        for l, m in enumerate(net.linear):
+            f.create_dataset(f"linear/layer_{l + 1}", data=np.asarray(m, np.uint8))
     for l in range(1, L + 1):
         g = f.create_group(f"layer_{l}")
         nb = (widths[l - 1] + 7) // 8

@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import runtime
 from ..certify.decide import WitnessStatus
-from ..certify.rank import certified_ranks
+from ..certify.rank import layer_ranks
 from ..core.children import certify_region_witnesses
 from ..core.frame import Frame
 from ..core.hyperplanes import Propagator
@@ -42,6 +42,13 @@ VOLUME_CHUNK = 1024   # exact volumes read per piece (memory: they run to thousa
 
 class Mismatch(Exception):
     """The first disagreement between the file and the network."""
+
+
+def check_linear_units(net: Network, bits: np.ndarray, const: np.ndarray, where: str) -> None:
+    """Linear (carried) units are never part of a region's definition: bit 0, constant 1."""
+    lin = net.linear_flat[:bits.shape[1]]
+    if lin.any() and (np.any(bits[:, lin]) or not np.all(const[:, lin])):
+        raise Mismatch(f"{where}: a linear (carried) unit is stored active or not constant")
 
 
 def verify_file(path: str, net: Network, domain: Domain, *, device: Optional[str] = None,
@@ -254,6 +261,7 @@ class _Verifier:
 
     def _check_chunk(self, l: int, t: dict, sl: slice, bits, const, prev_rank, counts) -> None:
         frame, net = self.frame, self.net
+        check_linear_units(net, bits, const, f"layer {l} rows {sl.start}..{sl.stop - 1}")
         wit, rad, ws = t["witness"][sl], t["radius"][sl], t["witness_status"][sl]
         with runtime.on_device(self.device):
             R = rebuild_regions(frame, self.propagator, bits, const, wit, rad, ws,
@@ -262,9 +270,8 @@ class _Verifier:
         for i in range(len(wit)):
             counts[int(ws[i])] = counts.get(int(ws[i]), 0) + 1
             check_witness(frame, l, bits[i], wit[i], rad[i], ws[i], status[i], radius[i], f"layer {l} region {sl.start + i}")
-        rank, sure = certified_ranks(R.maps.M, R.maps.eM, prev_rank)
-        for i in np.nonzero(~sure)[0]:
-            rank[i] = frame.exact.rank_after(net.layer_slices(bits[i], l))
+        rank = layer_ranks(net, l, R.maps.M, R.maps.eM, prev_rank,
+                           lambda i: frame.exact.rank_after(net.layer_slices(bits[i], l)), bits, const)
         bad = rank != t["rank"][sl]
         if np.any(bad):
             i = int(np.nonzero(bad)[0][0])

@@ -16,7 +16,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .. import runtime
-from ..certify.rank import certified_ranks
+from ..certify.rank import layer_ranks
 from ..core.children import certify_region_witnesses
 from ..core.frame import Frame, choose_basis
 from ..core.hyperplanes import Propagator
@@ -25,7 +25,7 @@ from ..model.domain import box_domain
 from ..model.network import Network
 from .format import pack_bits
 from .local_file import LocalFile
-from .verify import Mismatch, check_witness
+from .verify import Mismatch, check_linear_units, check_witness
 
 __all__ = ["verify_local_file"]
 
@@ -91,6 +91,7 @@ def _check_point(i: int, lf: LocalFile, net: Network, basis, dev) -> None:
     where = lambda j: f"point {i} region {j}"
     if np.unique(pack_bits(bits), axis=0).shape[0] != len(bits):
         raise Mismatch(f"point {i}: a pattern appears twice")
+    check_linear_units(net, bits, const, f"point {i}")
     frame = Frame(net, box_domain(lf.lo[i], lf.hi[i], net.input_dim), basis=basis)
     propagator = Propagator(frame, dev)
     L, offs, n = net.n_hidden, net.neuron_offsets, len(bits)
@@ -100,9 +101,8 @@ def _check_point(i: int, lf: LocalFile, net: Network, basis, dev) -> None:
         with runtime.on_device(dev):
             R = rebuild_regions(frame, propagator, bits[:, :cut], const[:, :cut], wit, rad, ws,
                                 np.zeros((n, l), np.int64), np.full(n, -1), np.arange(n))
-        rank, sure = certified_ranks(R.maps.M, R.maps.eM, prev_rank)
-        for j in np.nonzero(~sure)[0]:
-            rank[j] = frame.exact.rank_after(net.layer_slices(bits[j], l))
+        rank = layer_ranks(net, l, R.maps.M, R.maps.eM, prev_rank,
+                           lambda j: frame.exact.rank_after(net.layer_slices(bits[j], l)), bits, const)
         bad = np.nonzero(rank != ranks[:, l - 1])[0]
         if bad.size:
             j = int(bad[0])

@@ -227,9 +227,10 @@ def exact_pattern(exact_net: ExactNetwork, net: Network, x: np.ndarray) -> Optio
     for l, W in enumerate(exact_net.W[:-1]):
         z = [sum((W[i, k] * h[k] for k in range(len(h)) if h[k] != 0), exact.ZERO) + exact_net.b[l][i, 0]
              for i in range(W.nrows())]
-        if any(v == 0 for v in z):
+        lin = exact_net.linear[l]
+        if any(v == 0 and not lin[i] for i, v in enumerate(z)):
             return None
-        bits += [v > 0 for v in z]
+        bits += [v > 0 and not lin[i] for i, v in enumerate(z)]
         h = [v if v > 0 else exact_net.slopes[l][i] * v for i, v in enumerate(z)]
     return np.array(bits, bool)
 

@@ -58,7 +58,7 @@ def monte_carlo_volumes(f, net: Network, domain: Domain, samples: int = 100_000,
     lo, hi = domain.box
     rng = np.random.default_rng(seed)
     X = lo + (hi - lo) * rng.random((samples, net.input_dim))
-    pats = np.concatenate([z > 0 for z in net.pre_activations(X)], axis=1)
+    pats = net.patterns(X)
     index = {p.tobytes(): i for i, p in enumerate(np.packbits(f.final()["pattern"], axis=1))}
     hits = np.zeros(f.regions)
     for p in np.packbits(pats, axis=1):

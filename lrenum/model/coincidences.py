@@ -61,13 +61,13 @@ def _exactly_proportional(u: np.ndarray, v: np.ndarray) -> int:
 def find_copies(net: Network) -> Copies:
     """Each hidden layer's exact copies (see the module docstring)."""
     reps, signs = [], []
-    for W, b in zip(net.weights[:net.n_hidden], net.biases[:net.n_hidden]):
+    for W, b, lin in zip(net.weights[:net.n_hidden], net.biases[:net.n_hidden], net.linear):
         rows = np.concatenate([W, b[:, None]], axis=1)
         n = rows.shape[0]
         rep, sign = np.arange(n), np.ones(n, np.int8)
         groups: dict = {}
         for j in range(n):
-            key = _key(rows[j])
+            key = None if lin[j] else _key(rows[j])     # a linear unit splits nothing: never a copy
             if key is None:
                 continue
             for r in groups.setdefault(key, []):

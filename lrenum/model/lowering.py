@@ -1,10 +1,11 @@
 """Lowering real models to the dense form the enumerator uses.
 
-A model is read as a chain of operations on one tensor (batch dimension dropped). Linear
+A model is read as operations on its tensors (batch dimension dropped). Linear
 operations (dense layers, convolutions, average pooling, zero padding, batch norm in eval mode,
 reshapes) are composed exactly into one affine map on the flattened tensor (row-major, the layout
 of both PyTorch and ONNX); an activation (ReLU, leaky ReLU, PReLU with fixed slopes) closes a
-hidden layer. Operations that change nothing about the regions (dropout, identity) are skipped, and
+hidden layer; max pooling and the addition of branches (residual connections) go through
+:mod:`lrenum.model.graph`. Operations that change nothing about the regions (dropout, identity) are skipped, and
 a final softmax is dropped: the output map is then the logits. Anything else is refused with one
 line naming it, never approximated.
 
@@ -20,28 +21,29 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..errors import InputError
-from .network import Network, make_network
+from .graph import Value, graph_input, max_pool_windows
+from .network import Network
 
 
 class Lowerer:
-    """Collects operations in order; :meth:`network` returns the lowered :class:`Network`."""
+    """Collects operations in order; :meth:`network` returns the lowered :class:`Network`.
+
+    The operations apply to the *current* tensor (:attr:`value`); a model with branches sets
+    :attr:`value` to the branch it continues and joins branches with :meth:`add`
+    (:mod:`lrenum.model.graph` carries what a later layer still reads)."""
 
     def __init__(self, input_shape: Sequence[int]):
         self.input_shape = tuple(int(v) for v in input_shape)
-        if not self.input_shape or any(v < 1 for v in self.input_shape):
-            raise InputError(f"invalid input shape {self.input_shape}")
-        self.shape = self.input_shape
-        n = int(np.prod(self.shape))
-        self.A = np.eye(n)                    # pending affine map on the current layer's input
-        self.c = np.zeros(n)
-        self.weights: list[np.ndarray] = []
-        self.biases: list[np.ndarray] = []
-        self.slopes: list[np.ndarray] = []
+        self.graph, self.value = graph_input(self.input_shape)
         self.finished = False
 
     @property
+    def shape(self) -> tuple:
+        return self.value.shape
+
+    @property
     def size(self) -> int:
-        return int(np.prod(self.shape))
+        return self.value.size
 
     def _check_open(self, what: str) -> None:
         if self.finished:
@@ -54,9 +56,7 @@ class Lowerer:
         W = np.asarray(W, dtype=np.float64)
         if W.shape[1] != self.size:
             raise InputError(f"{what} expects {W.shape[1]} inputs but receives a tensor of shape {self.shape}")
-        self.A = W @ self.A
-        self.c = W @ self.c + (0.0 if b is None else np.asarray(b, dtype=np.float64))
-        self.shape = tuple(int(v) for v in out_shape)
+        self.value = self.value.mapped(W, b, out_shape)
 
     def dense(self, W, b, what: str = "Linear") -> None:
         W = np.asarray(W, dtype=np.float64)
@@ -70,7 +70,7 @@ class Lowerer:
         if int(np.prod(shape)) != self.size:
             raise InputError(f"{what} to shape {tuple(shape)} does not match a tensor of shape {self.shape}")
         self._check_open(what)
-        self.shape = tuple(shape)
+        self.value = self.value.reshaped(shape)
 
     def flatten(self, what: str = "Flatten") -> None:
         self.reshape((self.size,), what)
@@ -84,8 +84,7 @@ class Lowerer:
         per = self.size // C
         s, t = np.repeat(scale, per), np.repeat(shift, per)
         self._check_open(what)
-        self.A = s[:, None] * self.A
-        self.c = s * self.c + t
+        self.value = self.value.scaled(s, t)
 
     def conv(self, weight: np.ndarray, bias: Optional[np.ndarray], stride, padding, dilation, groups: int,
              what: str = "Conv") -> None:
@@ -135,10 +134,23 @@ class Lowerer:
             per_neuron = slope
         else:
             raise InputError(f"{what} has {slope.size} slopes for a tensor of shape {self.shape}")
-        self.weights.append(self.A)
-        self.biases.append(self.c)
-        self.slopes.append(per_neuron)
-        self.A, self.c = np.eye(self.size), np.zeros(self.size)
+        self.value = self.graph.activate(self.value, per_neuron)
+
+    def max_pool(self, kernel, stride, padding, dilation, what: str = "MaxPool") -> None:
+        """Max over each window (padding never wins: padded taps are left out of the window)."""
+        self._check_open(what)
+        windows, out_shape = max_pool_windows(self.shape, kernel, stride, padding, dilation, what)
+        self.value = self.graph.max_pool(self.value, windows, out_shape, what)
+
+    def global_max_pool(self, what: str = "GlobalMaxPool") -> None:
+        """Max over each channel's whole extent; output ``(C, 1, ..., 1)``."""
+        spatial = self.shape[1:]
+        self.max_pool(spatial, spatial, [(0, 0)] * len(spatial), (1,) * len(spatial), what)
+
+    def add(self, other: Value, what: str = "Add") -> None:
+        """The current tensor plus another branch's (a residual connection)."""
+        self._check_open(what)
+        self.value = self.value.plus(other, what)
 
     def softmax(self, what: str = "Softmax") -> None:
         """Dropped: it is monotone per output and does not change the regions; the output map is
@@ -146,11 +158,7 @@ class Lowerer:
         self.finished = True
 
     def network(self) -> Network:
-        if not self.weights:
-            raise InputError("the model has no activation (ReLU, LeakyReLU or PReLU): nothing to enumerate")
-        slopes = [a if np.any(a) else 0.0 for a in self.slopes]
-        return make_network(self.weights + [self.A], self.biases + [self.c],
-                            None if all(isinstance(a, float) for a in slopes) else slopes)
+        return self.graph.assemble(self.value)
 
 
 def conv_matrix(in_shape: Sequence[int], weight: np.ndarray, stride, padding, dilation, groups: int,

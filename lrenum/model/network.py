@@ -1,9 +1,17 @@
 """The network model: a stack of affine layers with ReLU (or fixed-slope leaky ReLU) between them.
 
 Everything lrenum enumerates is first lowered to this dense form (:mod:`lrenum.model.lowering`
-turns convolutions, pooling, batch norm and friends into it). A hidden neuron's activation is
-``z`` for ``z > 0`` and ``alpha * z`` otherwise; ``alpha = 0`` is the ReLU. The regions are the
-sign patterns either way; only the affine maps (and so the ranks) depend on ``alpha``.
+turns convolutions, pooling, batch norm and friends into it, :mod:`lrenum.model.graph` residual
+connections and max pooling). A hidden neuron's activation is ``z`` for ``z > 0`` and
+``alpha * z`` otherwise; ``alpha = 0`` is the ReLU. The regions are the sign patterns either way;
+only the affine maps (and so the ranks) depend on ``alpha``.
+
+A hidden neuron may also be *linear*: its activation is the identity (slope 1) and it never
+splits a region. Linear units carry values a later layer still needs past the layers between
+(a residual connection's source, the input, one side of a max). They are never part of a
+region's definition: their pattern bit is 0 and their constant bit 1 everywhere (they constrain
+nothing, like a neuron constant on the region), and the rank after a layer counts only the
+layer's other units (the real network's layer output; the carried values are not part of it).
 """
 
 from __future__ import annotations
@@ -29,10 +37,30 @@ class Network:
     weights: tuple[np.ndarray, ...]
     biases: tuple[np.ndarray, ...]
     slopes: tuple[np.ndarray, ...] = ()
+    linear: tuple[np.ndarray, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.slopes:   # plain ReLU network
             object.__setattr__(self, "slopes", tuple(np.zeros(W.shape[0]) for W in self.weights[:-1]))
+        if not self.linear:   # no carried units
+            object.__setattr__(self, "linear", tuple(np.zeros(W.shape[0], bool) for W in self.weights[:-1]))
+        elif any(np.any(m & (a != 1.0)) for a, m in zip(self.slopes, self.linear)):
+            object.__setattr__(self, "slopes", tuple(np.where(m, 1.0, a) for a, m in zip(self.slopes, self.linear)))
+
+    @property
+    def has_linear(self) -> bool:
+        """True when some hidden units are linear (carried values: residual sources, max pooling)."""
+        return any(np.any(m) for m in self.linear)
+
+    @cached_property
+    def linear_flat(self) -> np.ndarray:
+        """The linear units as one flat mask over every hidden neuron."""
+        return np.concatenate(self.linear) if self.linear else np.zeros(0, bool)
+
+    @property
+    def splitting_widths(self) -> tuple[int, ...]:
+        """Per hidden layer, the units that can split a region (all but the linear ones)."""
+        return tuple(int((~m).sum()) for m in self.linear)
 
     @cached_property
     def copies(self):
@@ -61,8 +89,8 @@ class Network:
 
     @property
     def is_relu(self) -> bool:
-        """True when every hidden neuron is a plain ReLU (slope 0)."""
-        return all(not np.any(a) for a in self.slopes)
+        """True when every hidden neuron is a plain ReLU (slope 0; linear units aside)."""
+        return all(not np.any(np.where(m, 0.0, a)) for a, m in zip(self.slopes, self.linear))
 
     @property
     def neuron_offsets(self) -> np.ndarray:
@@ -84,11 +112,22 @@ class Network:
         """The network up to hidden layer k, with layer k+1 as its (affine) output layer."""
         if not 1 <= k <= self.n_hidden:
             raise ValueError(f"k must be in 1..{self.n_hidden}")
-        return Network(self.weights[:k + 1], self.biases[:k + 1], self.slopes[:k])
+        return Network(self.weights[:k + 1], self.biases[:k + 1], self.slopes[:k], self.linear[:k])
+
+    def with_first_layer(self, W: np.ndarray, b: np.ndarray) -> "Network":
+        """The same network with a new first layer (a slice or a line through the input space):
+        slopes and carried units kept."""
+        return Network((np.asarray(W, np.float64),) + self.weights[1:], (np.asarray(b, np.float64),) + self.biases[1:],
+                       self.slopes, self.linear)
 
     def activation_factors(self, layer: int, active: np.ndarray) -> np.ndarray:
         """Per-neuron factor of the map ``h = factor * z`` on a region: 1 where active, else the slope."""
         return np.where(active, 1.0, self.slopes[layer])
+
+    def patterns(self, x: np.ndarray) -> np.ndarray:
+        """Activation patterns (K, N) at points ``x`` (float64, uncertified; linear units 0)."""
+        z = np.concatenate(self.pre_activations(np.atleast_2d(x)), axis=1)
+        return (z > 0) & ~self.linear_flat
 
     def pre_activations(self, x: np.ndarray) -> list[np.ndarray]:
         """Pre-activations of every hidden layer at points ``x`` (float64)."""
@@ -128,10 +167,14 @@ class Network:
             for a in (W, b):
                 h.update(str(a.shape).encode())
                 h.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
-        if not self.is_relu:
+        if not self.is_relu or self.has_linear:
             for a in self.slopes:
                 h.update(b"slopes")
                 h.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
+        if self.has_linear:
+            for m in self.linear:
+                h.update(b"linear")
+                h.update(np.ascontiguousarray(m, dtype=np.uint8).tobytes())
         return h.hexdigest()
 
 
@@ -145,11 +188,13 @@ def _as_real_array(value, what: str) -> np.ndarray:
         raise InputError(f"{what} is not numeric ({exc})") from None
 
 
-def make_network(weights: Sequence, biases: Sequence, slopes: Optional[Sequence] = None) -> Network:
+def make_network(weights: Sequence, biases: Sequence, slopes: Optional[Sequence] = None,
+                 linear: Optional[Sequence] = None) -> Network:
     """Validate and build a :class:`Network` from lists of arrays (PyTorch layout).
 
     ``slopes``: per hidden layer, a scalar or a vector of negative-side slopes (leaky ReLU,
-    PReLU); omitted for ReLU.
+    PReLU); omitted for ReLU. ``linear``: per hidden layer, a boolean mask of linear (carried,
+    never splitting) units, or None; their slope is 1 whatever ``slopes`` says.
     """
     if len(weights) == 0:
         raise InputError("network has no layers")
@@ -188,4 +233,14 @@ def make_network(weights: Sequence, biases: Sequence, slopes: Optional[Sequence]
         alphas.append(a)
     if slopes is not None and len(slopes) != len(Ws) - 1:
         raise InputError(f"{len(slopes)} slope entries for {len(Ws) - 1} hidden layers")
-    return Network(tuple(Ws), tuple(bs), tuple(alphas))
+    masks = []
+    if linear is not None:
+        if len(linear) != len(Ws) - 1:
+            raise InputError(f"{len(linear)} linear-unit masks for {len(Ws) - 1} hidden layers")
+        for k, (W, m) in enumerate(zip(Ws[:-1], linear), start=1):
+            m = np.zeros(W.shape[0], bool) if m is None else np.asarray(m)
+            if m.shape != (W.shape[0],) or m.dtype != bool:
+                raise InputError(f"linear-unit mask of layer {k} must be {W.shape[0]} booleans, got {m.dtype} {m.shape}")
+            alphas[k - 1] = np.where(m, 1.0, alphas[k - 1])
+            masks.append(m.copy())
+    return Network(tuple(Ws), tuple(bs), tuple(alphas), tuple(masks))

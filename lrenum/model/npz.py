@@ -1,7 +1,8 @@
 """lrenum's network file: an ``.npz`` with ``W1, b1, ..., WL, bL`` (PyTorch ``Linear`` layout).
 
 Optional arrays: ``a1 .. a{L-1}`` negative-side slopes of the hidden layers (leaky ReLU; absent
-means ReLU), ``lo``/``hi`` a box domain, ``domain_A``/``domain_b`` a polytope ``{x : A x <= b}``,
+means ReLU), ``linear1 .. linear{L-1}`` boolean masks of linear carried units (residual
+connections and max pooling lowered to plain layers, :mod:`lrenum.model.graph`), ``lo``/``hi`` a box domain, ``domain_A``/``domain_b`` a polytope ``{x : A x <= b}``,
 ``meta_json`` free-form metadata.
 """
 
@@ -45,7 +46,14 @@ def network_from_arrays(arrays: dict, source: str) -> Network:
     slopes = None
     if alphas:
         slopes = [alphas.get(k, 0.0) for k in range(1, L)]
-    return make_network([Ws[k] for k in range(1, L + 1)], [bs[k] for k in range(1, L + 1)], slopes)
+    masks = _numbered(arrays, "linear")
+    bad = sorted(k for k in masks if k >= L)
+    if bad:
+        raise InputError(f"{source}: linear{bad[0]} given for a layer that is not hidden (hidden layers are 1..{L - 1})")
+    linear = None
+    if masks:
+        linear = [np.asarray(masks[k], bool) if k in masks else None for k in range(1, L)]
+    return make_network([Ws[k] for k in range(1, L + 1)], [bs[k] for k in range(1, L + 1)], slopes, linear)
 
 
 def load_npz(path: str | os.PathLike) -> tuple[Network, dict]:
@@ -77,5 +85,8 @@ def save_npz(path: str | os.PathLike, net: Network, **extra: np.ndarray) -> None
     if not net.is_relu:
         for k, a in enumerate(net.slopes, start=1):
             arrays[f"a{k}"] = a
+    if net.has_linear:
+        for k, m in enumerate(net.linear, start=1):
+            arrays[f"linear{k}"] = m
     arrays.update(extra)
     np.savez(path, **arrays)

@@ -1,9 +1,11 @@
 """ONNX models in, through the ``onnx`` package alone (the graph is parsed; nothing is run).
 
-The graph must be a chain: each node consumes the previous node's output (plus initializers).
-Supported: Gemm, MatMul (+ Add), Relu, LeakyRelu, PRelu, Conv, BatchNormalization, Flatten,
-Reshape, AveragePool, Pad (constant 0), Dropout, Identity, and a final Softmax / LogSoftmax.
-Any other operation is refused with one line naming the op and the node.
+Each node reads one earlier tensor (plus initializers), except ``Add``, which may join two
+branches (a residual connection, :mod:`lrenum.model.graph`). Supported: Gemm, MatMul (+ Add),
+Add, Relu, LeakyRelu, PRelu, Conv, BatchNormalization, Flatten, Reshape, AveragePool,
+GlobalAveragePool, MaxPool and GlobalMaxPool (windows of at most 2 elements), Pad (constant 0),
+Dropout, Identity, and a final Softmax / LogSoftmax. Any other operation is refused with one
+line naming the op and the node.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def from_onnx(model, input_shape=None) -> Network:
             raise InputError(f"the ONNX input '{inputs[0].name}' has no fixed shape ({dims}); give input_shape")
         input_shape = dims
     low = Lowerer(input_shape)
-    current = inputs[0].name
+    values = {inputs[0].name: low.value}      # tensor name -> its value (branches may be read again)
     for node in graph.node:
         op, a = node.op_type, _attrs(node)
         where = f"{op} node '{node.name or node.output[0]}'"
@@ -61,8 +63,11 @@ def from_onnx(model, input_shape=None) -> Network:
             consts[node.output[0]] = nh.to_array(a["value"]).astype(np.float64) if "value" in a else None
             continue
         data = [x for x in node.input if x and x not in init and x not in consts]
-        if data != [current]:
-            raise InputError(f"{where}: the graph is not a chain (inputs {list(node.input)}); lrenum reads chains of layers")
+        unknown = [x for x in data if x not in values]
+        if unknown or not data or (len(data) > 1 and op != "Add") or len(data) > 2:
+            raise InputError(f"{where}: reads {list(node.input)}; lrenum needs one earlier tensor per node "
+                             "(two for an Add of branches)")
+        low.value = values[data[0]]
         param = lambda k: (init.get(node.input[k], consts.get(node.input[k])) if len(node.input) > k and node.input[k] else None)
         if op == "Gemm":
             if a.get("transA", 0):
@@ -76,6 +81,8 @@ def from_onnx(model, input_shape=None) -> Network:
             if B is None or B.ndim != 2:
                 raise InputError(f"{where}: only a 2-D constant right operand is supported")
             low.dense(B.T, None, where)
+        elif op == "Add" and len(data) == 2:
+            low.add(values[data[1]], where)
         elif op == "Add":
             bias = param(1) if param(1) is not None else param(0)
             if bias is None:
@@ -122,6 +129,21 @@ def from_onnx(model, input_shape=None) -> Network:
                 raise InputError(f"{where}: ceil_mode is not supported")
             low.avg_pool(k, a.get("strides", [1] * nd), [(pads[i], pads[i + nd]) for i in range(nd)],
                          bool(a.get("count_include_pad", 0)), where)
+        elif op == "GlobalAveragePool":
+            spatial = low.shape[1:]
+            low.avg_pool(spatial, spatial, [(0, 0)] * len(spatial), True, where)
+        elif op == "MaxPool":
+            k = a["kernel_shape"]
+            nd = len(k)
+            pads = a.get("pads", [0] * (2 * nd))
+            if a.get("ceil_mode", 0):
+                raise InputError(f"{where}: ceil_mode is not supported")
+            if len(node.output) > 1 and node.output[1]:
+                raise InputError(f"{where}: the Indices output is not supported")
+            low.max_pool(k, a.get("strides", [1] * nd), [(pads[i], pads[i + nd]) for i in range(nd)],
+                         a.get("dilations", [1] * nd), where)
+        elif op == "GlobalMaxPool":
+            low.global_max_pool(where)
         elif op == "Pad":
             mode = a.get("mode", b"constant")
             if mode not in (b"constant", "constant"):
@@ -140,7 +162,11 @@ def from_onnx(model, input_shape=None) -> Network:
             low.softmax(where)
         else:
             raise InputError(f"unsupported ONNX op {where}: lrenum lowers Gemm, MatMul, Add, Relu, LeakyRelu, "
-                             "PRelu, Conv, BatchNormalization, Flatten, Reshape, AveragePool, Pad, Dropout, "
-                             "Identity and a final Softmax")
-        current = node.output[0]
+                             "PRelu, Conv, BatchNormalization, Flatten, Reshape, AveragePool, GlobalAveragePool, "
+                             "MaxPool, GlobalMaxPool, Pad, Dropout, Identity and a final Softmax")
+        values[node.output[0]] = low.value
+    outputs = [o.name for o in graph.output]
+    if len(outputs) != 1 or outputs[0] not in values:
+        raise InputError(f"the ONNX graph has outputs {outputs}; lrenum needs exactly one, computed by the graph")
+    low.value = values[outputs[0]]
     return low.network()

@@ -14,7 +14,7 @@ import numpy as np
 
 from .domain import Domain, box_domain, polytope_domain, unbounded_domain
 from ..errors import InputError
-from .network import Network, make_network
+from .network import Network
 
 
 def slice_network(net: Network, domain: Domain, point: Optional[np.ndarray] = None,
@@ -30,9 +30,7 @@ def slice_network(net: Network, domain: Domain, point: Optional[np.ndarray] = No
     D = np.stack([u, v], axis=1)
     if np.linalg.matrix_rank(D) < 2:
         raise InputError("the two slice directions must be linearly independent")
-    Ws = [net.weights[0] @ D] + list(net.weights[1:])
-    bs = [net.biases[0] + net.weights[0] @ p] + list(net.biases[1:])
-    sub = make_network(Ws, bs, None if net.is_relu else list(net.slopes))
+    sub = net.with_first_layer(net.weights[0] @ D, net.biases[0] + net.weights[0] @ p)
     if d == 2 and point is None and domain.kind != "polytope" and np.allclose(D, np.eye(2)) and domain.box is not None:
         lo, hi = domain.box
         return sub, box_domain(lo - p, hi - p, 2), (p, u, v)
@@ -62,6 +60,4 @@ def line_network(net: Network, a: np.ndarray, b: np.ndarray) -> tuple[Network, D
     if np.array_equal(a, b):
         raise InputError("the two end points are equal: no segment")
     u = (b - a)[:, None]
-    Ws = [net.weights[0] @ u] + list(net.weights[1:])
-    bs = [net.biases[0] + net.weights[0] @ a] + list(net.biases[1:])
-    return make_network(Ws, bs, None if net.is_relu else list(net.slopes)), box_domain(0.0, 1.0, 1)
+    return net.with_first_layer(net.weights[0] @ u, net.biases[0] + net.weights[0] @ a), box_domain(0.0, 1.0, 1)

@@ -1,7 +1,9 @@
-"""PyTorch models in: any module built from linear pieces and (leaky) ReLUs.
+"""PyTorch models in: any module built from linear pieces, (leaky) ReLUs, max pooling and residual additions.
 
 Containers (``Sequential``, ``ModuleList`` used in order) are walked recursively; any other module
-with children is traced with ``torch.fx`` so that its ``forward`` decides the order. Each module
+with children is traced with ``torch.fx`` so that its ``forward`` decides the order and which
+tensor each operation reads (an addition of two branches is a residual connection, torchvision's
+basic block among them: :mod:`lrenum.model.graph` carries the branch that skips). Each module
 or function is lowered by :class:`lrenum.model.lowering.Lowerer`; anything it cannot lower exactly
 is refused with one line naming it. torch is imported lazily: it is never a dependency of lrenum.
 """
@@ -79,7 +81,8 @@ def _walk(module, low: Lowerer, torch, nn) -> None:
         raise InputError(f"unsupported TorchScript module {module.original_name}; export the model to ONNX instead")
     if not list(module.children()):
         raise InputError(f"unsupported layer {type(module).__name__}: lrenum lowers Linear, Conv1d/2d, AvgPool, "
-                         "BatchNorm (eval), Flatten, Dropout, Identity, ZeroPad, ReLU, LeakyReLU, PReLU, final Softmax")
+                         "AdaptiveAvgPool, MaxPool (windows of at most 2 elements), BatchNorm (eval), Flatten, Dropout, "
+                         "Identity, ZeroPad, ReLU, LeakyReLU, PReLU, residual additions, final Softmax")
     _trace(module, low, torch, nn)
 
 
@@ -102,6 +105,22 @@ def _lower_module(m, low: Lowerer, nn) -> bool:
             raise InputError(f"{name} with ceil_mode or divisor_override is not supported")
         k = _tuple(m.kernel_size, nd)
         low.avg_pool(k, _tuple(m.stride or k, nd), _pairs(m.padding, nd), bool(m.count_include_pad), name)
+    elif isinstance(m, (nn.MaxPool1d, nn.MaxPool2d)):
+        nd = 1 if isinstance(m, nn.MaxPool1d) else 2
+        if m.ceil_mode or m.return_indices:
+            raise InputError(f"{name} with ceil_mode or return_indices is not supported")
+        k = _tuple(m.kernel_size, nd)
+        low.max_pool(k, _tuple(m.stride or k, nd), _pairs(m.padding, nd), _tuple(m.dilation, nd), name)
+    elif isinstance(m, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)):
+        nd = 1 if isinstance(m, nn.AdaptiveAvgPool1d) else 2
+        spatial = low.shape[1:]
+        size = (m.output_size,) * nd if isinstance(m.output_size, int) else tuple(m.output_size)
+        out = tuple(s if o is None else int(o) for o, s in zip(size, spatial))
+        if len(spatial) != nd or any(s % o for s, o in zip(spatial, out)):
+            raise InputError(f"{name}(output_size={m.output_size}) on a tensor of shape {low.shape}: only output sizes "
+                             "that divide the input's are supported")
+        k = tuple(s // o for s, o in zip(spatial, out))
+        low.avg_pool(k, k, [(0, 0)] * nd, True, name)
     elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
         if m.training or m.running_mean is None:
             raise InputError(f"{name} must be in eval mode with running statistics (call model.eval())")
@@ -158,7 +177,10 @@ def _lower_script_module(m, low: Lowerer) -> bool:
 
 
 def _trace(module, low: Lowerer, torch, nn) -> None:
-    """A custom module: follow its forward through torch.fx (a chain of supported operations)."""
+    """A custom module: follow its forward through torch.fx, each operation on the tensor it reads
+    (two for an addition of branches)."""
+    import operator
+
     import torch.nn.functional as F
     from torch import fx
 
@@ -169,27 +191,59 @@ def _trace(module, low: Lowerer, torch, nn) -> None:
                          f"{str(exc).splitlines()[0][:120]}); rewrite it as nn.Sequential") from None
     modules = dict(module.named_modules())
     relus = {torch.relu, F.relu}
+    adds = {operator.add, operator.iadd, torch.add}
+    values: dict = {}           # fx node -> its value (None: not a tensor, e.g. x.size(0))
+    where = type(module).__name__ + ".forward"
     for node in graph.nodes:
-        if node.op in ("placeholder", "output"):
+        if node.op == "placeholder":
+            values[node] = low.value
             continue
-        if node.op == "call_module":
-            sub = modules[node.target]
-            _walk(sub, low, torch, nn)
-        elif node.op == "call_function" and node.target in relus:
-            low.activation(0.0, "relu")
-        elif node.op == "call_function" and node.target is F.leaky_relu:
-            low.activation(node.kwargs.get("negative_slope", node.args[1] if len(node.args) > 1 else 0.01), "leaky_relu")
-        elif (node.op == "call_function" and node.target is torch.flatten) or (node.op == "call_method" and node.target == "flatten"):
-            low.flatten("flatten")
-        elif node.op == "call_method" and node.target in ("view", "reshape"):
-            shape = [a for a in node.args[1:] if isinstance(a, int)]
-            low.reshape(shape[1:] if len(shape) > 1 else [-1], node.target)
-        elif node.op == "call_method" and node.target == "relu":
-            low.activation(0.0, "relu")
-        elif node.op == "call_function" and node.target in (F.softmax, F.log_softmax, torch.softmax):
-            low.softmax("softmax")
-        elif node.op == "call_function" and node.target is F.dropout:
-            pass
-        else:
-            target = getattr(node.target, "__name__", str(node.target))
-            raise InputError(f"unsupported operation {target} ({node.op}) in {type(module).__name__}.forward")
+        if node.op == "output":
+            out = node.args[0]
+            if not isinstance(out, fx.Node) or values.get(out) is None:
+                raise InputError(f"{where} must return one tensor")
+            low.value = values[out]
+            continue
+        if node.op == "call_method" and node.target in ("size", "dim"):
+            values[node] = None
+            continue
+        tensors = [a for a in node.args if isinstance(a, fx.Node) and values.get(a) is not None]
+        if not tensors:
+            raise InputError(f"unsupported operation {getattr(node.target, '__name__', node.target)} in {where}: "
+                             "it reads no tensor of the model")
+        is_add = (node.op == "call_function" and node.target in adds) or (node.op == "call_method" and node.target in ("add", "add_"))
+        if is_add and len(tensors) == 2 and "alpha" not in node.kwargs:
+            low.value = values[tensors[0]]
+            low.add(values[tensors[1]], f"addition in {where}")
+            values[node] = low.value
+            continue
+        if len(tensors) > 1:
+            raise InputError(f"unsupported operation {getattr(node.target, '__name__', node.target)} ({node.op}) in "
+                             f"{where}: it reads {len(tensors)} tensors (lrenum joins branches by addition only)")
+        low.value = values[tensors[0]]
+        _trace_op(node, modules, low, torch, nn, F, relus, where)
+        values[node] = low.value
+
+
+def _trace_op(node, modules, low: Lowerer, torch, nn, F, relus, where: str) -> None:
+    """One traced operation on one tensor."""
+    if node.op == "call_module":
+        _walk(modules[node.target], low, torch, nn)
+    elif node.op == "call_function" and node.target in relus:
+        low.activation(0.0, "relu")
+    elif node.op == "call_function" and node.target is F.leaky_relu:
+        low.activation(node.kwargs.get("negative_slope", node.args[1] if len(node.args) > 1 else 0.01), "leaky_relu")
+    elif (node.op == "call_function" and node.target is torch.flatten) or (node.op == "call_method" and node.target == "flatten"):
+        low.flatten("flatten")
+    elif node.op == "call_method" and node.target in ("view", "reshape"):
+        shape = [a for a in node.args[1:] if isinstance(a, int)]
+        low.reshape(shape[1:] if len(shape) > 1 else [-1], node.target)
+    elif node.op == "call_method" and node.target == "relu":
+        low.activation(0.0, "relu")
+    elif node.op == "call_function" and node.target in (F.softmax, F.log_softmax, torch.softmax):
+        low.softmax("softmax")
+    elif node.op == "call_function" and node.target is F.dropout:
+        pass
+    else:
+        target = getattr(node.target, "__name__", str(node.target))
+        raise InputError(f"unsupported operation {target} ({node.op}) in {where}")
