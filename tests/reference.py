@@ -27,6 +27,30 @@ def _margin(A: np.ndarray, b: np.ndarray, d: int) -> float:
     return -res.fun
 
 
+def _layer_cells(G, g, W, A, b, d, carried=None):
+    """Every nonempty cell of one layer inside {A x <= b}, neuron by neuron (depth first):
+    yields (A, b, bits). ``carried``: units that never split (bit 0)."""
+    n = G.shape[0]
+
+    def neuron(j, A, b, bits):
+        if j == n:
+            yield A, b, bits
+            return
+        if carried is not None and carried[j]:
+            yield from neuron(j + 1, A, b, bits + [0])
+            return
+        if np.max(np.abs(G[j])) <= ZERO * max(1.0, np.max(np.abs(W[j]))):
+            yield from neuron(j + 1, A, b, bits + [1 if g[j] > ZERO else 0])
+            return
+        for s in (1, -1):
+            A2 = np.r_[A, [-s * G[j]]]
+            b2 = np.r_[b, s * g[j]]
+            if _margin(A2, b2, d) > TOL:
+                yield from neuron(j + 1, A2, b2, bits + [1 if s > 0 else 0])
+
+    yield from neuron(0, A, b, [])
+
+
 def reference_patterns(weights, biases, lo=None, hi=None, A_dom=None, b_dom=None, slopes=None, linear=None):
     """Set of activation patterns (tuples of 0/1 over all hidden neurons) of full-dim regions.
 
@@ -53,29 +77,13 @@ def reference_patterns(weights, biases, lo=None, hi=None, A_dom=None, b_dom=None
         G = W @ M
         g = W @ c + bias
         n = W.shape[0]
-
-        def neuron(j, A, b, bits):
-            if j == n:
-                act = np.array(bits, dtype=float)
-                if slopes is not None:          # leaky ReLU: inactive neurons keep slope * z
-                    act = np.where(act > 0, 1.0, np.broadcast_to(slopes[l], (n,)))
-                if linear is not None:          # linear (carried) units pass z on
-                    act = np.where(linear[l], 1.0, act)
-                layer(l + 1, A, b, G * act[:, None], g * act, pattern + bits)
-                return
-            if linear is not None and linear[l][j]:      # a linear (carried) unit: never splits, bit 0
-                neuron(j + 1, A, b, bits + [0])
-                return
-            if np.max(np.abs(G[j])) <= ZERO * max(1.0, np.max(np.abs(W[j]))):
-                neuron(j + 1, A, b, bits + [1 if g[j] > ZERO else 0])
-                return
-            for s in (1, -1):
-                A2 = np.r_[A, [-s * G[j]]]
-                b2 = np.r_[b, s * g[j]]
-                if _margin(A2, b2, d) > TOL:
-                    neuron(j + 1, A2, b2, bits + [1 if s > 0 else 0])
-
-        neuron(0, A, b, [])
+        for A2, b2, bits in _layer_cells(G, g, W, A, b, d, None if linear is None else linear[l]):
+            act = np.array(bits, dtype=float)
+            if slopes is not None:          # leaky ReLU: inactive neurons keep slope * z
+                act = np.where(act > 0, 1.0, np.broadcast_to(slopes[l], (n,)))
+            if linear is not None:          # linear (carried) units pass z on
+                act = np.where(linear[l], 1.0, act)
+            layer(l + 1, A2, b2, G * act[:, None], g * act, pattern + bits)
 
     layer(0, A0, b0, np.eye(d), np.zeros(d), [])
     return found
@@ -99,23 +107,9 @@ def reference_residual_patterns(layers, lo, hi):
         G, g = W @ M, W @ c + bias
         for j, P in skips.items():
             G, g = G + P @ maps[j][0], g + P @ maps[j][1]
-        n = W.shape[0]
-
-        def neuron(j, A, b, bits):
-            if j == n:
-                act = np.array(bits, dtype=float)
-                layer(l + 1, A, b, maps + [(G * act[:, None], g * act)], pattern + bits)
-                return
-            if np.max(np.abs(G[j])) <= ZERO * max(1.0, np.max(np.abs(W[j]))):
-                neuron(j + 1, A, b, bits + [1 if g[j] > ZERO else 0])
-                return
-            for s in (1, -1):
-                A2 = np.r_[A, [-s * G[j]]]
-                b2 = np.r_[b, s * g[j]]
-                if _margin(A2, b2, d) > TOL:
-                    neuron(j + 1, A2, b2, bits + [1 if s > 0 else 0])
-
-        neuron(0, A, b, [])
+        for A2, b2, bits in _layer_cells(G, g, W, A, b, d):
+            act = np.array(bits, dtype=float)
+            layer(l + 1, A2, b2, maps + [(G * act[:, None], g * act)], pattern + bits)
 
     layer(0, A0, b0, [(np.eye(d), np.zeros(d))], [])
     return found

@@ -36,6 +36,16 @@ def _attrs(node) -> dict:
     return {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
 
+def _pool_window(a: dict, where: str) -> tuple[list, list, list]:
+    """A pooling node's kernel, strides and (begin, end) pads per spatial axis."""
+    k = list(a["kernel_shape"])
+    nd = len(k)
+    pads = a.get("pads", [0] * (2 * nd))
+    if a.get("ceil_mode", 0):
+        raise InputError(f"{where}: ceil_mode is not supported")
+    return k, list(a.get("strides", [1] * nd)), [(pads[i], pads[i + nd]) for i in range(nd)]
+
+
 def from_onnx(model, input_shape=None) -> Network:
     """Lower an ``onnx.ModelProto`` (or its graph) to a :class:`Network`."""
     from onnx import numpy_helper
@@ -122,26 +132,16 @@ def from_onnx(model, input_shape=None) -> Network:
             shape = [int(v) for v in shape]
             low.reshape(shape[1:] if len(shape) > 1 else shape, where)
         elif op == "AveragePool":
-            k = a["kernel_shape"]
-            nd = len(k)
-            pads = a.get("pads", [0] * (2 * nd))
-            if a.get("ceil_mode", 0):
-                raise InputError(f"{where}: ceil_mode is not supported")
-            low.avg_pool(k, a.get("strides", [1] * nd), [(pads[i], pads[i + nd]) for i in range(nd)],
-                         bool(a.get("count_include_pad", 0)), where)
+            k, strides, pairs = _pool_window(a, where)
+            low.avg_pool(k, strides, pairs, bool(a.get("count_include_pad", 0)), where)
         elif op == "GlobalAveragePool":
             spatial = low.shape[1:]
             low.avg_pool(spatial, spatial, [(0, 0)] * len(spatial), True, where)
         elif op == "MaxPool":
-            k = a["kernel_shape"]
-            nd = len(k)
-            pads = a.get("pads", [0] * (2 * nd))
-            if a.get("ceil_mode", 0):
-                raise InputError(f"{where}: ceil_mode is not supported")
             if len(node.output) > 1 and node.output[1]:
                 raise InputError(f"{where}: the Indices output is not supported")
-            low.max_pool(k, a.get("strides", [1] * nd), [(pads[i], pads[i + nd]) for i in range(nd)],
-                         a.get("dilations", [1] * nd), where)
+            k, strides, pairs = _pool_window(a, where)
+            low.max_pool(k, strides, pairs, a.get("dilations", [1] * len(k)), where)
         elif op == "GlobalMaxPool":
             low.global_max_pool(where)
         elif op == "Pad":
