@@ -165,10 +165,17 @@ def forward_with_bounds(net: Network, x: np.ndarray, n_layers: int):
         n_in = W.shape[1]
         z = h @ W.T + b
         aW = np.abs(W)
-        # underflow: ETA per product that may be nonzero (an input exactly 0 with no error is an
-        # exact 0 in the exact pass too: 0 * w = 0 exactly, and sums of exact zeros stay 0)
-        live = ((h != 0) | (eh > 0)).astype(np.float64) @ (W != 0).T.astype(np.float64) + (b != 0)
-        ez = SAFETY * (eh @ aW.T + gamma(n_in + 1) * (np.abs(h) @ aW.T + np.abs(b)) + ETA * live)
+        ez = SAFETY * (eh @ aW.T + gamma(n_in + 1) * (np.abs(h) @ aW.T + np.abs(b)) + ETA * (n_in + 1))
+        # underflow needs ETA only per product that may be nonzero: where z is exactly 0, count
+        # them (an input exactly 0 with no error is 0 in the exact pass too, and 0 * w = 0), so
+        # that a max pool's b - a over two dead units is a certain 0, not "0 with an error"
+        zk, zj = np.nonzero(z == 0)
+        if zk.size:
+            hk, ek, wj = h[zk], eh[zk], aW[zj]
+            live = (((hk != 0) | (ek > 0)) & (wj != 0)).sum(axis=1) + (b[zj] != 0)
+            ez[zk, zj] = SAFETY * (np.einsum("ki,ki->k", ek, wj)
+                                   + gamma(n_in + 1) * (np.einsum("ki,ki->k", np.abs(hk), wj) + np.abs(b[zj]))
+                                   + ETA * live)
         zs.append(z)
         ezs.append(ez)
         h = np.where(z > 0, z, a * z)
