@@ -267,22 +267,30 @@ def test_random_dual_bounds_agree_with_host():
 
 
 # ---------------------------------------------------------------- whole enumerations
+def _small_net(rng, d: int, n1: int, n2: int):
+    """Weights and biases of a random d-n1-n2-1 network (the draws in this order)."""
+    return ([rng.normal(size=(n1, d)), rng.normal(size=(n2, n1)), rng.normal(size=(1, n2))],
+            [rng.normal(size=n1) * 0.3, rng.normal(size=n2) * 0.3, np.zeros(1)])
+
+
+def _domain_and_reference(Ws, bs, d: int, polytope: bool, cut: float):
+    """[-1, 1]^d, or that box cut by sum(x) <= cut, and the reference's patterns on it."""
+    if polytope:
+        A = np.concatenate([np.eye(d), -np.eye(d), [[1.0] * d]])
+        b = np.concatenate([np.ones(d), np.ones(d), [cut]])
+        return lrenum.polytope_domain(A, b, d), reference_patterns(Ws, bs, A_dom=A, b_dom=b)
+    return lrenum.box_domain(-1, 1, d), reference_patterns(Ws, bs, -1.0, 1.0)
+
+
 @pytest.mark.parametrize("case", ["general", "degenerate", "polytope"])
 def test_enumeration_with_device_certificates_matches_reference(case):
-    rng = np.random.default_rng(5)
     d = 3
-    Ws = [rng.normal(size=(6, d)), rng.normal(size=(5, 6)), rng.normal(size=(1, 5))]
-    bs = [rng.normal(size=6) * 0.3, rng.normal(size=5) * 0.3, np.zeros(1)]
+    Ws, bs = _small_net(np.random.default_rng(5), d, 6, 5)
     if case == "degenerate":
         bs[0][:] = 0.0                      # every first-layer hyperplane through the origin
         Ws[0][3] = Ws[0][0]                 # a duplicated neuron
     net = lrenum.make_network(Ws, bs)
-    if case == "polytope":
-        A = np.concatenate([np.eye(d), -np.eye(d), [[1.0, 1.0, 1.0]]])
-        b = np.concatenate([np.ones(d), np.ones(d), [1.0]])
-        dom, want = lrenum.polytope_domain(A, b, d), reference_patterns(Ws, bs, A_dom=A, b_dom=b)
-    else:
-        dom, want = lrenum.box_domain(-1, 1, d), reference_patterns(Ws, bs, -1.0, 1.0)
+    dom, want = _domain_and_reference(Ws, bs, d, case == "polytope", 1.0)
     for vertex_path in (None, False):
         settings = lrenum.Settings().replace(certify_on_device=True, vertex_path=vertex_path)
         res = lrenum.enumerate_regions(net, dom, settings=settings, collect=True)
@@ -332,17 +340,10 @@ def test_dense_lp_with_its_dual_bounds_in_one_call_matches_reference(monkeypatch
     from lrenum.lp.device import DenseDeviceLP
 
     calls = count_calls(monkeypatch, DenseDeviceLP, "_solve_chunk_certified")
-    rng = np.random.default_rng(9)
     d = 3
-    Ws = [rng.normal(size=(7, d)), rng.normal(size=(5, 7)), rng.normal(size=(1, 5))]
-    bs = [rng.normal(size=7) * 0.3, rng.normal(size=5) * 0.3, np.zeros(1)]
+    Ws, bs = _small_net(np.random.default_rng(9), d, 7, 5)
     net = lrenum.make_network(Ws, bs)
-    if domain == "polytope":
-        A = np.concatenate([np.eye(d), -np.eye(d), [[1.0, 1.0, 1.0]]])
-        b = np.concatenate([np.ones(d), np.ones(d), [0.5]])
-        dom, want = lrenum.polytope_domain(A, b, d), reference_patterns(Ws, bs, A_dom=A, b_dom=b)
-    else:
-        dom, want = lrenum.box_domain(-1, 1, d), reference_patterns(Ws, bs, -1.0, 1.0)
+    dom, want = _domain_and_reference(Ws, bs, d, domain == "polytope", 0.5)
     settings = lrenum.Settings().replace(certify_on_device=True, vertex_path=False)
     res = lrenum.enumerate_regions(net, dom, settings=settings, collect=True)
     assert calls["n"] > 0 and res.stats.float_certificates > 0
