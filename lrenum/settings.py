@@ -74,6 +74,8 @@ class Settings:
     vertex_band: float = 1e-9          # a vertex within vertex_band * (|G|_1 max|x| + |g|) of a hyperplane counts as on
                                        # it: interpolated vertices err by ~1e-15 relative per layer, so the band only
                                        # widens a proposal; every decision is certified after
+    final_vertices: bool = False       # keep the final regions' vertex sets for the sinks (--geometry reads facets and
+                                       # volumes off them); off, they are dropped after the last split (memory)
     vertex_resolve: float = 1e-4       # a vertex whose certified radius exceeds this * (max|x| + 1) is solved afresh
                                        # from its rows: radii compound along chains of crossings. 1e-10 -> 1e-4 (best of 2,
                                        # one process, 2026-12-03): b-d6-16x16 17.7 -> 12.9 s, b-d4-24x24x24 4.44 -> 3.86,

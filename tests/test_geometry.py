@@ -199,7 +199,7 @@ def test_vertices_and_exact_volumes_in_the_file(tmp_path, capsys):
     net = lrenum.make_network(*random_net(rng, 2, [4, 4]))
     path, out = str(tmp_path / "net.npz"), str(tmp_path / "r.h5")
     lrenum.save_npz(path, net)
-    assert main(["enumerate", path, "-o", out, "-q", "--geometry"]) == 0
+    assert main(["enumerate", path, "-o", out, "-q", "--geometry", "exact"]) == 0
     capsys.readouterr()
     assert main(["verify", out, path, "-q", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["volumes_tile_domain"] is True

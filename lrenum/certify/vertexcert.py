@@ -45,18 +45,19 @@ def crossing_radius(u, w, ru, rw, a, b, ea, eb, lam):
     return np.nan_to_num(r, nan=np.inf, posinf=np.inf)
 
 
-def solved_vertices(A: np.ndarray, c: np.ndarray, eA: np.ndarray, ec: np.ndarray):
+def solved_vertices(A: np.ndarray, c: np.ndarray, eA: np.ndarray, ec: np.ndarray, Rinv=None):
     """Solutions of the d x d systems ``A x = c`` (rows within eA (1-norm) and ec of the exact
     ones), each with a certified bound on its distance (infinity norm) to the exact solution:
     (x (K, d), radius (K,), inf where the exact system is not proven regular).
 
     Rump's a posteriori bound: with R an approximate inverse and ||I - R A*|| <= beta < 1,
     ||A*^-1|| <= ||R|| / (1 - beta), so ||x - x*|| <= ||R|| ||c* - A* x|| / (1 - beta).
+    ``Rinv``: an approximate inverse already at hand (any R: the bound checks it).
     """
     K, d = c.shape
     with np.errstate(all="ignore"):
         try:
-            Rinv = np.linalg.inv(A)
+            Rinv = np.linalg.inv(A) if Rinv is None else Rinv
             x_ok = np.einsum("kij,kj->ki", Rinv, c)
         except np.linalg.LinAlgError:             # a singular system in the batch: one at a time
             x_ok, Rinv = np.zeros((K, d)), np.zeros((K, d, d))

@@ -38,6 +38,8 @@ def cmd_enumerate(args, hooks=None) -> int:
     if args.verify and not args.output:
         raise InputError("--verify needs -o FILE")
     settings = run_settings(args, task_seconds=args.task_seconds, verify_written=True if args.verify else None)
+    if args.geometry == "float":
+        settings = settings.replace(final_vertices=True)     # the final vertex sets carry the geometry
     from ..core import memory
 
     memory.check_run(settings, int(sum(net.hidden_widths)), min(net.input_dim, net.hidden_widths[0]),
@@ -67,6 +69,11 @@ def cmd_enumerate(args, hooks=None) -> int:
 
         writer = RegionWriter.create(args.output, net, domain, network_path=args.network, force=args.force,
                                      resume=args.resume, maps=args.maps, settings=settings)
+    geometry_sink = None
+    if args.geometry == "float" and not args.resume and args.workers is None:
+        from ..geometry.collect import GeometrySink
+
+        geometry_sink = GeometrySink(net, domain)      # gathers facets and volumes while the regions are found
     _start(args, f"enumerating {net.input_dim} inputs, hidden widths {list(net.hidden_widths)}, "
                  f"domain {domain.kind} (compiling kernels first)")
     if writer is not None and getattr(writer, "removed_orphans", 0):
@@ -78,18 +85,21 @@ def cmd_enumerate(args, hooks=None) -> int:
         result = enumerate_sharded(writer, workers=args.workers, address=args.ray_address, progress=not args.quiet,
                                    hooks=hooks)
     elif writer is not None:
-        result = writer.run(progress=not args.quiet)
+        result = writer.run(progress=not args.quiet, also=geometry_sink)
     else:
         result = enumerate_regions(net, domain, settings, progress=not args.quiet)
     s = result.summary()
     if args.geometry:
         from ..geometry import add_geometry
 
-        _start(args, "geometry: facets and neighbours of every region (exact certificates)"
-                     + (", exact vertices and volumes" if net.input_dim <= 6 else ""))
-        tick = _Ticker(args, "geometry", " regions")
+        exact = args.geometry == "exact"
+        _start(args, "geometry: facets and neighbours of every region"
+                     + (" (exact certificates" + (", exact vertices and volumes)" if net.input_dim <= 6 else ")")
+                        if exact else " (certified float64; the exact path where vertex sets are not proven)"))
+        tick = _Ticker(args, "geometry", " regions" if exact else " regions on the exact path")
         try:
-            s["geometry"] = add_geometry(args.output, net, domain, progress=tick)
+            s["geometry"] = add_geometry(args.output, net, domain, progress=tick, mode=args.geometry,
+                                         sink=geometry_sink)
         finally:
             tick.close()
     _emit(args, f"{s['regions']} regions in {s['seconds']:.3f} s on {s['device']}; per layer {s['per_layer']}; "

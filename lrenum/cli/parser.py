@@ -38,8 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="store each final region's affine map (default 'all') or rebuild on demand; "
                         "on --resume it must match the file")
     p.add_argument("--resume", action="store_true", help="continue an interrupted -o file")
-    p.add_argument("--geometry", action="store_true",
-                   help="with -o: also store each region's facets and the region adjacency graph (docs/format.md)")
+    p.add_argument("--geometry", nargs="?", const="float", choices=["float", "exact"], default=None,
+                   help="with -o: also store each region's facets, the region adjacency graph and (d <= 6) its "
+                        "vertices and volumes: 'float' (the default) as float64 with certified bounds, read off the "
+                        "enumeration's own vertex sets; 'exact' in rational arithmetic (slow; docs/format.md)")
     p.add_argument("--workers", type=_positive_int,
                    help="shard the enumeration over N Ray workers (needs -o and pip install 'lrenum[ray]')")
     p.add_argument("--ray-address", help="join this Ray cluster instead of starting a local one (with --workers)")

@@ -163,7 +163,7 @@ class VertexSplitter:
 
     def _child_cells(self, cells, failed, which, cls, last_layer: bool):
         """ChildCells of the parents that did not fail: complete signs, the mean of each cell's
-        vertices as its proposed witness, and its vertex set (none after the last hidden layer)."""
+        vertices as its proposed witness, and its vertex set (none after the last hidden layer unless ``settings.final_vertices``)."""
         from .children import ChildCells
 
         keep = ~failed[cells.parent]
@@ -173,7 +173,8 @@ class VertexSplitter:
         vs = cells.vertices if keep.all() else cells.vertices.take(keep)
         wit = np.stack([np.bincount(np.repeat(np.arange(len(vs)), vs.count), weights=vs.x[:, j], minlength=len(vs))
                         for j in range(self.d)], axis=1) / np.maximum(vs.count, 1)[:, None]
-        vertices = VertexSets.none(len(vs), self.d, self.words) if last_layer else vs
+        drop = last_layer and not self.settings.final_vertices
+        vertices = VertexSets.none(len(vs), self.d, self.words) if drop else vs
         return ChildCells(parent, signs, wit, vertices)
 
 

@@ -150,7 +150,7 @@ class LayerCallback:
 
 
 def enumerate_regions(net: Network, domain: Optional[Domain] = None, settings: Optional[Settings] = None, *,
-                      sink: Optional[RegionSink] = None, collect: bool = False, progress: bool = False,
+                      sink: Optional[RegionSink | list] = None, collect: bool = False, progress: bool = False,
                       resume: Optional[ResumeState] = None,
                       should_stop: Optional[Callable[[], bool]] = None) -> EnumerationResult:
     """Enumerate every full-dimensional activation region of ``net`` over ``domain``.
@@ -160,7 +160,8 @@ def enumerate_regions(net: Network, domain: Optional[Domain] = None, settings: O
     net : the network; domain : default ``[-1, 1]^d``.
     settings : the run's knobs (:class:`lrenum.settings.Settings`: device, batch sizes, vertex
         path, LP lanes, ...); default :meth:`Settings.build` (defaults and ``LRENUM_SETTINGS``).
-    sink : receives every batch of regions as soon as they exist (:class:`RegionSink`).
+    sink : receives every batch of regions as soon as they exist (:class:`RegionSink`, or a list
+        of them, each given every batch in turn).
     collect : also return the final patterns and witnesses (memory grows with the count).
     progress : a progress line on stderr (from the first second).
     resume : continue an interrupted walk (the dataset writer builds this state).
@@ -182,7 +183,7 @@ def enumerate_regions(net: Network, domain: Optional[Domain] = None, settings: O
         splitter = Splitter(frame, dev, stats)
         batch_size = settings.parents_per_split(splitter.vertex is not None)
         memory.check_run(settings, int(sum(net.hidden_widths)), frame.r, max(net.hidden_widths), batch_size)
-        sinks = [sink] if sink is not None else []
+        sinks = [] if sink is None else list(sink) if isinstance(sink, (list, tuple)) else [sink]
         collector = Collector(net.n_hidden) if collect else None
         if collector is not None:
             sinks.append(collector)

@@ -10,6 +10,7 @@ import h5py
 import numpy as np
 
 from ..errors import InputError
+from ..tolerances import U64
 from .format import FORMAT_NAME, FORMAT_VERSION, unpack_bits
 
 
@@ -198,13 +199,53 @@ class RegionFile(ReadOnlyFile):
         return g["A"][s:e], g["b"][s:e], g["neuron"][s:e]
 
     def vertices(self, i: int) -> np.ndarray:
-        """The vertices of final region ``i`` (V, d): the float64 nearest to each exact vertex.
-        Stored by ``--geometry`` at d <= 6."""
+        """The vertices of final region ``i`` (V, d), each within ``vertex_radii(i)`` of its exact
+        vertex (``--geometry exact``: the float64 nearest). Stored by ``--geometry`` at d <= 6."""
+        return self._per_vertex(i, "vertices")
+
+    def _per_vertex(self, i: int, name: str) -> np.ndarray:
+        """Region i's rows of a per-vertex dataset: through ``vertex_index`` where vertices are
+        stored once and shared by the regions around them (``--geometry``), else directly."""
         g = self._geometry()
         if "vertices" not in g:
             raise ValueError("this file stores no vertices (d > 6, or geometry written before vertices were stored)")
         s, e = g["vertex_offsets"][i], g["vertex_offsets"][i + 1]
-        return g["vertices"][s:e]
+        if "vertex_index" not in g:
+            return g[name][s:e]
+        idx = g["vertex_index"][s:e]
+        have, back = np.unique(idx, return_inverse=True)          # h5py reads increasing indices
+        return g[name][have][back.ravel()] if have.size else g[name][:0]
+
+    def vertex_radii(self, i: int) -> np.ndarray:
+        """(V,) certified distance (infinity norm) of each stored vertex of region ``i`` to its
+        exact vertex (files from ``--geometry exact`` or before radii were stored: half an ulp)."""
+        if "vertex_radius" in self._geometry():
+            return self._per_vertex(i, "vertex_radius")
+        return U64 * np.abs(self.vertices(i)).max(axis=1, initial=0.0)
+
+    def volumes(self) -> np.ndarray:
+        """(N,) float64 volume of every final region (inf: unbounded); ``volume_bounds()`` says
+        how far each can be from the exact volume. Stored by ``--geometry`` at d <= 6."""
+        g = self._geometry()
+        if "volume" not in g:
+            raise ValueError("this file stores no volumes (d > 6: use lrenum.geometry.monte_carlo_volumes)")
+        return g["volume"][:]
+
+    def volume_bounds(self) -> np.ndarray:
+        """(N,) certified bound on |volumes()[i] - exact volume of region i|: from the vertices'
+        radii and the rows' error bounds (``--geometry``), or the rounding of an exact volume
+        to float64 (``--geometry exact``: half an ulp)."""
+        g = self._geometry()
+        if "volume_bound" in g:
+            return g["volume_bound"][:]
+        v = self.volumes()
+        return np.where(np.isfinite(v), U64 * np.abs(v), 0.0)
+
+    @property
+    def geometry_mode(self) -> str:
+        """"float" (certified float64 vertices and volumes) or "exact" (rational vertices and
+        volumes; files written before the modes existed are exact)."""
+        return str(self._geometry().attrs.get("mode", "exact"))
 
     def adjacency(self):
         """The partition graph as a symmetric ``scipy.sparse`` matrix (entry = 1 where two final

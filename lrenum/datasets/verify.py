@@ -37,7 +37,6 @@ from .layout import SEGMENTS, output_maps
 CHUNK = 4096   # rows rebuilt at once: bounds verify's memory
 
 
-VOLUME_CHUNK = 1024   # exact volumes read per piece (memory: they run to thousands of digits each)
 
 
 class Mismatch(Exception):
@@ -70,8 +69,10 @@ def verify_file(path: str, net: Network, domain: Domain, *, device: Optional[str
         if tuple(net.hidden_widths) != rf.widths:
             raise Mismatch("layer widths differ from the network")
         out = _Verifier(rf, net, domain, device, progress).run()
-        if _volumes_tile_the_box(rf, domain):
-            out["volumes_tile_domain"] = True
+        if "geometry" in rf.f:
+            from .verify_geometry import check_geometry      # imports Mismatch from here
+
+            out.update(check_geometry(rf, domain))
         out.update(notes)
         return out
 
@@ -161,29 +162,6 @@ def _leftover_segments(path: str, merged) -> Optional[int]:
         if name != f"seg_{i:08d}.h5" or have != list(merged[i]):
             raise Mismatch(f"{parts}/{name} holds rows {have} that the file did not merge")
     return len(names)
-
-
-def _volumes_tile_the_box(rf: RegionFile, domain: Domain) -> bool:
-    """With exact volumes stored (``--geometry``, d <= 6) on a box: the regions' closures have
-    disjoint interiors and cover the box, so their exact volumes must add up to the box's volume
-    exactly; a region missing from the file (or a wrong volume) breaks the sum. False when there
-    is nothing to check."""
-    from ..lp import exact
-
-    if domain.kind != "box" or "geometry" not in rf.f or "volume_exact" not in rf.f["geometry"]:
-        return False
-    ds = rf.f["geometry/volume_exact"]
-    total = exact.ZERO
-    for s in range(0, ds.shape[0], VOLUME_CHUNK):            # in chunks: one value can be ~35 KB
-        for v in ds[s:s + VOLUME_CHUNK]:
-            total += exact.parse_rational(v.decode())
-    lo, hi = domain.box
-    box = exact.ONE
-    for a, b in zip(lo, hi):
-        box *= exact.q(b) - exact.q(a)
-    if total != box:
-        raise Mismatch(f"the regions' exact volumes add up to {float(total):.17g}, not the box's {float(box):.17g}")
-    return True
 
 
 def check_witness(frame: Frame, l: int, bits: np.ndarray, wit: np.ndarray, rad: float, ws: int, status: int,

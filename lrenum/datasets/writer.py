@@ -177,11 +177,13 @@ class RegionWriter:
         return len(torn)
 
     # ------------------------------------------------------------------ the run
-    def run(self, *, progress: bool = False) -> EnumerationResult:
-        """Enumerate (or finish enumerating) into the file."""
+    def run(self, *, progress: bool = False, also=None) -> EnumerationResult:
+        """Enumerate (or finish enumerating) into the file; ``also``: another sink that sees every
+        batch after the file (the geometry gathered during the run)."""
         resume = self.resume_state()
         self.root_open = resume is not None and resume.root_given is not None   # open until split again
-        result = enumerate_regions(self.net, self.domain, self.settings, sink=self, progress=progress, resume=resume)
+        sinks = [self] if also is None else [self, also]
+        result = enumerate_regions(self.net, self.domain, self.settings, sink=sinks, progress=progress, resume=resume)
         self.finish(result)
         return result
 

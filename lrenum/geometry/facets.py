@@ -16,7 +16,7 @@ Vertices and volumes (d <= VERTEX_MAX_DIM): exact, from the facets' exact rows
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 from flint import fmpq_mat
@@ -254,89 +254,147 @@ def _neighbour(ex: ExactNetwork, net: Network, patterns: np.ndarray, index: dict
     return k
 
 
+class RegionRecord(NamedTuple):
+    """One region's geometry as the file stores it: facet rows (one per neuron on the facet),
+    neighbours, and at d <= 6 its vertices and volume."""
+
+    A: list                  # facet rows, float64 copies of the exact rows
+    b: list
+    neuron: list             # the neuron of each row (-1 - k: the domain's row k)
+    edges: list              # (i, k, neuron) with i < k
+    vertices: list           # float64 nearest to each exact vertex (empty for d > 6)
+    volume: Optional[object]  # exact volume (fmpq), or None (unbounded, or d > 6)
+    unresolved: int          # facets whose neighbour could not be proven
+
+
+def exact_region_record(ex: ExactNetwork, net: Network, domain: Domain, i: int, bits: np.ndarray,
+                        patterns: np.ndarray, index: dict, facets_by: str = "auto") -> RegionRecord:
+    """Region i's geometry in exact arithmetic (every facet, vertex and neighbour proven)."""
+    with_vertices = net.input_dim <= VERTEX_MAX_DIM
+    facets, vx = region_geometry(ex, net, bits, domain.box, with_vertices, facets_by)
+    rec = RegionRecord([], [], [], [], [], None, 0)
+    lp_probes = None
+    if with_vertices:
+        rec.vertices.extend([polyhedron.to_float(c) for c in p] for p in vx.points)
+        rec = rec._replace(volume=polyhedron.exact_volume(vx))
+    unresolved = 0
+    for members, a, b, key, probe in facets:
+        for lab in members:
+            rec.A.append(a)
+            rec.b.append(b)
+            rec.neuron.append(lab)
+        if members[0] < 0:
+            continue                       # a domain facet: no neighbour
+        k = _neighbour(ex, net, patterns, index, key, probe)
+        if k is None and vx is not None and domain.box is not None:
+            if lp_probes is None:          # the vertex path's probe missed: ask the LP path's
+                lp_probes = {f[3]: f[4] for f in region_facets(ex, net, bits, domain.box)}
+            k = _neighbour(ex, net, patterns, index, key, lp_probes.get(key))
+        if k is None:
+            unresolved += 1                # reported: never an unproven edge
+            continue
+        rec.edges.extend((min(i, k), max(i, k), lab) for lab in members if k != i)
+    return rec._replace(unresolved=unresolved)
+
+
+def pattern_index(patterns: np.ndarray) -> dict:
+    """{packed pattern: region index} for the lookups of neighbours."""
+    return {p.tobytes(): i for i, p in enumerate(np.packbits(patterns, axis=1))}
+
+
 def geometry_of(net: Network, domain: Domain, patterns: np.ndarray, progress=None, facets_by: str = "auto") -> dict:
     """Facets of every region (ragged: offsets, A, b, neuron), the adjacency edge list
     (region, region, neuron), and for d <= VERTEX_MAX_DIM the exact vertices (ragged:
     vertex_offsets, vertices) and volumes (float64 nearest, and exact as "p/q" strings), for
-    regions given by their full patterns (N, neurons). ``facets_by="lp"`` decides every row by
-    the LP path even where vertices could (the benchmark's baseline)."""
-    frame = Frame(net, domain)
-    ex = frame.exact
-    d = net.input_dim
-    with_vertices = d <= VERTEX_MAX_DIM
-    index = {p.tobytes(): i for i, p in enumerate(np.packbits(patterns, axis=1))}
-    offsets, As, bs, neurons, edges = [0], [], [], [], []
-    v_offsets, verts, volumes, volumes_exact = [0], [], [], []
-    unresolved = 0
+    regions given by their full patterns (N, neurons), all in exact arithmetic.
+    ``facets_by="lp"`` decides every row by the LP path even where vertices could (the
+    benchmark's baseline)."""
+    ex = Frame(net, domain).exact
+    index = pattern_index(patterns)
+    records = []
     for i, bits in enumerate(patterns):
-        facets, vx = region_geometry(ex, net, bits, domain.box, with_vertices, facets_by)
-        lp_probes = None
-        if with_vertices:
-            verts.extend([polyhedron.to_float(c) for c in p] for p in vx.points)
-            v_offsets.append(len(verts))
-            vol = polyhedron.exact_volume(vx)
-            volumes.append(np.inf if vol is None else polyhedron.to_float(vol))
-            volumes_exact.append("inf" if vol is None else str(vol))
-        for members, a, b, key, probe in facets:
-            for lab in members:
-                As.append(a)
-                bs.append(b)
-                neurons.append(lab)
-            if members[0] < 0:
-                continue                       # a domain facet: no neighbour
-            k = _neighbour(ex, net, patterns, index, key, probe)
-            if k is None and vx is not None and domain.box is not None:
-                if lp_probes is None:          # the vertex path's probe missed: ask the LP path's
-                    lp_probes = {f[3]: f[4] for f in region_facets(ex, net, bits, domain.box)}
-                k = _neighbour(ex, net, patterns, index, key, lp_probes.get(key))
-            if k is None:
-                unresolved += 1                # reported: never an unproven edge
-                continue
-            for lab in members:
-                if i < k:
-                    edges.append((i, k, lab))
-                elif k < i:
-                    edges.append((k, i, lab))
-        offsets.append(len(As))
+        records.append(exact_region_record(ex, net, domain, i, bits, patterns, index, facets_by))
         if progress is not None:
             progress(i + 1, len(patterns))
-    e = np.array(sorted(set(edges)), dtype=np.int64).reshape(-1, 3)
-    out = {"offsets": np.array(offsets, np.int64), "A": np.array(As, float).reshape(-1, d),
-           "b": np.array(bs, float), "neuron": np.array(neurons, np.int64), "edges": e,
-           "unresolved_neighbours": unresolved}
-    if with_vertices:
-        out.update(vertex_offsets=np.array(v_offsets, np.int64), vertices=np.array(verts, float).reshape(-1, d),
-                   volume=np.array(volumes, float), volume_exact=np.array(volumes_exact, dtype=object))
+    return records_to_arrays(records, net.input_dim)
+
+
+def records_to_arrays(records: list[RegionRecord], d: int) -> dict:
+    """The file's ragged arrays from per-region records (in region order)."""
+    offsets = np.cumsum([0] + [len(r.b) for r in records])
+    edges = sorted({e for r in records for e in r.edges})
+    out = {"offsets": offsets.astype(np.int64),
+           "A": np.array([a for r in records for a in r.A], float).reshape(-1, d),
+           "b": np.array([b for r in records for b in r.b], float),
+           "neuron": np.array([q for r in records for q in r.neuron], np.int64),
+           "edges": np.array(edges, np.int64).reshape(-1, 3),
+           "unresolved_neighbours": int(sum(r.unresolved for r in records))}
+    if d <= VERTEX_MAX_DIM:
+        vols = [r.volume for r in records]
+        out.update(vertex_offsets=np.cumsum([0] + [len(r.vertices) for r in records]).astype(np.int64),
+                   vertices=np.array([v for r in records for v in r.vertices], float).reshape(-1, d),
+                   volume=np.array([np.inf if v is None else polyhedron.to_float(v) for v in vols], float),
+                   volume_exact=np.array(["inf" if v is None else str(v) for v in vols], dtype=object))
     return out
 
 
-def add_geometry(path: str, net: Network, domain: Domain, progress=None) -> dict:
+GEOMETRY_MODES = ("float", "exact")
+
+
+def add_geometry(path: str, net: Network, domain: Domain, progress=None, mode: str = "float", sink=None) -> dict:
     """Compute the geometry of every final region of a complete file and store it in the file
     (group ``geometry``, docs/format.md); written to a copy that replaces the file atomically
-    (a failed write leaves the file as it was and ends in WriteError)."""
+    (a failed write leaves the file as it was and ends in WriteError).
+
+    ``mode="float"``: vertices and volumes as float64 with certified bounds, read off the vertex
+    path's final vertex sets (``sink``: the :class:`~lrenum.geometry.collect.GeometrySink` that
+    watched the enumeration; without one the regions are enumerated again in memory), the exact
+    path only where those are not proven. ``mode="exact"``: every facet, vertex and volume in
+    exact rationals (the volumes also as ``"p/q"`` strings)."""
     from ..datasets.reader import RegionFile
     from ..datasets.storage import Storage, rewritten, write_error
 
+    if mode not in GEOMETRY_MODES:
+        raise InputError(f"geometry mode must be one of {', '.join(GEOMETRY_MODES)}, not {mode!r}")
     with RegionFile(path) as f:
         if not f.complete:
             raise InputError(f"{path} is incomplete: finish it (--resume) before adding geometry")
         patterns = f.final()["pattern"]
-    geo = geometry_of(net, domain, patterns, progress)
+    if mode == "exact":
+        geo = geometry_of(net, domain, patterns, progress)
+    else:
+        from .collect import GeometrySink, fast_path_applies
+
+        if sink is None:
+            sink = GeometrySink(net, domain)
+            if fast_path_applies(net, domain, sink.frame):
+                from ..core.walk import enumerate_regions
+                from ..settings import Settings
+
+                enumerate_regions(net, domain, Settings.build().replace(final_vertices=True), sink=sink)
+        geo = sink.assemble(patterns, progress)
+    names = ("offsets", "A", "b", "neuron", "edges", "vertex_offsets", "vertex_index", "vertices", "vertex_radius",
+             "volume", "volume_bound")
     try:
         with rewritten(Storage(), path) as out:
             if "geometry" in out:
                 del out["geometry"]
             g = out.create_group("geometry")
-            for name in ("offsets", "A", "b", "neuron", "edges", "vertex_offsets", "vertices", "volume"):
+            for name in names:
                 if name in geo:
                     g.create_dataset(name, data=geo[name], compression="gzip", shuffle=True)
             if "volume_exact" in geo:
                 g.create_dataset("volume_exact", data=geo["volume_exact"].astype(bytes), compression="gzip")
             g.attrs["unresolved_neighbours"] = geo["unresolved_neighbours"]
+            g.attrs["mode"] = mode
     except OSError as exc:
         raise write_error(path, exc) from None
-    summary = {"facets": int(len(geo["b"])), "edges": int(len(geo["edges"])),
+    summary = {"mode": mode, "facets": int(len(geo["b"])), "edges": int(len(geo["edges"])),
                "unresolved_neighbours": geo["unresolved_neighbours"]}
     if "vertices" in geo:
-        summary["vertices"] = int(len(geo["vertices"]))
+        summary["vertices"] = int(len(geo["vertices"]))          # distinct vertices where they are shared
+        if "vertex_index" in geo:
+            summary["vertex_copies"] = int(len(geo["vertex_index"]))
+    if "fast_regions" in geo:
+        summary.update(fast_regions=geo["fast_regions"], exact_regions=geo["exact_regions"])
     return summary

@@ -13,11 +13,15 @@ from ..model.network import Network
 
 
 def region_volumes(f, exact: bool = False):
-    """Volumes of the final regions of a file written with ``--geometry`` at d <= 6: float64 (the
-    nearest float to each exact volume; inf for an unbounded region), or with ``exact=True`` a list
-    of :class:`fractions.Fraction` (None for unbounded). Files written before exact volumes existed
+    """Volumes of the final regions of a file written with ``--geometry`` at d <= 6: float64 (each
+    within ``f.volume_bounds()`` of the exact volume; inf for an unbounded region), or with
+    ``exact=True`` (files from ``--geometry exact``) a list of :class:`fractions.Fraction` (None
+    for unbounded). Files written before exact volumes existed
     (no ``geometry/volume``) fall back to qhull from the H-representation: float, not certified."""
     g = f._geometry()
+    if exact and "volume" in g and "volume_exact" not in g:
+        raise InputError("this file has certified float64 volumes (--geometry): for exact ones write its geometry "
+                         "with --geometry exact (or lrenum.geometry.add_geometry(..., mode='exact'))")
     if "volume" in g:
         if exact:
             return [None if text == "inf" else _fraction(exact_lp.parse_rational(text))

@@ -1,0 +1,238 @@
+"""Certified-float geometry of a whole enumeration, gathered while it runs (``--geometry``).
+
+:class:`GeometrySink` is a region sink: every batch of final regions that arrives with proven
+vertex sets (the vertex path, d <= 6, a box) is turned into facets, vertices and certified
+volumes at once (:func:`lrenum.geometry.simple_polytopes.batch_geometry`); nothing is recomputed
+per region. :meth:`GeometrySink.assemble` then puts the regions in the file's order and finds
+the adjacency graph:
+
+* across the facet of neuron q of region i, the neighbour's pattern is i's with bit q flipped,
+  *if* such a region exists. Proof: on q's hyperplane H, every row of region i's closure and of
+  that region's closure is the same affine function (the deeper layers see relu(z_q) = z_q = 0
+  there), so both closures meet H in the same set, the facet, which is (d-1)-dimensional: the
+  two regions share it. A lookup that finds nothing (a neuron that switches with q, a deeper
+  neuron constant on one side) sends the region to the exact path, which finds its neighbours by
+  probes (:func:`lrenum.geometry.facets.exact_region_record`);
+* every region the fast path could not prove (no proven vertex set, a row too close to a
+  vertex, no certified volume) is computed on the exact path and stored as float64 with its
+  rounding as the bound, so every region of the file has the same kinds of data.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from ..core.frame import Frame
+from ..core.state import Regions
+from ..core.vertex_sets import VertexSets, ragged_arange, rebuilt_from_rows
+from ..model.domain import Domain
+from ..model.network import Network
+from ..tolerances import SAFETY, U64
+from . import polyhedron
+from .facets import VERTEX_MAX_DIM, exact_region_record, pattern_index
+from .simple_polytopes import batch_geometry
+
+
+def fast_path_applies(net: Network, domain: Domain, frame: Optional[Frame] = None) -> bool:
+    """The final vertex sets exist and are proven only on a box at d <= VERTEX_MAX_DIM with rows
+    in x-space (the identity basis)."""
+    frame = frame or Frame(net, domain)
+    return domain.kind == "box" and net.input_dim <= VERTEX_MAX_DIM and frame.geometry.identity_basis
+
+
+class GeometrySink:
+    """Keeps the final regions' geometry, batch by batch (the walk's sink for layer L)."""
+
+    def __init__(self, net: Network, domain: Domain):
+        self.net, self.domain = net, domain
+        self.frame = Frame(net, domain)
+        self.d, self.L = net.input_dim, net.n_hidden
+        self.fast = fast_path_applies(net, domain, self.frame)
+        self.parts: list[dict] = []
+
+    def regions(self, layer: int, batch: Regions) -> None:
+        if layer != self.L or not self.fast or len(batch) == 0:
+            return
+        V = batch.vertices
+        has = np.zeros(len(batch), bool) if V is None else V.count > 0
+        if has.any():
+            self._add(V if has.all() else V.take(has), _rows_of(batch.rows, has), batch.bits[has])
+        if not has.all():          # regions the LP path made: qhull proposes, the same proof decides
+            rows = _rows_of(batch.rows, ~has)
+            self._add(self._proposed_vertices(rows, batch.witness[~has]), rows, batch.bits[~has])
+
+    def _proposed_vertices(self, rows, witness) -> VertexSets:
+        lo, hi = self.domain.box
+        words = (2 * self.d + int(sum(self.net.hidden_widths)) + 63) // 64
+        listed = [(rows.C[i, m], rows.b[i, m], 2 * self.d + np.nonzero(m)[0]) for i, m in enumerate(rows.mask)]
+        return rebuilt_from_rows(listed, witness, lo, hi, words, self.frame.settings.vertex_band)
+
+    def _add(self, V: VertexSets, rows, bits: np.ndarray) -> None:
+        lo, hi = (np.broadcast_to(np.asarray(v, np.float64), (self.d,)) for v in self.domain.box)
+        g = batch_geometry(V, rows, lo, hi)
+        done = np.nonzero(g.done)[0]
+        if done.size == 0:
+            return
+        fstart = np.cumsum(g.facet_count) - g.facet_count
+        fsel = ragged_arange(fstart[done], g.facet_count[done])
+        ids = g.facet_ids[fsel]
+        reg = np.repeat(done, g.facet_count[done])
+        A, b, label = self._facet_rows(ids, reg, rows, lo, hi)
+        vstart = np.cumsum(V.count) - V.count
+        vsel = ragged_arange(vstart[done], V.count[done])
+        self.parts.append({"keys": np.packbits(bits[done], axis=1),
+                           "facet_count": g.facet_count[done], "A": A, "b": b, "neuron": label,
+                           "vertex_count": V.count[done], "vertices": g.x[vsel], "vertex_radius": g.radius[vsel],
+                           "vertex_tight": V.tight[vsel], "volume": g.volume[done], "volume_bound": g.volume_bound[done]})
+
+    def split_done(self, layer, ident, n_children) -> None:
+        pass
+
+    def _facet_rows(self, ids, reg, rows, lo, hi):
+        """Facet rows ``A x <= b`` and the file's labels: neuron q, or -1 - k for the box's row k
+        (rows 0..d-1 are ``x_j <= hi_j``, d..2d-1 are ``-x_j <= -lo_j``)."""
+        d = self.d
+        A = np.zeros((ids.size, d))
+        b = np.zeros(ids.size)
+        q = ids - 2 * d
+        neuron = q >= 0
+        A[neuron] = rows.C[reg[neuron], q[neuron]]
+        b[neuron] = rows.b[reg[neuron], q[neuron]]
+        face = np.nonzero(~neuron)[0]
+        j, upper = ids[face] // 2, ids[face] % 2 == 1
+        A[face, j] = np.where(upper, 1.0, -1.0)
+        b[face] = np.where(upper, hi[j], -lo[j])
+        label = np.where(neuron, q, np.where(ids % 2 == 1, -1 - ids // 2, -1 - (d + ids // 2)))
+        return A, b, label.astype(np.int64)
+
+    # ------------------------------------------------------------------ the whole file
+    def assemble(self, patterns: np.ndarray, progress=None) -> dict:
+        """The ``geometry`` group's arrays for the regions ``patterns`` (the file's final
+        patterns, in its order): fast regions as gathered, the rest on the exact path."""
+        d, n = self.d, len(patterns)
+        index = pattern_index(patterns)
+        fast = _concat(self.parts, d)
+        where = np.array([index.get(k.tobytes(), -1) for k in fast["keys"]], np.int64)
+        # neighbours across neuron facets: the pattern with that bit flipped
+        fidx = np.repeat(np.arange(where.size), fast["facet_count"])
+        on_neuron = np.nonzero(fast["neuron"] >= 0)[0]
+        keys = fast["keys"][fidx[on_neuron]].copy()
+        q = fast["neuron"][on_neuron]
+        keys[np.arange(q.size), q // 8] ^= (0x80 >> (q % 8)).astype(np.uint8)
+        other = np.array([index.get(k.tobytes(), -1) for k in keys], np.int64)
+        lost = np.zeros(where.size, bool)
+        lost[fidx[on_neuron[other < 0]]] = True
+        keep = (where >= 0) & ~lost
+        is_fast = np.zeros(n, bool)
+        is_fast[where[keep]] = True
+        first = np.unique(where[keep], return_index=True)[1]     # one copy per region (a pattern is one region)
+        kept = np.nonzero(keep)[0][first]
+        good_edge = keep[fidx[on_neuron]] & (other >= 0)
+        i_reg = where[fidx[on_neuron[good_edge]]]
+        k_reg = other[good_edge]
+        edges = [np.stack([np.minimum(i_reg, k_reg), np.maximum(i_reg, k_reg), q[good_edge]], axis=1)]
+        # the rest on the exact path
+        slow = np.nonzero(~is_fast)[0]
+        ex = self.frame.exact if slow.size else None
+        records = {}
+        for s, i in enumerate(slow):
+            records[int(i)] = exact_region_record(ex, self.net, self.domain, int(i), patterns[i], patterns, index)
+            if progress is not None:
+                progress(s + 1, slow.size)
+        for r in records.values():
+            if r.edges:
+                edges.append(np.array(r.edges, np.int64).reshape(-1, 3))
+        out = _in_file_order(fast, kept, where, records, n, d)
+        if "vertices" in out:
+            reach = float(np.max(np.abs(np.concatenate(self.domain.box))))
+            out["vertices"], out["vertex_radius"], out["vertex_index"] = shared_vertices(
+                out["vertices"], out["vertex_radius"], out.pop("vertex_key"), reach)
+        e = np.unique(np.concatenate(edges).reshape(-1, 3), axis=0)
+        out.update(edges=e, unresolved_neighbours=int(sum(r.unresolved for r in records.values())),
+                   fast_regions=int(kept.size), exact_regions=int(slow.size))
+        return out
+
+
+def _rows_of(rows, which: np.ndarray):
+    """The rows (a :class:`~lrenum.lp.problem.Rows`) of the regions ``which`` (bool mask)."""
+    return type(rows)(*(field[which] for field in rows))
+
+
+def _concat(parts: list[dict], d: int) -> dict:
+    if not parts:
+        empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0)
+        return {"keys": np.zeros((0, 1), np.uint8), "facet_count": empty_i, "A": np.zeros((0, d)), "b": empty_f,
+                "neuron": empty_i, "vertex_count": empty_i, "vertices": np.zeros((0, d)), "vertex_radius": empty_f,
+                "vertex_tight": np.zeros((0, 1), np.uint64),
+                "volume": empty_f, "volume_bound": empty_f}
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _in_file_order(fast: dict, kept: np.ndarray, where: np.ndarray, records: dict, n: int, d: int) -> dict:
+    """Ragged arrays over all n regions: the fast regions ``kept`` (positions in ``fast``) at
+    their file index ``where``, the exact records at theirs."""
+    facet_count = np.zeros(n, np.int64)
+    vertex_count = np.zeros(n, np.int64)
+    facet_count[where[kept]] = fast["facet_count"][kept]
+    vertex_count[where[kept]] = fast["vertex_count"][kept]
+    for i, r in records.items():
+        facet_count[i], vertex_count[i] = len(r.b), len(r.vertices)
+    offsets = np.r_[0, np.cumsum(facet_count)]
+    voffsets = np.r_[0, np.cumsum(vertex_count)]
+    A, b, neuron = np.zeros((offsets[-1], d)), np.zeros(offsets[-1]), np.zeros(offsets[-1], np.int64)
+    X, rad = np.zeros((voffsets[-1], d)), np.zeros(voffsets[-1])
+    words = fast["vertex_tight"].shape[1]
+    key = np.zeros((voffsets[-1], words + 1), np.uint64)     # tight rows, and 1 + row for vertices without them
+    volume, bound = np.zeros(n), np.zeros(n)
+    fstart = np.cumsum(fast["facet_count"]) - fast["facet_count"]
+    vstart = np.cumsum(fast["vertex_count"]) - fast["vertex_count"]
+    src = ragged_arange(fstart[kept], fast["facet_count"][kept])
+    dst = ragged_arange(offsets[where[kept]], fast["facet_count"][kept])
+    A[dst], b[dst], neuron[dst] = fast["A"][src], fast["b"][src], fast["neuron"][src]
+    src = ragged_arange(vstart[kept], fast["vertex_count"][kept])
+    dst = ragged_arange(voffsets[where[kept]], fast["vertex_count"][kept])
+    X[dst], rad[dst] = fast["vertices"][src], fast["vertex_radius"][src]
+    key[dst, :words] = fast["vertex_tight"][src]
+    volume[where[kept]], bound[where[kept]] = fast["volume"][kept], fast["volume_bound"][kept]
+    for i, r in records.items():
+        s = slice(offsets[i], offsets[i + 1])
+        A[s], b[s], neuron[s] = np.reshape(r.A, (-1, d)), r.b, r.neuron
+        vs = slice(voffsets[i], voffsets[i + 1])
+        X[vs] = np.reshape(r.vertices, (-1, d))
+        key[vs, words] = 1 + np.arange(vs.start, vs.stop, dtype=np.uint64)     # never shared
+        rad[vs] = U64 * np.abs(X[vs]).max(axis=1) if r.vertices else 0.0    # the nearest float64: half an ulp
+        if r.volume is None:
+            volume[i], bound[i] = np.inf, 0.0
+        else:
+            volume[i] = polyhedron.to_float(r.volume)
+            bound[i] = U64 * abs(volume[i])
+    out = {"offsets": offsets.astype(np.int64), "A": A, "b": b, "neuron": neuron}
+    if d <= VERTEX_MAX_DIM:
+        out.update(vertex_offsets=voffsets.astype(np.int64), vertices=X, vertex_radius=rad, vertex_key=key,
+                   volume=volume, volume_bound=bound)
+    return out
+
+
+VERTEX_GRID = 1e-9   # copies of a vertex are merged when their tight rows agree and they round to one point of this grid (relative to the box's reach): far below any two distinct vertices' distance in general position; a merge of two distinct ones would still be sound (the radius covers every copy)
+
+
+def shared_vertices(X: np.ndarray, rad: np.ndarray, key: np.ndarray, reach: float):
+    """Each vertex stored once however many regions meet at it (up to 2^d at d <= 6): copies
+    with the same tight rows (``key``) on the same point of a fine grid are one entry, whose
+    radius covers every copy (the copy's radius plus its distance to the stored point). Returns
+    (vertices (U, d), radii (U,), index (V,) int32 into them, one per copy)."""
+    if len(X) == 0:
+        return X, rad, np.zeros(0, np.int32)
+    with np.errstate(invalid="ignore"):
+        grid = np.round(X / (reach * VERTEX_GRID)).astype(np.int64)
+    full = np.ascontiguousarray(np.concatenate([key.view(np.int64), grid], axis=1))
+    rows = full.view(np.dtype((np.void, full.shape[1] * 8))).ravel()
+    _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+    inverse = inverse.ravel()
+    rep = X[first]
+    dist = np.abs(X - rep[inverse]).max(axis=1)
+    R = np.zeros(first.size)
+    np.maximum.at(R, inverse, SAFETY * (rad + dist))            # the subtraction rounds once: SAFETY covers it
+    return rep, R, inverse.astype(np.int32 if first.size < 2 ** 31 else np.int64)

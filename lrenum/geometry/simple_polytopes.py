@@ -1,0 +1,261 @@
+"""Facets and certified volumes of final regions, read off the vertex path's proven vertex sets.
+
+At d <= 6 on a box the vertex path ends with each region's vertex set *proven*
+(:class:`lrenum.core.vertex_sets.VertexSets`): one to one with the exact vertices, each simple
+(exactly d independent rows through it, named by its tight bits), each within a certified
+radius of its exact point. From there, for a whole batch of regions at once:
+
+* **The rows check** (:func:`rows_strict_off_vertices`): every row of the region (every
+  non-constant neuron of every layer, every box face) that is not tight at a vertex is certainly
+  strict there. So no other neuron's hyperplane passes through a vertex, and none can contain a
+  facet (it would pass through the facet's vertices).
+* **Facets**: at a simple vertex every tight row is a facet (the tangent cone is simplicial, with
+  one facet per row), and every facet of a polytope holds a vertex, so the facets are the union
+  of the tight rows, one neuron (or box face) each.
+* **Volume** by Lawrence's formula for simple polytopes (J. Lawrence, "Polytope volume
+  computation", Math. Comp. 57, 1991): for c generic (no edge orthogonal to it) and any point z,
+  ``vol = sum_v (c . (v - z))^d / (d! |det A_v| prod_i gamma_v,i)`` with ``A_v`` the outward
+  rows tight at v and ``A_v^T gamma_v = c``. One d x d determinant and solve per vertex, no
+  triangulation. Evaluated in ball arithmetic (:mod:`lrenum.certify.balls`) from the vertices'
+  radii and the rows' error bounds, so the volume comes with a certified bound; where c is
+  nearly orthogonal to an edge (a gamma near 0) the bound is wide or infinite, and another c is
+  tried (:data:`DIRECTIONS`).
+
+A region where a step is not proven (an unproven vertex set, a row too near a vertex, no c with
+a finite bound) is reported not done; the caller computes it on the exact path.
+"""
+
+from __future__ import annotations
+
+from math import factorial
+from typing import NamedTuple
+
+import numpy as np
+
+from ..certify import balls
+from ..certify.vertexcert import solved_vertices
+from ..core.vertex_sets import VertexSets, tight_ids
+from ..lp.problem import Rows
+from ..tolerances import ETA, SAFETY, U64, gamma
+
+N_DIRECTIONS = 3          # directions c tried for Lawrence's formula before a region goes to the exact path
+VOLUME_REL_BOUND = 1e-6   # a volume bound wider than this (relative) tries the next direction (a loose bound is still true, just less useful)
+DIRECTION_SEED = 20261203  # the directions are fixed (reproducible volumes), pseudo-random (generic for any network)
+
+
+class BatchGeometry(NamedTuple):
+    """Geometry of a batch of B regions: done (B,) and, for the done ones (in batch order), their
+    facets as row ids (ragged: ``facet_count``), volumes and bounds."""
+
+    done: np.ndarray            # (B,) bool: everything below is proven for this region
+    facet_ids: np.ndarray       # (F,) row ids of the done regions' facets (box bit 2j: lo_j, 2j + 1: hi_j; 2d + q: neuron q)
+    facet_count: np.ndarray     # (B,) facets per region (0 where not done)
+    volume: np.ndarray          # (B,) float64 (nan where not done)
+    volume_bound: np.ndarray    # (B,) certified |volume - exact volume| (inf where not done)
+    x: np.ndarray               # (V, d) the vertices (solved afresh where that is more precise)
+    radius: np.ndarray          # (V,) certified distance (infinity norm) of each to its exact vertex
+
+
+def directions(d: int) -> np.ndarray:
+    """The fixed directions c for Lawrence's formula, (N_DIRECTIONS, d)."""
+    return np.random.default_rng(DIRECTION_SEED).standard_normal((N_DIRECTIONS, d))
+
+
+def batch_geometry(V: VertexSets, rows: Rows, lo: np.ndarray, hi: np.ndarray) -> BatchGeometry:
+    """Facets and certified volumes of a batch of final regions (rows in x-space: the vertex path
+    proves vertex sets only with the identity basis)."""
+    B, d = len(V), V.x.shape[1]
+    region = np.repeat(np.arange(B), V.count)
+    ok = V.count > 0
+    ids, cnt = tight_ids(V.tight)
+    ok &= np.bincount(region, weights=cnt != d, minlength=B) == 0       # simple vertices only
+    vi = np.nonzero(ok[region])[0]
+    vol, bound = np.full(B, np.nan), np.full(B, np.inf)
+    if vi.size and ids.shape[1] == d:
+        tight = _TightSystems.build(V, rows, lo, hi, region[vi], ids[vi])
+        V = resolved_vertices(V, vi, tight)
+        ok &= np.bincount(region, weights=~np.isfinite(V.radius), minlength=B) == 0
+        ok &= rows_strict_off_vertices(V, rows, lo, hi, region)
+        ok &= closed_under_edges(region, ids, B)
+        vol, bound = _volumes(V, region, vi, tight, ok)
+    ok &= np.isfinite(bound)
+    # facets: the union of the tight rows over each region's vertices
+    starts = np.cumsum(V.count) - V.count
+    has = V.count > 0
+    union = np.zeros((B, V.tight.shape[1]), np.uint64)
+    if has.any():
+        union[has] = np.bitwise_or.reduceat(V.tight, starts[has], axis=0)
+    union[~ok] = 0
+    bits = np.unpackbits(union.view(np.uint8), axis=1, bitorder="little")
+    reg, facet = np.nonzero(bits)
+    return BatchGeometry(ok, facet.astype(np.int64), np.bincount(reg, minlength=B),
+                         np.where(ok, vol, np.nan), np.where(ok, bound, np.inf), V.x, V.radius)
+
+
+class _TightSystems(NamedTuple):
+    """The d tight rows ``A_v x <= b_v`` of vertices ``vi`` (balls), and an approximate inverse of
+    each A_v (shared by the vertex solve and Lawrence's gamma solve: A_v^-T = (A_v^-1)^T)."""
+
+    A: balls.Ball            # (K, d, d) outward normals
+    b: balls.Ball            # (K, d)
+    R: np.ndarray            # (K, d, d) float inverse (nan where singular: the bounds then fail)
+    det: balls.Ball          # (K,) |det A_v|
+
+    @staticmethod
+    def build(V, rows, lo, hi, region, ids) -> "_TightSystems":
+        A, b = _tight_rows(V, rows, lo, hi, region, ids)
+        with np.errstate(all="ignore"):
+            try:
+                R = np.linalg.inv(A.mid)
+            except np.linalg.LinAlgError:             # a singular one in the batch: one at a time
+                R = np.full_like(A.mid, np.nan)
+                for k in range(R.shape[0]):
+                    try:
+                        R[k] = np.linalg.inv(A.mid[k])
+                    except np.linalg.LinAlgError:
+                        pass
+        return _TightSystems(A, b, R, balls.abs_(balls.det(A)))
+
+    def take(self, idx) -> "_TightSystems":
+        return _TightSystems(*(balls.Ball(v.mid[idx], v.rad[idx]) if isinstance(v, balls.Ball) else v[idx]
+                               for v in self))
+
+
+def resolved_vertices(V: VertexSets, vi: np.ndarray, tight: _TightSystems) -> VertexSets:
+    """Vertices ``vi`` solved afresh from their d tight rows, with Rump's certified radius
+    (:func:`lrenum.certify.vertexcert.solved_vertices`), where that radius is smaller than the
+    one carried: the vertex path lets radii grow along chains of crossings (up to
+    ``vertex_resolve``) because signs need little precision, but volumes and stored vertices
+    want each vertex as precise as its own rows allow."""
+    x, r = solved_vertices(tight.A.mid, tight.b.mid, tight.A.rad[:, :, 0], tight.b.rad, tight.R)
+    better = r < V.radius[vi]
+    X, R = V.x.copy(), V.radius.copy()
+    X[vi[better]], R[vi[better]] = x[better], r[better]
+    return VertexSets(X, V.tight, V.count, R, V.proven)
+
+
+def closed_under_edges(region: np.ndarray, ids: np.ndarray, B: int) -> np.ndarray:
+    """(B,) bool: each region's vertices are distinct, and every edge leaving one ends at another.
+
+    With every vertex proven simple (its d rows meet at a point where every other row is
+    strict), the line where d - 1 of its rows stay tight meets the region in an edge whose other
+    end is the only other vertex on that line. So the set is closed under the vertex graph's
+    edges exactly when each (region, d - 1 rows) key occurs twice; the graph of a bounded
+    polytope is connected, so a closed set is every vertex. This makes the proof independent of
+    how the vertex set was found (the vertex path's incremental construction, or qhull)."""
+    d = ids.shape[1]
+    bad = np.zeros(B, bool)
+    if ids.shape[0] == 0:
+        return ~bad
+    _, inv, count = np.unique(_rows_as_keys(np.c_[region, ids]), return_inverse=True, return_counts=True)
+    np.logical_or.at(bad, region, count[inv.ravel()] > 1)                   # a vertex listed twice
+    subs = np.concatenate([np.c_[region, np.delete(ids, j, axis=1)] for j in range(d)])
+    _, inv, count = np.unique(_rows_as_keys(subs), return_inverse=True, return_counts=True)
+    np.logical_or.at(bad, np.tile(region, d), count[inv.ravel()] != 2)       # an edge with no vertex at its end
+    return ~bad
+
+
+def _rows_as_keys(a: np.ndarray) -> np.ndarray:
+    """Rows of an int64 array as one void scalar each (np.unique then compares whole rows)."""
+    a = np.ascontiguousarray(a, dtype=np.int64)
+    return a.view(np.dtype((np.void, a.shape[1] * 8))).ravel()
+
+
+def rows_strict_off_vertices(V: VertexSets, rows: Rows, lo, hi, region: np.ndarray) -> np.ndarray:
+    """(B,) bool: at every vertex, every row not tight there is certainly strict at the exact
+    vertex (neuron rows with their error bounds and the vertex's radius; box faces exactly)."""
+    B, d = len(V), V.x.shape[1]
+    bad = np.zeros(B, bool)
+    x, rho = V.x, V.radius
+    N = rows.C.shape[1]
+    row_1norm = np.abs(rows.C).sum(axis=2)
+    step = max(1, 4_000_000 // max(1, N * d))                 # vertices per chunk: bounded temporaries
+    for s in range(0, x.shape[0], step):
+        sl = slice(s, s + step)
+        reg, xv, rv = region[sl], x[sl], rho[sl][:, None]
+        C, b = rows.C[reg], rows.b[reg]
+        slack = b - np.einsum("vnd,vd->vn", C, xv)
+        xinf = np.abs(xv).max(axis=1, keepdims=True) + rv
+        C1 = row_1norm[reg]
+        with np.errstate(invalid="ignore", over="ignore"):      # |C||x| <= ||C||_1 |x|_inf: one product fewer
+            err = SAFETY * (rows.eb[reg] + rows.eC[reg] * xinf + C1 * rv
+                            + gamma(d + 1) * (C1 * xinf + np.abs(b)) + ETA * (d + 1))
+        strict = slack > np.nan_to_num(err, nan=np.inf)
+        tight = _bits(V.tight[sl], 2 * d, N)
+        bad_n = (rows.mask[reg] & ~tight & ~strict).any(axis=1)
+        # box faces: x_j - lo_j and hi_j - x_j are computed with one rounding each
+        box_tight = _bits(V.tight[sl], 0, 2 * d).reshape(-1, d, 2)
+        room_lo, room_hi = xv - lo, hi - xv
+        sure_lo = room_lo > SAFETY * (rv + U64 * np.abs(room_lo))
+        sure_hi = room_hi > SAFETY * (rv + U64 * np.abs(room_hi))
+        bad_b = ((~box_tight[:, :, 0] & ~sure_lo) | (~box_tight[:, :, 1] & ~sure_hi)).any(axis=1)
+        np.logical_or.at(bad, reg, bad_n | bad_b)
+    return ~bad
+
+
+def _bits(tight: np.ndarray, first: int, n: int) -> np.ndarray:
+    """(V, n) bool: bits first .. first + n - 1 of each vertex's tight mask."""
+    allbits = np.unpackbits(tight.view(np.uint8), axis=1, bitorder="little")
+    return allbits[:, first:first + n].astype(bool)
+
+
+def _tight_rows(V: VertexSets, rows: Rows, lo, hi, region, ids) -> tuple[balls.Ball, balls.Ball]:
+    """Each simple vertex's d tight rows as balls ``a . x <= b`` (outward normals): (A (V, d, d), b (V, d))."""
+    nv, d = ids.shape[0], V.x.shape[1]
+    A = np.zeros((nv, d, d))
+    rA = np.zeros((nv, d, d))
+    b = np.zeros((nv, d))
+    rb = np.zeros((nv, d))
+    q = ids - 2 * d
+    vk, vt = np.nonzero(q >= 0)
+    reg = region[vk]
+    A[vk, vt] = rows.C[reg, q[vk, vt]]
+    rA[vk, vt] = rows.eC[reg, q[vk, vt]][:, None]            # each entry errs by at most the row's 1-norm bound
+    b[vk, vt], rb[vk, vt] = rows.b[reg, q[vk, vt]], rows.eb[reg, q[vk, vt]]
+    fk, ft = np.nonzero((ids >= 0) & (ids < 2 * d))
+    j, upper = ids[fk, ft] // 2, ids[fk, ft] % 2 == 1
+    A[fk, ft, j] = np.where(upper, 1.0, -1.0)                 # x_j <= hi_j, -x_j <= -lo_j: exact
+    b[fk, ft] = np.where(upper, hi[j], -lo[j])
+    return balls.Ball(A, rA), balls.Ball(b, rb)
+
+
+def _volumes(V: VertexSets, region, vi, tight: _TightSystems, ok) -> tuple[np.ndarray, np.ndarray]:
+    """Lawrence volumes of the regions marked ``ok`` (others: nan, inf), each by the first of the
+    fixed directions whose certified bound is within VOLUME_REL_BOUND (else the tightest).
+    ``vi``, ``tight``: the vertices of the candidate regions and their tight systems."""
+    B, d = len(V), V.x.shape[1]
+    vol, bound = np.full(B, np.nan), np.full(B, np.inf)
+    # a reference point per region (any point works): the mean of its vertices, taken as exact
+    z = np.stack([np.bincount(region, weights=V.x[:, k], minlength=B) for k in range(d)], axis=1)
+    z /= np.maximum(V.count, 1)[:, None]
+    longest = int(V.count.max(initial=1))
+    todo = ok.copy()
+    for c in directions(d):
+        sel = np.nonzero(todo[region[vi]])[0]
+        if sel.size == 0:
+            break
+        w = vi[sel]
+        total = _lawrence_sums(V, region[w], w, tight.take(sel), z[region[w]], c, B, longest)
+        better = todo & (total.rad < bound)                       # nan (unknown) is never better
+        vol[better], bound[better] = total.mid[better], total.rad[better]
+        todo &= ~(bound <= VOLUME_REL_BOUND * np.abs(vol))
+    return vol, np.where(ok, bound, np.inf)
+
+
+def _lawrence_sums(V, reg, vi, tight: _TightSystems, z, c, B, longest) -> balls.Ball:
+    """sum over the vertices ``vi`` (of regions ``reg``) of (c.(v - z))^d / (d! |det A_v| prod
+    gamma_v), as balls (B,) (regions without vertices in ``vi``: 0)."""
+    d = V.x.shape[1]
+    A, det = tight.A, tight.det
+    At = np.transpose(A.mid, (0, 2, 1))
+    eAt = np.repeat(A.rad[:, :, 0].sum(axis=1)[:, None], d, axis=1)   # a column's entries: each row's bound
+    g, g_rad = solved_vertices(At, np.broadcast_to(c, (vi.size, d)).copy(), eAt, np.zeros((vi.size, d)),
+                               np.transpose(tight.R, (0, 2, 1)))
+    prod = balls.mul(balls.exact(np.full(vi.size, float(factorial(d)))), det)
+    for k in range(d):
+        prod = balls.mul(prod, balls.Ball(g[:, k], g_rad))
+    x = balls.Ball(V.x[vi], np.repeat(V.radius[vi][:, None], d, axis=1))
+    N = balls.dot(balls.exact(np.broadcast_to(c, (vi.size, d))), balls.sub(x, balls.exact(z)))
+    term = balls.mul(balls.power(N, d), balls.recip(prod))
+    term = balls.Ball(term.mid, np.where(det.mid > det.rad, term.rad, np.inf))
+    return balls.grouped_total(term, reg, B, longest)
