@@ -1,4 +1,4 @@
-"""Start here to analyse a region dataset: per-layer tables and three standard plots.
+"""Start here to analyse a region dataset: per-layer tables and three standard plots (five with --geometry).
 
     lrenum enumerate experiments/models/pca4_8x8.npz -o regions.h5
     python experiments/analyse_regions.py regions.h5 [--out DIR]
@@ -89,13 +89,23 @@ def main(argv=None) -> int:
             deg = np.asarray(rf.adjacency().sum(axis=1)).ravel()
             fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
             ok = np.isfinite(vol) & (vol > 0)
-            axes[0].hist(np.log10(vol[ok]), bins=40)
-            axes[0].set(xlabel="log10 region volume", ylabel="regions", title="region volumes")
+            # a layer-l region is the union of its final descendants: its volume is theirs summed
+            per_layer = {rf.n_layers: vol}
+            for l in range(rf.n_layers - 1, 0, -1):
+                per_layer[l] = np.bincount(rf.layer(l + 1)["parent"], weights=per_layer[l + 1],
+                                           minlength=rf.counts[l - 1])
+            for l, v in sorted(per_layer.items()):
+                good = np.isfinite(v) & (v > 0)
+                axes[0].hist(np.log10(v[good]), bins=40, histtype="step", label=f"layer {l}")
+            axes[0].legend(fontsize=7)
+            axes[0].set(xlabel="log10 region volume", ylabel="regions", title="region volumes per layer")
             axes[1].hist(deg, bins=np.arange(deg.max() + 2) - 0.5)
             axes[1].set(xlabel="neighbours (regions sharing a facet)", ylabel="regions", title="degree")
             fig.tight_layout()
             fig.savefig(stem + "_geometry.png", dpi=110)
-            print(f"volumes: total {vol[ok].sum():.6g}; mean degree {deg.mean():.2f}")
+            bound = rf.volume_bounds()
+            print(f"volumes: total {vol[ok].sum():.6g} (certified within {bound[ok].sum():.2g}); "
+                  f"mean degree {deg.mean():.2f}")
     print(f"wrote {stem}_analysis.png and {stem}_layer*.csv")
     return 0
 

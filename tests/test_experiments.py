@@ -29,12 +29,13 @@ def test_rank_vs_children_quick(tmp_path):
 def test_analyse_regions_on_a_fresh_dataset(tmp_path):
     h5 = tmp_path / "r.h5"
     model = os.path.join(EXP, "models", "pca2_8x8x8.npz")
-    subprocess.run([sys.executable, "-m", "lrenum", "enumerate", model, "-o", str(h5), "-q"], check=True,
+    subprocess.run([sys.executable, "-m", "lrenum", "enumerate", model, "-o", str(h5), "-q", "--geometry"], check=True,
                    capture_output=True)
     proc = subprocess.run([sys.executable, os.path.join(EXP, "analyse_regions.py"), str(h5), "--out", str(tmp_path)],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "r_analysis.png").exists() and (tmp_path / "r_layer3.csv").exists()
+    assert (tmp_path / "r_geometry.png").exists() and "certified within" in proc.stdout
     bad = subprocess.run([sys.executable, os.path.join(EXP, "analyse_regions.py"), str(tmp_path / "missing.h5")],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1

@@ -263,3 +263,29 @@ def test_an_incomplete_or_wrong_vertex_set_is_not_accepted():
     tight[0] = V.tight[first - 1] if first > 1 else tight[0]
     g = batch_geometry(VertexSets(V.x, tight, V.count, V.radius, V.proven), B.rows, lo, hi)
     assert not g.done[0]
+
+
+@pytest.mark.parametrize("d,widths,seed", [(2, [6, 4], 30), (3, [5, 4], 31), (5, [5, 3], 32)])
+def test_exact_mode_from_vertex_sets_equals_the_exact_walk(d, widths, seed):
+    """--geometry exact computes vertices by rational solves of the proven tight rows and volumes
+    by Lawrence's formula in rationals: the same numbers, exactly, as the vertex walk and the
+    pulling triangulation."""
+    rng = np.random.default_rng(seed)
+    net = lrenum.make_network(*random_net(rng, d, widths))
+    dom = lrenum.box_domain(-1, 1, d)
+    sink = GeometrySink(net, dom)
+    res = lrenum.enumerate_regions(net, dom, lrenum.Settings.build().replace(final_vertices=True), sink=sink,
+                                   collect=True)
+    fast = sink.assemble(res.patterns, exact=True)
+    ex = geometry_of(net, dom, res.patterns)
+    assert fast["exact_regions"] == 0 and "vertex_index" not in fast and "volume_bound" not in fast
+    assert [_rational(v) for v in fast["volume_exact"]] == [_rational(v) for v in ex["volume_exact"]]
+    assert np.array_equal(fast["volume"], ex["volume"]) and np.array_equal(fast["edges"], ex["edges"])
+    for i in range(len(res.patterns)):
+        X, _ = _vertices(fast, i)
+        Xe, _ = _vertices(ex, i)
+        assert sorted(map(tuple, X)) == sorted(map(tuple, Xe))                  # the same nearest float64s
+        s, e = fast["offsets"][i], fast["offsets"][i + 1]
+        mine = sorted(zip(fast["neuron"][s:e], map(tuple, fast["A"][s:e]), fast["b"][s:e]))
+        s, e = ex["offsets"][i], ex["offsets"][i + 1]
+        assert mine == sorted(zip(ex["neuron"][s:e], map(tuple, ex["A"][s:e]), ex["b"][s:e]))

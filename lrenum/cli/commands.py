@@ -38,7 +38,7 @@ def cmd_enumerate(args, hooks=None) -> int:
     if args.verify and not args.output:
         raise InputError("--verify needs -o FILE")
     settings = run_settings(args, task_seconds=args.task_seconds, verify_written=True if args.verify else None)
-    if args.geometry == "float":
+    if args.geometry:
         settings = settings.replace(final_vertices=True)     # the final vertex sets carry the geometry
     from ..core import memory
 
@@ -70,7 +70,7 @@ def cmd_enumerate(args, hooks=None) -> int:
         writer = RegionWriter.create(args.output, net, domain, network_path=args.network, force=args.force,
                                      resume=args.resume, maps=args.maps, settings=settings)
     geometry_sink = None
-    if args.geometry == "float" and not args.resume and args.workers is None:
+    if args.geometry and not args.resume and args.workers is None:
         from ..geometry.collect import GeometrySink
 
         geometry_sink = GeometrySink(net, domain)      # gathers facets and volumes while the regions are found
@@ -96,7 +96,7 @@ def cmd_enumerate(args, hooks=None) -> int:
         _start(args, "geometry: facets and neighbours of every region"
                      + (" (exact certificates" + (", exact vertices and volumes)" if net.input_dim <= 6 else ")")
                         if exact else " (certified float64; the exact path where vertex sets are not proven)"))
-        tick = _Ticker(args, "geometry", " regions" if exact else " regions on the exact path")
+        tick = _Ticker(args, "geometry", " regions" if exact else " regions on the exact path")   # float: only those
         try:
             s["geometry"] = add_geometry(args.output, net, domain, progress=tick, mode=args.geometry,
                                          sink=geometry_sink)

@@ -31,6 +31,7 @@ from ..model.domain import Domain
 from ..model.network import Network
 from ..tolerances import SAFETY, U64
 from . import polyhedron
+from .exact_from_vertices import exact_vertices_and_volume
 from .facets import VERTEX_MAX_DIM, exact_region_record, pattern_index
 from .simple_polytopes import batch_geometry
 
@@ -108,9 +109,11 @@ class GeometrySink:
         return A, b, label.astype(np.int64)
 
     # ------------------------------------------------------------------ the whole file
-    def assemble(self, patterns: np.ndarray, progress=None) -> dict:
+    def assemble(self, patterns: np.ndarray, progress=None, exact: bool = False) -> dict:
         """The ``geometry`` group's arrays for the regions ``patterns`` (the file's final
-        patterns, in its order): fast regions as gathered, the rest on the exact path."""
+        patterns, in its order): fast regions as gathered, the rest on the exact path.
+        ``exact``: the fast regions' vertices and volumes in rationals, from their proven tight
+        rows (:mod:`lrenum.geometry.exact_from_vertices`), in the exact mode's layout."""
         d, n = self.d, len(patterns)
         index = pattern_index(patterns)
         fast = _concat(self.parts, d)
@@ -135,17 +138,21 @@ class GeometrySink:
         edges = [np.stack([np.minimum(i_reg, k_reg), np.maximum(i_reg, k_reg), q[good_edge]], axis=1)]
         # the rest on the exact path
         slow = np.nonzero(~is_fast)[0]
-        ex = self.frame.exact if slow.size else None
+        ex = self.frame.exact if slow.size or exact else None
+        todo = slow.size + (kept.size if exact else 0)
         records = {}
         for s, i in enumerate(slow):
             records[int(i)] = exact_region_record(ex, self.net, self.domain, int(i), patterns[i], patterns, index)
             if progress is not None:
-                progress(s + 1, slow.size)
+                progress(s + 1, todo)
         for r in records.values():
             if r.edges:
                 edges.append(np.array(r.edges, np.int64).reshape(-1, 3))
         out = _in_file_order(fast, kept, where, records, n, d)
-        if "vertices" in out:
+        if exact:
+            self._exact_arithmetic(out, np.sort(where[kept]), patterns, records, ex,
+                                   None if progress is None else (lambda k: progress(slow.size + k, todo)))
+        elif "vertices" in out:
             reach = float(np.max(np.abs(np.concatenate(self.domain.box))))
             out["vertices"], out["vertex_radius"], out["vertex_index"] = shared_vertices(
                 out["vertices"], out["vertex_radius"], out.pop("vertex_key"), reach)
@@ -153,6 +160,32 @@ class GeometrySink:
         out.update(edges=e, unresolved_neighbours=int(sum(r.unresolved for r in records.values())),
                    fast_regions=int(kept.size), exact_regions=int(slow.size))
         return out
+
+
+    def _exact_arithmetic(self, out: dict, regions: np.ndarray, patterns: np.ndarray, records: dict, ex, tick) -> None:
+        """Exact mode: the fast regions' facet rows (nearest float64 to the exact rows), vertices
+        (nearest float64 to the exact ones) and volumes (exact, and nearest float64)."""
+        d = self.d
+        words = out["vertex_key"].shape[1] - 1
+        volume_exact = np.full(len(patterns), "", dtype=object)
+        for i, r in records.items():
+            volume_exact[i] = "inf" if r.volume is None else str(r.volume)
+        for k, i in enumerate(regions):
+            rows = ex.region_rows([np.where(s, 1, -1) for s in self.net.layer_slices(patterns[i])])
+            vs = slice(out["vertex_offsets"][i], out["vertex_offsets"][i + 1])
+            points, vol = exact_vertices_and_volume(rows, out["vertex_key"][vs, :words], d)
+            out["vertices"][vs] = [[polyhedron.to_float(c) for c in p] for p in points]
+            out["volume"][i] = polyhedron.to_float(vol)
+            volume_exact[i] = str(vol)
+            fs = slice(out["offsets"][i], out["offsets"][i + 1])
+            for t, lab in zip(range(fs.start, fs.stop), out["neuron"][fs]):
+                a, b = rows[2 * d + lab] if lab >= 0 else rows[-1 - lab]
+                out["A"][t], out["b"][t] = [polyhedron.to_float(v) for v in a], polyhedron.to_float(b)
+            if tick is not None:
+                tick(k + 1)
+        for name in ("vertex_key", "vertex_radius", "volume_bound"):
+            out.pop(name, None)
+        out["volume_exact"] = volume_exact
 
 
 def _rows_of(rows, which: np.ndarray):
@@ -225,11 +258,16 @@ def shared_vertices(X: np.ndarray, rad: np.ndarray, key: np.ndarray, reach: floa
     (vertices (U, d), radii (U,), index (V,) int32 into them, one per copy)."""
     if len(X) == 0:
         return X, rad, np.zeros(0, np.int32)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):
         grid = np.round(X / (reach * VERTEX_GRID)).astype(np.int64)
-    full = np.ascontiguousarray(np.concatenate([key.view(np.int64), grid], axis=1))
-    rows = full.view(np.dtype((np.void, full.shape[1] * 8))).ravel()
-    _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+    # one 64-bit hash per copy (sorting whole rows cost 1.8 s for 1.5 million copies): a
+    # collision would only merge two vertices, which the radius below still covers
+    h = np.zeros(len(X), np.uint64)
+    with np.errstate(over="ignore"):
+        for col in np.concatenate([key.view(np.uint64), grid.view(np.uint64)], axis=1).T:
+            h = (h ^ col) * np.uint64(0x100000001B3) + np.uint64(0x9E3779B97F4A7C15)
+            h ^= h >> np.uint64(29)
+    _, first, inverse = np.unique(h, return_index=True, return_inverse=True)
     inverse = inverse.ravel()
     rep = X[first]
     dist = np.abs(X - rep[inverse]).max(axis=1)

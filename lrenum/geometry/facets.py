@@ -349,8 +349,9 @@ def add_geometry(path: str, net: Network, domain: Domain, progress=None, mode: s
     ``mode="float"``: vertices and volumes as float64 with certified bounds, read off the vertex
     path's final vertex sets (``sink``: the :class:`~lrenum.geometry.collect.GeometrySink` that
     watched the enumeration; without one the regions are enumerated again in memory), the exact
-    path only where those are not proven. ``mode="exact"``: every facet, vertex and volume in
-    exact rationals (the volumes also as ``"p/q"`` strings)."""
+    path only where those are not proven. ``mode="exact"``: vertices and volumes in exact
+    rationals (the volumes also as ``"p/q"`` strings), from the same proven vertex sets where
+    there are some, else by the exact vertex walk."""
     from ..datasets.reader import RegionFile
     from ..datasets.storage import Storage, rewritten, write_error
 
@@ -360,19 +361,19 @@ def add_geometry(path: str, net: Network, domain: Domain, progress=None, mode: s
         if not f.complete:
             raise InputError(f"{path} is incomplete: finish it (--resume) before adding geometry")
         patterns = f.final()["pattern"]
-    if mode == "exact":
+    from .collect import GeometrySink, fast_path_applies
+
+    if sink is None:
+        sink = GeometrySink(net, domain)
+        if fast_path_applies(net, domain, sink.frame):
+            from ..core.walk import enumerate_regions
+            from ..settings import Settings
+
+            enumerate_regions(net, domain, Settings.build().replace(final_vertices=True), sink=sink)
+    if mode == "exact" and not sink.fast:
         geo = geometry_of(net, domain, patterns, progress)
     else:
-        from .collect import GeometrySink, fast_path_applies
-
-        if sink is None:
-            sink = GeometrySink(net, domain)
-            if fast_path_applies(net, domain, sink.frame):
-                from ..core.walk import enumerate_regions
-                from ..settings import Settings
-
-                enumerate_regions(net, domain, Settings.build().replace(final_vertices=True), sink=sink)
-        geo = sink.assemble(patterns, progress)
+        geo = sink.assemble(patterns, progress, exact=mode == "exact")
     names = ("offsets", "A", "b", "neuron", "edges", "vertex_offsets", "vertex_index", "vertices", "vertex_radius",
              "volume", "volume_bound")
     try:
