@@ -20,6 +20,8 @@ the adjacency graph:
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
 import numpy as np
@@ -36,6 +38,10 @@ from .facets import VERTEX_MAX_DIM, exact_region_record, pattern_index
 from .simple_polytopes import batch_geometry
 
 
+GEOMETRY_THREADS = 2   # threads working on final batches beside the walk: on this 2-core CPU (4-input 24-24-24, 123,885 regions) 1 thread left the walk waiting; the work is numpy on small arrays, mostly outside the GIL
+IN_FLIGHT = 3   # final batches waiting for the geometry threads at most (each is one split's children)
+
+
 def fast_path_applies(net: Network, domain: Domain, frame: Optional[Frame] = None) -> bool:
     """The final vertex sets exist and are proven only on a box at d <= VERTEX_MAX_DIM with rows
     in x-space (the identity basis)."""
@@ -46,16 +52,37 @@ def fast_path_applies(net: Network, domain: Domain, frame: Optional[Frame] = Non
 class GeometrySink:
     """Keeps the final regions' geometry, batch by batch (the walk's sink for layer L)."""
 
-    def __init__(self, net: Network, domain: Domain):
+    def __init__(self, net: Network, domain: Domain, background: bool = True):
         self.net, self.domain = net, domain
         self.frame = Frame(net, domain)
         self.d, self.L = net.input_dim, net.n_hidden
         self.fast = fast_path_applies(net, domain, self.frame)
+        self.reach = float(np.max(np.abs(np.concatenate(domain.box)))) if domain.kind == "box" else 1.0
         self.parts: list[dict] = []
+        # batches are worked on in background threads while the walk goes on (numpy releases the
+        # GIL in its array work); at most IN_FLIGHT wait, so memory stays bounded by batches
+        self._pool = ThreadPoolExecutor(max_workers=GEOMETRY_THREADS, thread_name_prefix="lrenum-geometry") if background else None
+        self._waiting: deque = deque()
 
     def regions(self, layer: int, batch: Regions) -> None:
         if layer != self.L or not self.fast or len(batch) == 0:
             return
+        if self._pool is None:
+            self._batch(batch)
+            return
+        while len(self._waiting) >= IN_FLIGHT:
+            self._waiting.popleft().result()                 # re-raises the worker's error here
+        self._waiting.append(self._pool.submit(self._batch, batch))
+
+    def finished(self) -> None:
+        """Wait for the batches still being worked on (assemble does this first)."""
+        while self._waiting:
+            self._waiting.popleft().result()
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def _batch(self, batch: Regions) -> None:
         V = batch.vertices
         has = np.zeros(len(batch), bool) if V is None else V.count > 0
         if has.any():
@@ -86,7 +113,8 @@ class GeometrySink:
         self.parts.append({"keys": np.packbits(bits[done], axis=1),
                            "facet_count": g.facet_count[done], "A": A, "b": b, "neuron": label,
                            "vertex_count": V.count[done], "vertices": g.x[vsel], "vertex_radius": g.radius[vsel],
-                           "vertex_tight": V.tight[vsel], "volume": g.volume[done], "volume_bound": g.volume_bound[done]})
+                           "vertex_tight": V.tight[vsel], "vertex_hash": vertex_hashes(g.x[vsel], V.tight[vsel], self.reach),
+                           "volume": g.volume[done], "volume_bound": g.volume_bound[done]})
 
     def split_done(self, layer, ident, n_children) -> None:
         pass
@@ -114,17 +142,18 @@ class GeometrySink:
         patterns, in its order): fast regions as gathered, the rest on the exact path.
         ``exact``: the fast regions' vertices and volumes in rationals, from their proven tight
         rows (:mod:`lrenum.geometry.exact_from_vertices`), in the exact mode's layout."""
+        self.finished()
         d, n = self.d, len(patterns)
-        index = pattern_index(patterns)
+        lookup = PatternLookup(np.packbits(patterns, axis=1))
         fast = _concat(self.parts, d)
-        where = np.array([index.get(k.tobytes(), -1) for k in fast["keys"]], np.int64)
+        where = lookup.find(fast["keys"])
         # neighbours across neuron facets: the pattern with that bit flipped
         fidx = np.repeat(np.arange(where.size), fast["facet_count"])
         on_neuron = np.nonzero(fast["neuron"] >= 0)[0]
         keys = fast["keys"][fidx[on_neuron]].copy()
         q = fast["neuron"][on_neuron]
         keys[np.arange(q.size), q // 8] ^= (0x80 >> (q % 8)).astype(np.uint8)
-        other = np.array([index.get(k.tobytes(), -1) for k in keys], np.int64)
+        other = lookup.find(keys)
         lost = np.zeros(where.size, bool)
         lost[fidx[on_neuron[other < 0]]] = True
         keep = (where >= 0) & ~lost
@@ -141,6 +170,7 @@ class GeometrySink:
         ex = self.frame.exact if slow.size or exact else None
         todo = slow.size + (kept.size if exact else 0)
         records = {}
+        index = pattern_index(patterns) if slow.size else {}
         for s, i in enumerate(slow):
             records[int(i)] = exact_region_record(ex, self.net, self.domain, int(i), patterns[i], patterns, index)
             if progress is not None:
@@ -153,9 +183,9 @@ class GeometrySink:
             self._exact_arithmetic(out, np.sort(where[kept]), patterns, records, ex,
                                    None if progress is None else (lambda k: progress(slow.size + k, todo)))
         elif "vertices" in out:
-            reach = float(np.max(np.abs(np.concatenate(self.domain.box))))
+            out.pop("vertex_key")
             out["vertices"], out["vertex_radius"], out["vertex_index"] = shared_vertices(
-                out["vertices"], out["vertex_radius"], out.pop("vertex_key"), reach)
+                out["vertices"], out["vertex_radius"], out.pop("vertex_hash"))
         e = np.unique(np.concatenate(edges).reshape(-1, 3), axis=0)
         out.update(edges=e, unresolved_neighbours=int(sum(r.unresolved for r in records.values())),
                    fast_regions=int(kept.size), exact_regions=int(slow.size))
@@ -166,14 +196,13 @@ class GeometrySink:
         """Exact mode: the fast regions' facet rows (nearest float64 to the exact rows), vertices
         (nearest float64 to the exact ones) and volumes (exact, and nearest float64)."""
         d = self.d
-        words = out["vertex_key"].shape[1] - 1
         volume_exact = np.full(len(patterns), "", dtype=object)
         for i, r in records.items():
             volume_exact[i] = "inf" if r.volume is None else str(r.volume)
         for k, i in enumerate(regions):
             rows = ex.region_rows([np.where(s, 1, -1) for s in self.net.layer_slices(patterns[i])])
             vs = slice(out["vertex_offsets"][i], out["vertex_offsets"][i + 1])
-            points, vol = exact_vertices_and_volume(rows, out["vertex_key"][vs, :words], d)
+            points, vol = exact_vertices_and_volume(rows, out["vertex_key"][vs], d)
             out["vertices"][vs] = [[polyhedron.to_float(c) for c in p] for p in points]
             out["volume"][i] = polyhedron.to_float(vol)
             volume_exact[i] = str(vol)
@@ -183,9 +212,48 @@ class GeometrySink:
                 out["A"][t], out["b"][t] = [polyhedron.to_float(v) for v in a], polyhedron.to_float(b)
             if tick is not None:
                 tick(k + 1)
-        for name in ("vertex_key", "vertex_radius", "volume_bound"):
+        for name in ("vertex_key", "vertex_hash", "vertex_radius", "volume_bound"):
             out.pop(name, None)
         out["volume_exact"] = volume_exact
+
+
+class PatternLookup:
+    """Region index by packed pattern, for a million lookups at once: 64-bit hashes of the packed
+    rows, sorted once and searched with ``searchsorted``; a hit counts only if the bytes are
+    equal (a hash shared by two patterns sends its queries to a dictionary)."""
+
+    def __init__(self, packed: np.ndarray):
+        self.packed = packed
+        h = _row_hashes(packed)
+        self.order = np.argsort(h, kind="stable")
+        self.h = h[self.order]
+        self.clash = bool(np.any(self.h[1:] == self.h[:-1]))
+        self._dict = None
+
+    def find(self, queries: np.ndarray) -> np.ndarray:
+        """(Q,) int64 region index of each packed pattern, -1 where it is not a region."""
+        out = np.full(len(queries), -1, np.int64)
+        if len(self.h) == 0 or len(queries) == 0:
+            return out
+        hq = _row_hashes(queries)
+        pos = np.minimum(np.searchsorted(self.h, hq), len(self.h) - 1)
+        cand = self.order[pos]
+        hit = (self.h[pos] == hq) & np.all(self.packed[cand] == queries, axis=1)
+        out[hit] = cand[hit]
+        if self.clash:                 # equal hashes: the first one may be the wrong pattern
+            if self._dict is None:
+                self._dict = {p.tobytes(): i for i, p in enumerate(self.packed)}
+            for k in np.nonzero(~hit & (self.h[pos] == hq))[0]:
+                out[k] = self._dict.get(queries[k].tobytes(), -1)
+        return out
+
+
+def _row_hashes(packed: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each row of a (n, bytes) uint8 array."""
+    width = -(-packed.shape[1] // 8) * 8
+    words = np.zeros((packed.shape[0], width), np.uint8)
+    words[:, :packed.shape[1]] = packed
+    return hash_columns(words.view(np.uint64))
 
 
 def _rows_of(rows, which: np.ndarray):
@@ -198,7 +266,7 @@ def _concat(parts: list[dict], d: int) -> dict:
         empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0)
         return {"keys": np.zeros((0, 1), np.uint8), "facet_count": empty_i, "A": np.zeros((0, d)), "b": empty_f,
                 "neuron": empty_i, "vertex_count": empty_i, "vertices": np.zeros((0, d)), "vertex_radius": empty_f,
-                "vertex_tight": np.zeros((0, 1), np.uint64),
+                "vertex_tight": np.zeros((0, 1), np.uint64), "vertex_hash": np.zeros(0, np.uint64),
                 "volume": empty_f, "volume_bound": empty_f}
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
@@ -216,8 +284,8 @@ def _in_file_order(fast: dict, kept: np.ndarray, where: np.ndarray, records: dic
     voffsets = np.r_[0, np.cumsum(vertex_count)]
     A, b, neuron = np.zeros((offsets[-1], d)), np.zeros(offsets[-1]), np.zeros(offsets[-1], np.int64)
     X, rad = np.zeros((voffsets[-1], d)), np.zeros(voffsets[-1])
-    words = fast["vertex_tight"].shape[1]
-    key = np.zeros((voffsets[-1], words + 1), np.uint64)     # tight rows, and 1 + row for vertices without them
+    key = np.zeros((voffsets[-1], fast["vertex_tight"].shape[1]), np.uint64)    # each copy's tight rows
+    vhash = np.uint64(2 ** 63) + np.arange(voffsets[-1], dtype=np.uint64)      # exact-path copies: not shared
     volume, bound = np.zeros(n), np.zeros(n)
     fstart = np.cumsum(fast["facet_count"]) - fast["facet_count"]
     vstart = np.cumsum(fast["vertex_count"]) - fast["vertex_count"]
@@ -227,14 +295,13 @@ def _in_file_order(fast: dict, kept: np.ndarray, where: np.ndarray, records: dic
     src = ragged_arange(vstart[kept], fast["vertex_count"][kept])
     dst = ragged_arange(voffsets[where[kept]], fast["vertex_count"][kept])
     X[dst], rad[dst] = fast["vertices"][src], fast["vertex_radius"][src]
-    key[dst, :words] = fast["vertex_tight"][src]
+    key[dst], vhash[dst] = fast["vertex_tight"][src], fast["vertex_hash"][src]
     volume[where[kept]], bound[where[kept]] = fast["volume"][kept], fast["volume_bound"][kept]
     for i, r in records.items():
         s = slice(offsets[i], offsets[i + 1])
         A[s], b[s], neuron[s] = np.reshape(r.A, (-1, d)), r.b, r.neuron
         vs = slice(voffsets[i], voffsets[i + 1])
         X[vs] = np.reshape(r.vertices, (-1, d))
-        key[vs, words] = 1 + np.arange(vs.start, vs.stop, dtype=np.uint64)     # never shared
         rad[vs] = U64 * np.abs(X[vs]).max(axis=1) if r.vertices else 0.0    # the nearest float64: half an ulp
         if r.volume is None:
             volume[i], bound[i] = np.inf, 0.0
@@ -243,7 +310,7 @@ def _in_file_order(fast: dict, kept: np.ndarray, where: np.ndarray, records: dic
             bound[i] = U64 * abs(volume[i])
     out = {"offsets": offsets.astype(np.int64), "A": A, "b": b, "neuron": neuron}
     if d <= VERTEX_MAX_DIM:
-        out.update(vertex_offsets=voffsets.astype(np.int64), vertices=X, vertex_radius=rad, vertex_key=key,
+        out.update(vertex_offsets=voffsets.astype(np.int64), vertices=X, vertex_radius=rad, vertex_key=key, vertex_hash=vhash,
                    volume=volume, volume_bound=bound)
     return out
 
@@ -251,23 +318,34 @@ def _in_file_order(fast: dict, kept: np.ndarray, where: np.ndarray, records: dic
 VERTEX_GRID = 1e-9   # copies of a vertex are merged when their tight rows agree and they round to one point of this grid (relative to the box's reach): far below any two distinct vertices' distance in general position; a merge of two distinct ones would still be sound (the radius covers every copy)
 
 
-def shared_vertices(X: np.ndarray, rad: np.ndarray, key: np.ndarray, reach: float):
-    """Each vertex stored once however many regions meet at it (up to 2^d at d <= 6): copies
-    with the same tight rows (``key``) on the same point of a fine grid are one entry, whose
-    radius covers every copy (the copy's radius plus its distance to the stored point). Returns
-    (vertices (U, d), radii (U,), index (V,) int32 into them, one per copy)."""
-    if len(X) == 0:
-        return X, rad, np.zeros(0, np.int32)
+def vertex_hashes(X: np.ndarray, tight: np.ndarray, reach: float) -> np.ndarray:
+    """One 64-bit key per vertex copy: its tight rows and its point on a grid of VERTEX_GRID *
+    reach (hashed: sorting whole rows cost 1.8 s for 1.5 million copies). Copies of one vertex
+    get one key; a collision of two different vertices would only merge them, which
+    :func:`shared_vertices` keeps sound (the stored radius covers every copy)."""
     with np.errstate(invalid="ignore", over="ignore"):
         grid = np.round(X / (reach * VERTEX_GRID)).astype(np.int64)
-    # one 64-bit hash per copy (sorting whole rows cost 1.8 s for 1.5 million copies): a
-    # collision would only merge two vertices, which the radius below still covers
-    h = np.zeros(len(X), np.uint64)
+    return hash_columns(np.concatenate([tight.view(np.uint64), grid.view(np.uint64)], axis=1))
+
+
+def hash_columns(words: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each row of a (n, k) uint64 array (multiply-xor mixing, column by column)."""
+    h = np.zeros(words.shape[0], np.uint64)
     with np.errstate(over="ignore"):
-        for col in np.concatenate([key.view(np.uint64), grid.view(np.uint64)], axis=1).T:
+        for col in words.T:
             h = (h ^ col) * np.uint64(0x100000001B3) + np.uint64(0x9E3779B97F4A7C15)
             h ^= h >> np.uint64(29)
-    _, first, inverse = np.unique(h, return_index=True, return_inverse=True)
+    return h
+
+
+def shared_vertices(X: np.ndarray, rad: np.ndarray, key: np.ndarray):
+    """Each vertex stored once however many regions meet at it (up to 2^d at d <= 6): copies
+    with one ``key`` (:func:`vertex_hashes`) are one entry, whose radius covers every copy (the
+    copy's radius plus its distance to the stored point). Returns (vertices (U, d), radii (U,),
+    index (V,) int32 into them, one per copy)."""
+    if len(X) == 0:
+        return X, rad, np.zeros(0, np.int32)
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
     inverse = inverse.ravel()
     rep = X[first]
     dist = np.abs(X - rep[inverse]).max(axis=1)
