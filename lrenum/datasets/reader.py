@@ -196,7 +196,19 @@ class RegionFile(ReadOnlyFile):
         with the neuron of each row (-1 - k for the domain's row k). Needs ``--geometry``."""
         g = self._geometry()
         s, e = g["offsets"][i], g["offsets"][i + 1]
-        return g["A"][s:e], g["b"][s:e], g["neuron"][s:e]
+        if "facet_plane" not in g:
+            return g["A"][s:e], g["b"][s:e], g["neuron"][s:e]
+        A, b = _signed_planes(g, g["facet_plane"][s:e])
+        return A, b, g["neuron"][s:e]
+
+    def facet_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every region's facet rows at once (A (F, d), b (F,)), in ``offsets`` order."""
+        g = self._geometry()
+        if "facet_plane" not in g:
+            return g["A"][:], g["b"][:]
+        plane = g["facet_plane"][:]
+        sign = np.sign(plane).astype(np.float64)
+        return g["plane_A"][:][np.abs(plane) - 1] * sign[:, None], g["plane_b"][:][np.abs(plane) - 1] * sign
 
     def vertices(self, i: int) -> np.ndarray:
         """The vertices of final region ``i`` (V, d), each within ``vertex_radii(i)`` of its exact
@@ -305,3 +317,13 @@ def open(path: str):  # noqa: A001 - mirrors h5py.File / builtins.open
     from .local_file import LOCAL_FORMAT, LocalFile
 
     return LocalFile(path) if file_format(path) == LOCAL_FORMAT else RegionFile(path)
+
+
+def _signed_planes(g, plane: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Facet rows from shared planes: entry j > 0 is plane j - 1, j < 0 that plane negated."""
+    which = np.abs(plane) - 1
+    have, back = np.unique(which, return_inverse=True)          # h5py reads increasing indices
+    sign = np.sign(plane).astype(np.float64)
+    if not have.size:
+        return np.zeros((0, g["plane_A"].shape[1])), np.zeros(0)
+    return g["plane_A"][have][back.ravel()] * sign[:, None], g["plane_b"][have][back.ravel()] * sign

@@ -69,7 +69,8 @@ def _float_volumes_tile(rf: RegionFile, domain: Domain) -> bool:
 
 def _adjacency_consistent(rf: RegionFile, domain: Domain) -> bool:
     g = rf.f["geometry"]
-    offsets, neuron, A, b = g["offsets"][:], g["neuron"][:], g["A"][:], g["b"][:]
+    offsets, neuron = g["offsets"][:], g["neuron"][:]
+    A, b = rf.facet_rows()
     edges = g["edges"][:]
     region = np.repeat(np.arange(offsets.size - 1), np.diff(offsets))
     n_neurons = int(sum(rf.widths)) + 1

@@ -352,3 +352,27 @@ def shared_vertices(X: np.ndarray, rad: np.ndarray, key: np.ndarray):
     R = np.zeros(first.size)
     np.maximum.at(R, inverse, SAFETY * (rad + dist))            # the subtraction rounds once: SAFETY covers it
     return rep, R, inverse.astype(np.int32 if first.size < 2 ** 31 else np.int64)
+
+
+def shared_planes(A: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Facet rows stored once per hyperplane: the two regions on either side of a facet hold the
+    same row negated (they share their layers up to the facet's neuron, so the enumeration gave
+    both the same float64 row), and every region on a box face the same face. Rows equal up to
+    sign (bit for bit, checked) share one plane. Returns (plane A (P, d), plane b (P,), signed
+    1-based plane per row (F,) int32: -j is plane j - 1 negated)."""
+    F = len(b)
+    if F == 0:
+        return A, b, np.zeros(0, np.int32)
+    rows = np.c_[A, b]
+    lead = rows[np.arange(F), np.argmax(rows != 0, axis=1)]
+    sign = np.where(lead < 0, -1.0, 1.0)
+    canon = rows * sign[:, None]                     # negation is exact
+    canon[canon == 0] = 0.0                          # -0.0 and 0.0: one key
+    _, first, inverse = np.unique(hash_columns(canon.view(np.uint64)), return_index=True, return_inverse=True)
+    inverse = inverse.ravel()
+    same = np.all(canon == canon[first][inverse], axis=1)
+    plane = np.where(same, inverse, -1)
+    odd = np.nonzero(~same)[0]                       # a hash shared by two different rows: planes of their own
+    plane[odd] = first.size + np.arange(odd.size)
+    planes = np.concatenate([canon[first], canon[odd]])
+    return planes[:, :-1].copy(), planes[:, -1].copy(), ((plane + 1) * sign).astype(np.int32)

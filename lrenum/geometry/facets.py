@@ -374,8 +374,15 @@ def add_geometry(path: str, net: Network, domain: Domain, progress=None, mode: s
         geo = geometry_of(net, domain, patterns, progress)
     else:
         geo = sink.assemble(patterns, progress, exact=mode == "exact")
-    names = ("offsets", "A", "b", "neuron", "edges", "vertex_offsets", "vertex_index", "vertices", "vertex_radius",
-             "volume", "volume_bound")
+    if mode == "float":                   # facet rows once per hyperplane (docs/format.md)
+        from .collect import shared_planes
+
+        geo["plane_A"], geo["plane_b"], geo["facet_plane"] = shared_planes(geo.pop("A"), geo.pop("b"))
+    for name in ("neuron", "edges"):      # int32 where it fits: half the bytes
+        if len(geo[name]) and np.abs(geo[name]).max() < 2 ** 31:
+            geo[name] = geo[name].astype(np.int32)
+    names = ("offsets", "A", "b", "plane_A", "plane_b", "facet_plane", "neuron", "edges", "vertex_offsets",
+             "vertex_index", "vertices", "vertex_radius", "volume", "volume_bound")
     try:
         with rewritten(Storage(), path) as out:
             if "geometry" in out:
@@ -390,7 +397,7 @@ def add_geometry(path: str, net: Network, domain: Domain, progress=None, mode: s
             g.attrs["mode"] = mode
     except OSError as exc:
         raise write_error(path, exc) from None
-    summary = {"mode": mode, "facets": int(len(geo["b"])), "edges": int(len(geo["edges"])),
+    summary = {"mode": mode, "facets": int(len(geo["neuron"])), "edges": int(len(geo["edges"])),
                "unresolved_neighbours": geo["unresolved_neighbours"]}
     if "vertices" in geo:
         summary["vertices"] = int(len(geo["vertices"]))          # distinct vertices where they are shared
