@@ -38,6 +38,29 @@ def layer_tables(rf: "lrenum.RegionFile") -> dict:
     return tables
 
 
+def layer_volumes_and_degrees(rf: "lrenum.RegionFile", vol: np.ndarray) -> tuple[dict, dict]:
+    """Volumes and adjacency degrees of every layer's regions, from the final regions' geometry.
+
+    A layer-l region is the union of its final descendants, so its volume is theirs summed. Two
+    layer-l regions share a facet exactly when final descendants of each share a facet on a
+    neuron of layers 1..l (deeper neurons only cut inside a layer-l region), so the layer-l
+    graph is the final graph's edges on such neurons, mapped to their layer-l ancestors."""
+    L = rf.n_layers
+    ancestor = {L: np.arange(rf.regions)}
+    for l in range(L - 1, 0, -1):
+        ancestor[l] = rf.layer(l + 1)["parent"][ancestor[l + 1]]
+    edges = rf.f["geometry/edges"][:]
+    first_of_layer = np.cumsum([0] + list(rf.widths))
+    volumes, degrees = {}, {}
+    for l in range(1, L + 1):
+        volumes[l] = np.bincount(ancestor[l], weights=vol, minlength=rf.counts[l - 1])
+        e = edges[edges[:, 2] < first_of_layer[l]]
+        pairs = np.unique(np.sort(np.c_[ancestor[l][e[:, 0]], ancestor[l][e[:, 1]]], axis=1), axis=0)
+        pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+        degrees[l] = np.bincount(pairs.ravel(), minlength=rf.counts[l - 1])
+    return volumes, degrees
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("file", help="a regions.h5 written by lrenum enumerate -o")
@@ -86,26 +109,23 @@ def main(argv=None) -> int:
             from lrenum.geometry import region_volumes
 
             vol = region_volumes(rf)
-            deg = np.asarray(rf.adjacency().sum(axis=1)).ravel()
             fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
             ok = np.isfinite(vol) & (vol > 0)
-            # a layer-l region is the union of its final descendants: its volume is theirs summed
-            per_layer = {rf.n_layers: vol}
-            for l in range(rf.n_layers - 1, 0, -1):
-                per_layer[l] = np.bincount(rf.layer(l + 1)["parent"], weights=per_layer[l + 1],
-                                           minlength=rf.counts[l - 1])
-            for l, v in sorted(per_layer.items()):
-                good = np.isfinite(v) & (v > 0)
-                axes[0].hist(np.log10(v[good]), bins=40, histtype="step", label=f"layer {l}")
-            axes[0].legend(fontsize=7)
+            volumes, degrees = layer_volumes_and_degrees(rf, vol)
+            for l in sorted(volumes):
+                good = np.isfinite(volumes[l]) & (volumes[l] > 0)
+                axes[0].hist(np.log10(volumes[l][good]), bins=40, histtype="step", label=f"layer {l}")
+                axes[1].hist(degrees[l], bins=np.arange(degrees[l].max(initial=0) + 2) - 0.5, histtype="step",
+                             label=f"layer {l}")
             axes[0].set(xlabel="log10 region volume", ylabel="regions", title="region volumes per layer")
-            axes[1].hist(deg, bins=np.arange(deg.max() + 2) - 0.5)
-            axes[1].set(xlabel="neighbours (regions sharing a facet)", ylabel="regions", title="degree")
+            axes[1].set(xlabel="neighbours (regions sharing a facet)", ylabel="regions", title="degree per layer")
+            for ax in axes:
+                ax.legend(fontsize=7)
             fig.tight_layout()
             fig.savefig(stem + "_geometry.png", dpi=110)
             bound = rf.volume_bounds()
-            print(f"volumes: total {vol[ok].sum():.6g} (certified within {bound[ok].sum():.2g}); "
-                  f"mean degree {deg.mean():.2f}")
+            print(f"volumes: total {vol[ok].sum():.6g} (certified within {bound[ok].sum():.2g}); mean degree "
+                  + ", ".join(f"layer {l} {degrees[l].mean():.2f}" for l in sorted(degrees)))
     print(f"wrote {stem}_analysis.png and {stem}_layer*.csv")
     return 0
 

@@ -289,3 +289,46 @@ def test_exact_mode_from_vertex_sets_equals_the_exact_walk(d, widths, seed):
         mine = sorted(zip(fast["neuron"][s:e], map(tuple, fast["A"][s:e]), fast["b"][s:e]))
         s, e = ex["offsets"][i], ex["offsets"][i + 1]
         assert mine == sorted(zip(ex["neuron"][s:e], map(tuple, ex["A"][s:e]), ex["b"][s:e]))
+
+
+def test_layer_graph_from_the_final_graph_matches_the_first_layer_alone(tmp_path):
+    """experiments/analyse_regions derives each layer's volumes and adjacency from the final
+    regions' geometry; for layer 1 the oracle is the first layer enumerated on its own."""
+    import os
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "experiments"))
+    from analyse_regions import layer_volumes_and_degrees
+    rng = np.random.default_rng(40)
+    Ws, bs = random_net(rng, 3, [6, 4])
+    nets = {"two": lrenum.make_network(Ws, bs),
+            "first": lrenum.make_network([Ws[0], np.ones((1, 6))], [bs[0], np.zeros(1)])}
+    files = {}
+    for name, net in nets.items():
+        path, out = str(tmp_path / f"{name}.npz"), str(tmp_path / f"{name}.h5")
+        lrenum.save_npz(path, net)
+        assert main(["enumerate", path, "-o", out, "-q", "--geometry"]) == 0
+        files[name] = out
+    with lrenum.open(files["two"]) as f, lrenum.open(files["first"]) as g:
+        volumes, degrees = layer_volumes_and_degrees(f, f.volumes())
+        order = {p.tobytes(): i for i, p in enumerate(g.final()["pattern"])}
+        mine = [order[p.tobytes()] for p in f.layer(1)["pattern"]]
+        alone = np.asarray(g.adjacency().sum(axis=1)).ravel()
+        assert np.array_equal(degrees[1], alone[mine])
+        assert np.allclose(volumes[1], g.volumes()[mine], rtol=1e-9)
+        assert np.array_equal(degrees[2], np.asarray(f.adjacency().sum(axis=1)).ravel())
+
+
+def test_files_written_before_the_modes_still_read(tmp_path, capsys):
+    """A geometry group from before this format (A and b per row, exact volumes, no mode, no
+    radii or bounds) still reads: polytope, vertices with half-ulp radii, volumes and bounds."""
+    path, out = _cli_file(tmp_path, 14, 2, (4, 3), "exact")
+    with h5py.File(out, "r+") as h:
+        del h["geometry"].attrs["mode"]
+    with lrenum.open(out) as f:
+        assert f.geometry_mode == "exact"
+        A, b, neurons = f.polytope(0)
+        assert len(A) == len(b) == len(neurons) >= 3
+        assert np.all(f.vertex_radii(0) <= 2.3e-16) and len(f.vertex_radii(0)) == len(f.vertices(0))
+        assert abs(f.volumes().sum() - 4) < 1e-12 and np.all(f.volume_bounds() < 1e-15)
+    capsys.readouterr()
+    assert main(["verify", out, path, "-q"]) == 0
