@@ -332,3 +332,27 @@ def test_files_written_before_the_modes_still_read(tmp_path, capsys):
         assert abs(f.volumes().sum() - 4) < 1e-12 and np.all(f.volume_bounds() < 1e-15)
     capsys.readouterr()
     assert main(["verify", out, path, "-q"]) == 0
+
+
+@pytest.mark.parametrize("kind", ["leaky", "residual"])
+def test_leaky_and_carried_units_match_the_exact_path(kind):
+    """Leaky slopes bend the deeper rows differently, and carried (linear) units give no rows:
+    the fast geometry still equals the exact one, in both modes."""
+    rng = np.random.default_rng(50)
+    if kind == "leaky":
+        Ws, bs = random_net(rng, 3, [5, 4])
+        net = lrenum.make_network(Ws, bs, slopes=[0.1, 0.3])
+    else:
+        layers = [{"W": rng.normal(size=(4, 3)), "b": rng.normal(size=4) * 0.5},
+                  {"W": rng.normal(size=(4, 4)), "b": rng.normal(size=4) * 0.5},
+                  {"W": rng.normal(size=(3, 4)), "b": rng.normal(size=3) * 0.5, "skip": {1: rng.normal(size=(3, 4))}}]
+        net = lrenum.residual_network(layers, {"W": rng.normal(size=(1, 3)), "b": np.zeros(1)})
+        assert net.has_linear
+    dom = lrenum.box_domain(-1, 1, 3)
+    res, fast, ex = _fast_and_exact(net, dom)
+    assert fast["exact_regions"] == 0
+    assert np.array_equal(fast["edges"], ex["edges"])
+    for i in range(len(res.patterns)):
+        assert _facets(fast, i) == _facets(ex, i)
+        assert abs(Fraction(float(fast["volume"][i])) - _rational(ex["volume_exact"][i])) <= \
+            Fraction(float(fast["volume_bound"][i]))
