@@ -12,6 +12,7 @@ import sys
 import numpy as np
 
 from ..errors import InputError
+from . import geometry_step
 from .common import _emit, _load, _say, _start, _Ticker
 
 SMALL_ENOUGH_TO_ENUMERATE = 100_000   # an upper bound this small: enumeration takes seconds (measured ~1-10k regions/s on 2 cores)
@@ -69,11 +70,7 @@ def cmd_enumerate(args, hooks=None) -> int:
 
         writer = RegionWriter.create(args.output, net, domain, network_path=args.network, force=args.force,
                                      resume=args.resume, maps=args.maps, settings=settings)
-    geometry_sink = None
-    if args.geometry and not args.resume and args.workers is None:
-        from ..geometry.collect import GeometrySink
-
-        geometry_sink = GeometrySink(net, domain)      # gathers facets and volumes while the regions are found
+    geometry_sink = geometry_step.sink(args, net, domain)
     _start(args, f"enumerating {net.input_dim} inputs, hidden widths {list(net.hidden_widths)}, "
                  f"domain {domain.kind} (compiling kernels first)")
     if writer is not None and getattr(writer, "removed_orphans", 0):
@@ -90,18 +87,7 @@ def cmd_enumerate(args, hooks=None) -> int:
         result = enumerate_regions(net, domain, settings, progress=not args.quiet)
     s = result.summary()
     if args.geometry:
-        from ..geometry import add_geometry
-
-        exact = args.geometry == "exact"
-        _start(args, "geometry: facets and neighbours of every region"
-                     + (" (exact certificates" + (", exact vertices and volumes)" if net.input_dim <= 6 else ")")
-                        if exact else " (certified float64; the exact path where vertex sets are not proven)"))
-        tick = _Ticker(args, "geometry", " regions" if exact else " regions on the exact path")   # float: only those
-        try:
-            s["geometry"] = add_geometry(args.output, net, domain, progress=tick, mode=args.geometry,
-                                         sink=geometry_sink)
-        finally:
-            tick.close()
+        s["geometry"] = geometry_step.run(args, net, domain, geometry_sink)
     _emit(args, f"{s['regions']} regions in {s['seconds']:.3f} s on {s['device']}; per layer {s['per_layer']}; "
                 f"{s['lps']} LPs ({s['lps_avoided']} avoided), {s['clarabel_redecisions']} float64 re-decisions, "
                 f"{s['exact_decisions']} exact" + (f"; written to {args.output}" if args.output else ""), s)
