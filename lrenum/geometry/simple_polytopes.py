@@ -78,16 +78,17 @@ def _piece_geometry(V: VertexSets, rows: Rows, lo: np.ndarray, hi: np.ndarray) -
     B, d = len(V), V.x.shape[1]
     region = np.repeat(np.arange(B), V.count)
     ok = V.count > 0
-    ids, cnt = tight_ids(V.tight)
-    ok &= np.bincount(region, weights=cnt != d, minlength=B) == 0       # simple vertices only
-    vi = np.nonzero(ok[region])[0]
+    simple = np.bitwise_count(V.tight).sum(axis=1) == d
+    ok &= np.bincount(region, weights=~simple, minlength=B) == 0      # simple vertices only (a region with
+    vi = np.nonzero(ok[region])[0]                                    # one that is not goes to the exact path)
     vol, bound = np.full(B, np.nan), np.full(B, np.inf)
-    if vi.size and ids.shape[1] == d:
-        tight = _TightSystems.build(V, rows, lo, hi, region[vi], ids[vi])
+    if vi.size:
+        ids, _ = tight_ids(V.tight[vi])                               # d rows each
+        tight = _TightSystems.build(rows, lo, hi, region[vi], ids)
         V = resolved_vertices(V, vi, tight)
         ok &= np.bincount(region, weights=~np.isfinite(V.radius), minlength=B) == 0
         ok &= rows_strict_off_vertices(V, rows, lo, hi, region)
-        ok &= closed_under_edges(region, ids, B)
+        ok &= closed_under_edges(region[vi], ids, B)
         vol, bound = _volumes(V, region, vi, tight, ok)
     ok &= np.isfinite(bound)
     # facets: the union of the tight rows over each region's vertices
@@ -113,8 +114,8 @@ class _TightSystems(NamedTuple):
     det: balls.Ball          # (K,) |det A_v|
 
     @staticmethod
-    def build(V, rows, lo, hi, region, ids) -> "_TightSystems":
-        A, b = _tight_rows(V, rows, lo, hi, region, ids)
+    def build(rows, lo, hi, region, ids) -> "_TightSystems":
+        A, b = _tight_rows(rows, lo, hi, region, ids)
         with np.errstate(all="ignore"):
             try:
                 R = np.linalg.inv(A.mid)
@@ -202,9 +203,9 @@ def rows_strict_off_vertices(V: VertexSets, rows: Rows, lo, hi, region: np.ndarr
     bot, top = bot - reach[:, None], top + reach[:, None]       # every exact vertex lies in [bot, top] (rounding: SAFETY below)
     xinf = np.maximum(np.abs(bot), np.abs(top)).max(axis=1)[:, None]
     C, b = rows.C, rows.b
-    least = b - np.maximum(C * bot[:, None, :], C * top[:, None, :]).sum(axis=2)
     C1 = np.abs(C).sum(axis=2)
-    with np.errstate(invalid="ignore", over="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):          # 0 * inf where a radius is unknown: nan, never sure
+        least = b - np.maximum(C * bot[:, None, :], C * top[:, None, :]).sum(axis=2)
         # gamma_{d+2}: the sum's d + 1 roundings, and one more for the rounding of bot and top
         err = SAFETY * (rows.eb + rows.eC * xinf + gamma(d + 2) * (C1 * xinf + np.abs(b)) + ETA * (d + 1))
         sure = least > err                                      # a nan bound is never sure
@@ -242,9 +243,9 @@ def _bits(tight: np.ndarray, first: int, n: int) -> np.ndarray:
     return allbits[:, first:first + n].astype(bool)
 
 
-def _tight_rows(V: VertexSets, rows: Rows, lo, hi, region, ids) -> tuple[balls.Ball, balls.Ball]:
+def _tight_rows(rows: Rows, lo, hi, region, ids) -> tuple[balls.Ball, balls.Ball]:
     """Each simple vertex's d tight rows as balls ``a . x <= b`` (outward normals): (A (V, d, d), b (V, d))."""
-    nv, d = ids.shape[0], V.x.shape[1]
+    nv, d = ids.shape
     A = np.zeros((nv, d, d))
     rA = np.zeros((nv, d, d))
     b = np.zeros((nv, d))
