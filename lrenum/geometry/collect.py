@@ -36,7 +36,7 @@ from . import polyhedron
 from .exact_from_vertices import exact_vertices_and_volume
 from .facets import VERTEX_MAX_DIM, exact_region_record, pattern_index
 from .sharing import PatternLookup, shared_vertices, vertex_hashes
-from .simple_polytopes import batch_geometry
+from .simple_polytopes import batch_geometry, domain_row, rows_by_id
 
 
 GEOMETRY_THREADS = 2   # threads working on final batches beside the walk: on this 2-core CPU (4-input 24-24-24, 123,885 regions) 1 thread left the walk waiting; the work is numpy on small arrays, mostly outside the GIL
@@ -121,20 +121,9 @@ class GeometrySink:
         pass
 
     def _facet_rows(self, ids, reg, rows, lo, hi):
-        """Facet rows ``A x <= b`` and the file's labels: neuron q, or -1 - k for the box's row k
-        (rows 0..d-1 are ``x_j <= hi_j``, d..2d-1 are ``-x_j <= -lo_j``)."""
-        d = self.d
-        A = np.zeros((ids.size, d))
-        b = np.zeros(ids.size)
-        q = ids - 2 * d
-        neuron = q >= 0
-        A[neuron] = rows.C[reg[neuron], q[neuron]]
-        b[neuron] = rows.b[reg[neuron], q[neuron]]
-        face = np.nonzero(~neuron)[0]
-        j, upper = ids[face] // 2, ids[face] % 2 == 1
-        A[face, j] = np.where(upper, 1.0, -1.0)
-        b[face] = np.where(upper, hi[j], -lo[j])
-        label = np.where(neuron, q, np.where(ids % 2 == 1, -1 - ids // 2, -1 - (d + ids // 2)))
+        """Facet rows ``A x <= b`` and the file's labels: neuron q, or -1 - k for the box's row k."""
+        A, _, b, _ = rows_by_id(rows, lo, hi, reg, ids)
+        label = np.where(ids >= 2 * self.d, ids - 2 * self.d, -1 - domain_row(ids, self.d))
         return A, b, label.astype(np.int64)
 
     # ------------------------------------------------------------------ the whole file

@@ -23,6 +23,7 @@ from flint import fmpq, fmpq_mat
 
 from ..core.vertex_sets import tight_ids
 from . import polyhedron
+from .simple_polytopes import domain_row
 
 # exact directions c for Lawrence's formula: small integers, so that the terms stay short
 EXACT_DIRECTIONS = ((1, 3, 7, 15, 31, 63), (1, -2, 5, -11, 23, -47), (2, 1, -3, 4, -7, 9))
@@ -31,7 +32,7 @@ EXACT_DIRECTIONS = ((1, 3, 7, 15, 31, 63), (1, -2, 5, -11, 23, -47), (2, 1, -3, 
 def row_index(ids: np.ndarray, d: int) -> np.ndarray:
     """Tight bits to positions in :meth:`ExactNetwork.region_rows`' list (box rows first: row j is
     ``x_j <= hi_j``, row d + j is ``-x_j <= -lo_j``; then one row per neuron)."""
-    return np.where(ids >= 2 * d, ids, np.where(ids % 2 == 1, ids // 2, d + ids // 2))
+    return np.where(ids >= 2 * d, ids, domain_row(ids, d))
 
 
 def exact_vertices_and_volume(rows: list, tight: np.ndarray, d: int) -> tuple[list, Optional[fmpq]]:

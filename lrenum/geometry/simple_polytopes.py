@@ -243,24 +243,35 @@ def _bits(tight: np.ndarray, first: int, n: int) -> np.ndarray:
     return allbits[:, first:first + n].astype(bool)
 
 
-def _tight_rows(rows: Rows, lo, hi, region, ids) -> tuple[balls.Ball, balls.Ball]:
-    """Each simple vertex's d tight rows as balls ``a . x <= b`` (outward normals): (A (V, d, d), b (V, d))."""
-    nv, d = ids.shape
-    A = np.zeros((nv, d, d))
-    rA = np.zeros((nv, d, d))
-    b = np.zeros((nv, d))
-    rb = np.zeros((nv, d))
+def rows_by_id(rows: Rows, lo, hi, region: np.ndarray, ids: np.ndarray):
+    """The rows named by row ids (box bit 2j: ``-x_j <= -lo_j``, 2j + 1: ``x_j <= hi_j``, exact;
+    2d + q: neuron q's row of its region) as ``a . x <= b`` with outward normals: (A (..., d),
+    eA (...) the 1-norm error bound, b (...), eb (...)), ``region`` of the same shape as ``ids``."""
+    d = len(lo)
+    A = np.zeros(ids.shape + (d,))
+    eA, b, eb = np.zeros(ids.shape), np.zeros(ids.shape), np.zeros(ids.shape)
     q = ids - 2 * d
-    vk, vt = np.nonzero(q >= 0)
-    reg = region[vk]
-    A[vk, vt] = rows.C[reg, q[vk, vt]]
-    rA[vk, vt] = rows.eC[reg, q[vk, vt]][:, None]            # each entry errs by at most the row's 1-norm bound
-    b[vk, vt], rb[vk, vt] = rows.b[reg, q[vk, vt]], rows.eb[reg, q[vk, vt]]
-    fk, ft = np.nonzero((ids >= 0) & (ids < 2 * d))
-    j, upper = ids[fk, ft] // 2, ids[fk, ft] % 2 == 1
-    A[fk, ft, j] = np.where(upper, 1.0, -1.0)                 # x_j <= hi_j, -x_j <= -lo_j: exact
-    b[fk, ft] = np.where(upper, hi[j], -lo[j])
-    return balls.Ball(A, rA), balls.Ball(b, rb)
+    on = np.nonzero(q >= 0)
+    reg, qq = region[on], q[on]
+    A[on], eA[on], b[on], eb[on] = rows.C[reg, qq], rows.eC[reg, qq], rows.b[reg, qq], rows.eb[reg, qq]
+    face = np.nonzero((ids >= 0) & (ids < 2 * d))
+    j, upper = ids[face] // 2, ids[face] % 2 == 1
+    A[face + (j,)] = np.where(upper, 1.0, -1.0)
+    b[face] = np.where(upper, hi[j], -lo[j])
+    return A, eA, b, eb
+
+
+def domain_row(ids: np.ndarray, d: int) -> np.ndarray:
+    """The box domain's row k (``Domain.A``: rows 0..d-1 ``x_j <= hi_j``, d..2d-1 ``-x_j <= -lo_j``)
+    of each box bit."""
+    return np.where(ids % 2 == 1, ids // 2, d + ids // 2)
+
+
+def _tight_rows(rows: Rows, lo, hi, region, ids) -> tuple[balls.Ball, balls.Ball]:
+    """Each simple vertex's d tight rows as balls (A (V, d, d), b (V, d)); each entry of a row
+    errs by at most the row's 1-norm bound."""
+    A, eA, b, eb = rows_by_id(rows, lo, hi, np.broadcast_to(region[:, None], ids.shape), ids)
+    return balls.Ball(A, np.broadcast_to(eA[:, :, None], A.shape).copy()), balls.Ball(b, eb)
 
 
 def _volumes(V: VertexSets, region, vi, tight: _TightSystems, ok) -> tuple[np.ndarray, np.ndarray]:
