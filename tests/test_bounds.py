@@ -97,3 +97,50 @@ def test_polytope_domain_bounds():
     exact = lrenum.enumerate_regions(net, dom).regions
     rep = compute_bounds(net, dom, backend="highs")
     assert all(v >= exact for v in rep.bounds.values())
+
+
+def test_leaky_and_carried_networks_get_only_bounds_that_hold():
+    """Leaky units keep an inactive unit's input alive, so the bounds that count active units
+    (serra2018, the activation bound) can fall below the count; montufar2017 (widths only) and
+    the carried networks' product bound must hold. The first case is one where serra2018 fails:
+    2 inputs, widths 1-1, slope -0.7: 4 regions, serra2018 = 3."""
+    from lrenum.counting.bounds import serra2018
+    rng = np.random.default_rng(0)
+    # h1 = leaky(x_1) is V-shaped, so h1 = 0.3 at two places: the strips x_1 < -0.3/0.7, .. < 0, .. < 0.3, > 0.3
+    cases = [(lrenum.make_network([np.array([[1.0, 0.0]]), np.array([[1.0]]), np.array([[1.0]])],
+                                  [np.zeros(1), np.array([-0.3]), np.zeros(1)], slopes=[-0.7, -0.7]),
+              lrenum.box_domain(-1, 1, 2))]
+    for _ in range(40):
+        d = int(rng.integers(1, 3))
+        widths = [int(rng.integers(1, 5)) for _ in range(int(rng.integers(2, 4)))]
+        Ws, bs = random_net(rng, d, widths, bias_scale=1.0)
+        cases.append((lrenum.make_network(Ws, bs, slopes=[float(rng.choice([-0.7, 0.2]))] * len(widths)),
+                      lrenum.box_domain(-4, 4, d)))
+    for k, (net, dom) in enumerate(cases):
+        exact = lrenum.enumerate_regions(net, dom).regions
+        rep = compute_bounds(net, dom, backend="highs")
+        assert set(rep.bounds) == {"montufar2017"} and "leaky" in rep.details["montufar2017"]
+        assert rep.best >= exact
+        if k == 0:
+            assert exact == 4 > serra2018(2, [1, 1]) == 3
+
+
+@pytest.mark.parametrize("kind", ["leaky", "residual"])
+def test_preactivation_bounds_hold_for_leaky_and_carried_units(kind):
+    """Negative slopes make a unit's output range non-monotone in its input; carried units pass
+    negative values on: the interval pass must follow both."""
+    rng = np.random.default_rng(6)
+    if kind == "leaky":
+        Ws, bs = random_net(rng, 3, [8, 8, 8])
+        net = lrenum.make_network(Ws, bs, slopes=[-0.6, 0.3, -1.5])
+    else:
+        layers = [{"W": rng.normal(size=(6, 3)), "b": rng.normal(size=6)},
+                  {"W": rng.normal(size=(6, 6)), "b": rng.normal(size=6)},
+                  {"W": rng.normal(size=(5, 6)), "b": rng.normal(size=5), "skip": {1: rng.normal(size=(5, 6))}}]
+        net = lrenum.residual_network(layers, {"W": rng.normal(size=(1, 5)), "b": np.zeros(1)})
+    dom = lrenum.box_domain(-1, 1, 3)
+    pb = preactivation_bounds(net, dom)
+    X = rng.uniform(-1, 1, size=(20000, 3))
+    X[:8] = np.array(list(itertools.product([-1, 1], repeat=3)))
+    for l, Z in enumerate(net.pre_activations(X)):
+        assert np.all(Z >= pb.lo[l]) and np.all(Z <= pb.hi[l])

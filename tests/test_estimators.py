@@ -84,11 +84,12 @@ def test_chao1_formula():
     assert 7 <= lo < est < hi
 
 
-def test_mipbound_is_below_exact_and_its_patterns_are_regions():
+@pytest.mark.parametrize("slopes", [None, [0.2, -0.4]])
+def test_mipbound_is_below_exact_and_its_patterns_are_regions(slopes):
     rng = np.random.default_rng(4)
     for backend in milp.available_backends():
         Ws, bs = random_net(rng, 2, [6, 5])
-        net = lrenum.make_network(Ws, bs)
+        net = lrenum.make_network(Ws, bs, slopes=slopes)
         dom = lrenum.box_domain(-1, 1, 2)
         res = lrenum.enumerate_regions(net, dom, collect=True)
         out = mipbound(net, dom, trials=4, seed=1, backend=backend, time_limit=20)
@@ -96,11 +97,23 @@ def test_mipbound_is_below_exact_and_its_patterns_are_regions():
         assert out.levels[0]["successes"] == 4   # s = 0: no XOR, the MILP is feasible
 
 
-def test_milp_encoding_accepts_exactly_the_regions():
-    """Fixing the binaries to a pattern is feasible iff the pattern is a region (tiny margin)."""
-    rng = np.random.default_rng(8)
+def _milp_net(kind: str, rng):
+    if kind == "residual":                     # a skip from the input into layer 2: carried units in layer 1
+        layers = [{"W": rng.normal(size=(3, 2)), "b": rng.normal(size=3) * 0.5},
+                  {"W": rng.normal(size=(3, 3)), "b": rng.normal(size=3) * 0.5, "skip": {0: rng.normal(size=(3, 2))}}]
+        net = lrenum.residual_network(layers, {"W": rng.normal(size=(1, 3)), "b": np.zeros(1)})
+        assert net.has_linear
+        return net
     Ws, bs = random_net(rng, 2, [4, 3])
-    net = lrenum.make_network(Ws, bs)
+    return lrenum.make_network(Ws, bs, slopes=[0.3, -0.5] if kind == "leaky" else None)
+
+
+@pytest.mark.parametrize("kind", ["relu", "leaky", "residual"])
+def test_milp_encoding_accepts_exactly_the_regions(kind):
+    """Fixing the binaries to a pattern is feasible iff the pattern is a region (tiny margin);
+    leaky units add h = s z + (1 - s) relu(z), carried units h = z without a binary."""
+    rng = np.random.default_rng(8)
+    net = _milp_net(kind, rng)
     dom = lrenum.box_domain(-1, 1, 2)
     regions = patterns_of(lrenum.enumerate_regions(net, dom, collect=True))
     pb = preactivation_bounds(net, dom)

@@ -127,11 +127,14 @@ def compute_bounds(net: Network, domain: Domain, *, use_milp: bool = True, backe
     if net.has_linear:
         return _carried_bound(net, rep)
     t = time.perf_counter()
-    rep.bounds["serra2018"] = serra2018(n0, widths)
-    rep.seconds["serra2018"] = time.perf_counter() - t
-    t = time.perf_counter()
     rep.bounds["montufar2017"] = montufar2017(n0, widths)
     rep.seconds["montufar2017"] = time.perf_counter() - t
+    if not net.is_relu:
+        rep.details["montufar2017"] = LEAKY_NOTE
+        return rep
+    t = time.perf_counter()
+    rep.bounds["serra2018"] = serra2018(n0, widths)
+    rep.seconds["serra2018"] = time.perf_counter() - t
 
     t = time.perf_counter()
     if domain.box is None:
@@ -158,6 +161,12 @@ def compute_bounds(net: Network, domain: Domain, *, use_milp: bool = True, backe
     rep.bounds["activation"] = activation_bound(n0, unstable, active, K)
     rep.seconds["activation"] = time.perf_counter() - t
     return rep
+
+
+LEAKY_NOTE = ("leaky or parametric ReLU units: an inactive unit still passes its input on (times its slope), "
+              "so the rank after a layer is capped only by the widths, not by the active units: serra2018 and "
+              "the activation bound do not hold (a 2-input 1-1 network with slope -0.7 has 4 regions, serra2018 "
+              "says 3); montufar2017 rests on the widths alone")
 
 
 def _carried_bound(net: Network, rep: BoundsReport) -> BoundsReport:

@@ -17,6 +17,8 @@ inside the region of its pattern (all pre-activations nonzero), so each binary s
 the pattern of a full-dimensional region. With m_j = -tol < 0 instead, the encoding is a
 relaxation: every region's pattern is feasible (used for *upper* bounds).
 Stable neurons get no binary: stably active ones have h = z, stably inactive ones h = 0.
+Leaky and parametric units (slope s) keep r = relu(z) as above and add ``h = s z + (1 - s) r``;
+a stably inactive one has h = s z; carried (linear) units have h = z and no binary.
 """
 
 from __future__ import annotations
@@ -26,11 +28,9 @@ from typing import Optional
 
 import numpy as np
 
-from ..errors import InputError
-
 from ..model.domain import Domain
 from ..model.network import Network
-from .preact import PreactBounds
+from .preact import PreactBounds, activation_range
 
 
 @dataclass
@@ -66,14 +66,10 @@ def encode(net: Network, domain: Domain, pb: PreactBounds, margin: float, layers
     """Encode hidden layers 1..``layers`` (default all) with margin ``margin`` relative to each
     neuron's range (negative: a relaxation that keeps every region)."""
     L = net.n_hidden if layers is None else layers
-    if net.has_linear:
-        raise InputError("MILP encodings (mipbound, the activation bound's max-active units) are not implemented "
-                         "for networks with residual connections or max pooling (linear carried units)")
     d = net.input_dim
     # with a positive margin, x also keeps that margin from the domain's boundary
     shrink = max(margin, 0.0) * (domain.box[1] - domain.box[0])
     lb, ub, integer = list(domain.box[0] + shrink), list(domain.box[1] - shrink), [False] * d
-    rows, rlo, rhi = [], [], []
     nvar = d
 
     def new_var(lo, hi, is_int):
@@ -93,11 +89,27 @@ def encode(net: Network, domain: Domain, pb: PreactBounds, margin: float, layers
     for l in range(L):
         W, b = net.weights[l], net.biases[l]
         lo, hi = pb.lo[l], pb.hi[l]
+        slope = np.where(net.linear[l], 1.0, net.slopes[l])
+        hlo, hhi = activation_range(lo, hi, slope)
         cur = []
+
+        def scaled(zc: dict, s: float, r: Optional[int], j: int) -> int:
+            """h = s z + (1 - s) r (r: the ReLU's variable, or none when z <= 0): a new variable."""
+            h = new_var(hlo[j], hhi[j], False)
+            e = {k: s * v for k, v in zc.items()}
+            if r is not None:
+                e[r] = e.get(r, 0.0) + (1.0 - s)
+            e[h] = e.get(h, 0.0) - 1.0
+            cons.append((e, -s * b[j], -s * b[j]))
+            return h
+
         for j in range(len(b)):
             zc = {prev[k]: W[j, k] for k in range(len(prev)) if W[j, k] != 0 and prev[k] is not None}
-            if hi[j] <= 0:                       # stably inactive
-                cur.append(None)
+            if net.linear[l][j]:                 # a carried unit: h = z, never split, bit 0
+                cur.append(scaled(zc, 1.0, None, j))
+                fixed[flat] = 0
+            elif hi[j] <= 0:                     # stably inactive: h = s z (0 for a ReLU)
+                cur.append(scaled(zc, float(slope[j]), None, j) if slope[j] else None)
                 fixed[flat] = 0
             elif lo[j] > 0:                      # stably active: h = z
                 h = new_var(0.0, hi[j], False)
@@ -105,7 +117,7 @@ def encode(net: Network, domain: Domain, pb: PreactBounds, margin: float, layers
                 cons.append((e, -b[j], -b[j]))
                 cur.append(h)
                 fixed[flat] = 1
-            else:
+            else:                                # h below is relu(z); leaky: h = s z + (1 - s) relu(z)
                 h = new_var(0.0, hi[j], False)
                 a = new_var(0.0, 1.0, True)
                 m = margin * (hi[j] - lo[j])
@@ -120,7 +132,7 @@ def encode(net: Network, domain: Domain, pb: PreactBounds, margin: float, layers
                 cons.append((e, lo[j] - b[j], np.inf))
                 e = dict(zc); e[a] = -(hi[j] + m)              # z <= -m + (U + m) a
                 cons.append((e, -np.inf, -m - b[j]))
-                cur.append(h)
+                cur.append(scaled(zc, float(slope[j]), h, j) if slope[j] else h)
             flat += 1
         prev = cur
     A = np.zeros((len(cons), nvar))

@@ -61,10 +61,13 @@ def preactivation_bounds(net: Network, domain: Domain, refine: bool = True) -> P
     los, his = [], []
     hl, hu = xl, xu
     lps = 0
+    # the triangle relaxation below describes a plain ReLU (h = 0 below 0); leaky slopes and
+    # carried (linear) units are bounded by intervals alone
+    relax = refine and net.is_relu and not net.has_linear
     for l in range(net.n_hidden):
         W, b = net.weights[l], net.biases[l]
         lo, hi = _interval_layer(W, b, hl, hu)
-        if refine and (l > 0 or domain.kind == "polytope"):
+        if relax and (l > 0 or domain.kind == "polytope"):
             unsure = np.nonzero((lo <= 0) & (hi > 0))[0]
             if unsure.size:
                 lp = _TriangleLP(net, domain, los, his, l)
@@ -74,8 +77,25 @@ def preactivation_bounds(net: Network, domain: Domain, refine: bool = True) -> P
                     lps += 2
         los.append(lo)
         his.append(hi)
-        hl, hu = np.maximum(lo, 0.0), np.maximum(hi, 0.0)
+        hl, hu = activation_range(lo, hi, net.slopes[l])
     return PreactBounds(los, his, lps)
+
+
+def activation_range(lo: np.ndarray, hi: np.ndarray, slope: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The range of ``f(z) = max(z, 0) + s min(z, 0)`` over ``lo <= z <= hi`` (s the unit's
+    negative-side slope: 0 for ReLU, 1 for a carried unit, possibly negative for a PReLU, where
+    f is not monotone): the extremes lie among f(lo), f(hi) and f(0) = 0 when 0 is inside.
+    Products by the slope round: widened by one unit roundoff of their size."""
+    s = np.broadcast_to(np.asarray(slope, np.float64), np.shape(lo))
+
+    def f(z, side: float):                       # one of the two terms is 0, so only the product rounds
+        neg = s * np.minimum(z, 0.0)
+        return np.maximum(z, 0.0) + neg + side * gamma(1) * np.abs(neg)
+
+    inside = (lo < 0) & (hi > 0)
+    low = np.minimum(f(lo, -1.0), f(hi, -1.0))
+    high = np.maximum(f(lo, 1.0), f(hi, 1.0))
+    return np.where(inside, np.minimum(low, 0.0), low), np.where(inside, np.maximum(high, 0.0), high)
 
 
 class _TriangleLP:
