@@ -369,16 +369,16 @@ def test_sharing_stays_exact_when_every_hash_collides(monkeypatch):
     packed = np.unique(rng.integers(0, 256, size=(200, 3), dtype=np.uint8), axis=0)
     queries = np.concatenate([packed[::3], rng.integers(0, 256, size=(50, 3), dtype=np.uint8)])
     honest = sharing.PatternLookup(packed).find(queries)
-    monkeypatch.setattr(sharing, "hash_columns", lambda words: np.zeros(words.shape[0], np.uint64))
-    assert np.array_equal(sharing.PatternLookup(packed).find(queries), honest)
-    assert np.all(honest[:len(packed[::3])] == np.arange(0, len(packed), 3))
     A = rng.normal(size=(30, 3))
     b = rng.normal(size=30)
     A, b = np.concatenate([A, -A[:10]]), np.concatenate([b, -b[:10]])      # 10 rows negated: shared planes
-    PA, Pb, which = sharing.shared_planes(A, b)
+    assert len(sharing.shared_planes(A, b)[1]) == 30
+    monkeypatch.setattr(sharing, "hash_columns", lambda words: np.zeros(words.shape[0], np.uint64))
+    assert np.array_equal(sharing.PatternLookup(packed).find(queries), honest)
+    assert np.all(honest[:len(packed[::3])] == np.arange(0, len(packed), 3))
+    PA, Pb, which = sharing.shared_planes(A, b)           # colliding: less sharing, every row still exact
     sign = np.sign(which)[:, None]
     assert np.array_equal(PA[np.abs(which) - 1] * sign, A) and np.array_equal(Pb[np.abs(which) - 1] * sign[:, 0], b)
-    assert len(Pb) == 30
     X = rng.normal(size=(40, 3))
     rad = np.full(40, 1e-12)
     V, R, idx = sharing.shared_vertices(X, rad, np.zeros(40, np.uint64))   # one key for all: one vertex
