@@ -196,3 +196,15 @@ def test_rank_proofs_never_claim_more_than_the_exact_rank():
         assert R.proven_rank_at_least(M, eM, np.full(B, r - 1)).sum() > B // 2   # the true rank is provable
     exact_rank = _exact_rank([[Fraction(int(v)) for v in row] for row in low[0]])
     assert exact_rank <= r - 1
+    # below full column rank with exactly k live rows (the others exactly zero, as inactive units'
+    # rows are): the live rows themselves prove rank k when independent, and never when they are not
+    k, r2 = 3, 6
+    live = np.zeros((B, n, r2))
+    live[:, 1:1 + k] = rng.normal(size=(B, k, r2))
+    eM2 = np.where(np.any(live != 0, axis=2), 1e-12, 0.0)
+    assert R._rank_of_all_live_rows(live, eM2, np.full(B, k), np.zeros(B, bool)).all()
+    dependent = live.copy()
+    dependent[:, 1 + k - 1] = rng.integers(-3, 4, size=(B, 1)) * np.round(live[:, 1] * 64) / 64   # row 3 = c * row 1
+    dependent[:, 1] = np.round(live[:, 1] * 64) / 64
+    assert not R._rank_of_all_live_rows(dependent, eM2, np.full(B, k), np.zeros(B, bool)).any()
+    assert not R.proven_rank_at_least(dependent, eM2, np.full(B, k)).any()

@@ -106,6 +106,7 @@ def proven_rank_at_least(M: np.ndarray, eM: np.ndarray, k: np.ndarray) -> np.nda
     if full.size:
         rows, cols = rows_by_partial_pivoting(M[full])
         out[full] = _submatrix_regular(M[full], eM[full], rows, cols)
+    out |= _rank_of_all_live_rows(M, eM, k, out)
     todo = np.nonzero(~out)[0]
     if todo.size == 0:
         return out
@@ -113,6 +114,24 @@ def proven_rank_at_least(M: np.ndarray, eM: np.ndarray, k: np.ndarray) -> np.nda
     for kk in np.unique(k[todo]):
         sel = np.nonzero(k[todo] == kk)[0]
         out[todo[sel]] = _submatrix_regular(M[todo[sel]], eM[todo[sel]], rsel[sel, :kk], csel[sel, :kk])
+    return out
+
+
+def _rank_of_all_live_rows(M: np.ndarray, eM: np.ndarray, k: np.ndarray, done: np.ndarray) -> np.ndarray:
+    """(B,) bool: rank >= k proven with the map's k possibly-nonzero rows themselves, where it has
+    exactly k (the common case below full column rank: the active units' rows are independent)
+    and only the columns need choosing, by partial pivoting on the k rows' transpose. A third of
+    complete pivoting's passes (which took a fifth of a local walk's time on 784-64-64); maps
+    where this fails take complete pivoting."""
+    out = np.zeros(len(k), bool)
+    live = np.any(M != 0, axis=2) | (eM > 0)
+    cand = np.nonzero(~done & (k > 0) & (k < M.shape[2]) & (live.sum(axis=1) == k))[0]
+    for kk in np.unique(k[cand]):
+        sel = cand[k[cand] == kk]
+        rows = np.argsort(~live[sel], axis=1, kind="stable")[:, :kk]          # the live rows, in order
+        sub = M[sel[:, None], rows]                                            # (S, kk, r)
+        cols, _ = rows_by_partial_pivoting(np.transpose(sub, (0, 2, 1)))
+        out[sel] = _submatrix_regular(M[sel], eM[sel], rows, cols)
     return out
 
 

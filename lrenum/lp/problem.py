@@ -99,7 +99,9 @@ class LPGeometry(NamedTuple):
             return norm2(C)
         big = np.max(np.abs(C), axis=-1)          # scaled first, so that tiny rows do not underflow
         Cs = C / np.where(big > 0, big, 1.0)[..., None]
-        return big * np.sqrt(np.maximum(np.einsum("...i,ij,...j->...", Cs, self.gram, Cs), 0.0))
+        # (Cs G) . Cs: one BLAS product, then a row-wise dot (a three-operand einsum loops in C
+        # without BLAS: 2.7x slower on 260,000 rows of 64, and a sixth of a local walk's time)
+        return big * np.sqrt(np.maximum(np.einsum("...i,...i->...", Cs @ self.gram, Cs), 0.0))
 
     def to_x(self, C: np.ndarray) -> np.ndarray:
         """Rows in x-space (materialised: only for small d or a few rows)."""
