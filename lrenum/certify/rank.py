@@ -29,27 +29,22 @@ def structural_upper(M: np.ndarray, eM: np.ndarray, prev_rank: np.ndarray) -> np
 
 
 def pivot_submatrices(M: np.ndarray, k: np.ndarray):
-    """Row and column indices (B, kmax) chosen by complete pivoting, k_b of them meaningful."""
-    B, n, r = M.shape
+    """Row and column indices (B, kmax), k_b of them meaningful: rows by LAPACK's QR with column
+    pivoting of M^T, then columns by the same on those rows. One pair of small LAPACK calls per
+    map (about 60 us at 64 x 64) instead of kmax vectorised elimination steps over the whole
+    batch, whose numpy overhead dominated local walks (batches of one region, a fifth of their
+    time). The choice only steers the proof, which checks the submatrix it is given."""
+    from scipy.linalg import qr
+
+    B = M.shape[0]
     kmax = int(k.max(initial=0))
-    A = M.copy()
-    rows_left = np.ones((B, n), bool)
-    cols_left = np.ones((B, r), bool)
     rsel = np.zeros((B, kmax), np.int64)
     csel = np.zeros((B, kmax), np.int64)
-    bidx = np.arange(B)
-    for s in range(kmax):
-        mag = np.where(rows_left[:, :, None] & cols_left[:, None, :], np.abs(A), -1.0)
-        flat = mag.reshape(B, -1).argmax(axis=1)
-        i, j = flat // r, flat % r
-        rsel[:, s], csel[:, s] = i, j
-        piv = A[bidx, i, j]
-        safe = np.where(piv != 0, piv, 1.0)
-        factor = A[bidx, :, j] / safe[:, None]                  # eliminate column j from the other rows
-        factor[bidx, i] = 0.0
-        A = A - factor[:, :, None] * A[bidx, i, :][:, None, :]
-        rows_left[bidx, i] = False
-        cols_left[bidx, j] = False
+    for b in np.nonzero(k > 0)[0]:
+        kk = int(k[b])
+        _, rows = qr(M[b].T, mode="r", pivoting=True)
+        _, cols = qr(M[b][rows[:kk]], mode="r", pivoting=True)
+        rsel[b, :kk], csel[b, :kk] = rows[:kk], cols[:kk]
     return rsel, csel
 
 
