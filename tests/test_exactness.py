@@ -172,10 +172,10 @@ def test_exact_rationals_past_pythons_digit_limit():
 
 
 def test_rank_proofs_never_claim_more_than_the_exact_rank():
-    """Rank lower bounds (partial pivoting first, complete pivoting for the rest): on exactly
+    """Rank lower bounds (partial pivoting first, QR with column pivoting for the rest): on exactly
     rank-deficient maps, nudged within their stated error bounds, no proof may claim full rank;
     on random well-conditioned maps every full rank is proven by the partial-pivoting rows alone;
-    lower bounds below full rank (complete pivoting) prove the true rank."""
+    lower bounds below full rank (QR with column pivoting) prove the true rank."""
     from fractions import Fraction
 
     from lrenum.certify import rank as R

@@ -3,8 +3,9 @@
 Upper bound (structure): the rank after layer l is at most the number of neurons whose map row
 can be nonzero, the basis dimension r, and the rank after layer l-1.
 
-Lower bound (a proven perturbation bound): Gaussian elimination with complete pivoting picks a
-k x k submatrix S of the float map ``M~`` (k = the upper bound). If an approximate inverse X
+Lower bound (a proven perturbation bound): a pivoting rule (partial pivoting for maps of full
+column rank, the live rows themselves when there are exactly k of them, else QR with column
+pivoting) picks a k x k submatrix S of the float map ``M~`` (k = the upper bound). If an approximate inverse X
 of S gives ``rho = ||I - X S||_F < 1`` (evaluated with its rounding error), then
 ``sigma_min(S) >= (1 - rho) / ||X||_F``; the exact map's submatrix differs from S by at most
 ``eps = sqrt(sum_j eM_j^2)`` in the 2-norm (``eM_j >= ||row error||_1 >= ||row error||_2``), so
@@ -93,8 +94,9 @@ def proven_rank_at_least(M: np.ndarray, eM: np.ndarray, k: np.ndarray) -> np.nda
     """(B,) bool: the exact map (within eM of M) certainly has rank >= k (k = 0 is always true).
 
     Maps whose bound is full column rank (the common case) try the rows of partial pivoting
-    first (in exact arithmetic it finds r independent rows of any map of rank r); the rest, and
-    any whose submatrix did not prove regular, take complete pivoting."""
+    first (in exact arithmetic it finds r independent rows of any map of rank r); then maps with
+    exactly k live rows try those rows; the rest, and any whose submatrix did not prove regular,
+    take QR with column pivoting (:func:`pivot_submatrices`)."""
     out = k == 0
     r = M.shape[2]
     full = np.nonzero(k == r)[0] if r else np.zeros(0, np.int64)
@@ -115,9 +117,8 @@ def proven_rank_at_least(M: np.ndarray, eM: np.ndarray, k: np.ndarray) -> np.nda
 def _rank_of_all_live_rows(M: np.ndarray, eM: np.ndarray, k: np.ndarray, done: np.ndarray) -> np.ndarray:
     """(B,) bool: rank >= k proven with the map's k possibly-nonzero rows themselves, where it has
     exactly k (the common case below full column rank: the active units' rows are independent)
-    and only the columns need choosing, by partial pivoting on the k rows' transpose. A third of
-    complete pivoting's passes (which took a fifth of a local walk's time on 784-64-64); maps
-    where this fails take complete pivoting."""
+    and only the columns need choosing, by partial pivoting on the k rows' transpose (one batched
+    pass; maps where this fails take :func:`pivot_submatrices`)."""
     out = np.zeros(len(k), bool)
     live = np.any(M != 0, axis=2) | (eM > 0)
     cand = np.nonzero(~done & (k > 0) & (k < M.shape[2]) & (live.sum(axis=1) == k))[0]
