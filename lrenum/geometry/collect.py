@@ -131,11 +131,13 @@ class GeometrySink:
         """The ``geometry`` group's arrays for the regions ``patterns`` (the file's final
         patterns, in its order): fast regions as gathered, the rest on the exact path.
         ``exact``: the fast regions' vertices and volumes in rationals, from their proven tight
-        rows (:mod:`lrenum.geometry.exact_from_vertices`), in the exact mode's layout."""
+        rows (:mod:`lrenum.geometry.exact_from_vertices`), in the exact mode's layout. Called
+        once: the gathered batches are handed over (memory: the geometry is held once, not twice)."""
         self.finished()
         d, n = self.d, len(patterns)
         lookup = PatternLookup(np.packbits(patterns, axis=1))
         fast = _concat(self.parts, d)
+        self.parts = []
         where = lookup.find(fast["keys"])
         # neighbours across neuron facets: the pattern with that bit flipped
         fidx = np.repeat(np.arange(where.size), fast["facet_count"])
@@ -169,6 +171,7 @@ class GeometrySink:
             if r.edges:
                 edges.append(np.array(r.edges, np.int64).reshape(-1, 3))
         out = _in_file_order(fast, kept, where, records, n, d)
+        del fast                                   # everything is in ``out`` now
         if exact:
             self._exact_arithmetic(out, np.sort(where[kept]), patterns, records, ex,
                                    None if progress is None else (lambda k: progress(slow.size + k, todo)))
@@ -213,13 +216,15 @@ def _rows_of(rows, which: np.ndarray):
 
 
 def _concat(parts: list[dict], d: int) -> dict:
+    """The batches' arrays joined, field by field, each batch's field dropped once copied (the
+    parts are used up: at most one field is held twice)."""
     if not parts:
         empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0)
         return {"keys": np.zeros((0, 1), np.uint8), "facet_count": empty_i, "A": np.zeros((0, d)), "b": empty_f,
                 "neuron": empty_i, "vertex_count": empty_i, "vertices": np.zeros((0, d)), "vertex_radius": empty_f,
                 "vertex_tight": np.zeros((0, 1), np.uint64), "vertex_hash": np.zeros(0, np.uint64),
                 "volume": empty_f, "volume_bound": empty_f}
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    return {k: np.concatenate([p.pop(k) for p in parts]) for k in list(parts[0])}
 
 
 def _in_file_order(fast: dict, kept: np.ndarray, where: np.ndarray, records: dict, n: int, d: int) -> dict:
