@@ -58,7 +58,9 @@ class GeometrySink:
         self.frame = Frame(net, domain)
         self.d, self.L = net.input_dim, net.n_hidden
         self.fast = fast_path_applies(net, domain, self.frame)
-        self.reach = float(np.max(np.abs(np.concatenate(domain.box)))) if domain.kind == "box" else 1.0
+        if domain.kind == "box":
+            self.lo, self.hi = (np.broadcast_to(np.asarray(v, np.float64), (self.d,)) for v in domain.box)
+            self.reach = float(np.max(np.maximum(np.abs(self.lo), np.abs(self.hi))))
         self.parts: list[dict] = []
         # batches are worked on in background threads while the walk goes on (numpy releases the
         # GIL in its array work); at most IN_FLIGHT wait, so memory stays bounded by batches
@@ -84,22 +86,22 @@ class GeometrySink:
             self._pool = None
 
     def _batch(self, batch: Regions) -> None:
-        V = batch.vertices
-        has = np.zeros(len(batch), bool) if V is None else V.count > 0
+        has = np.zeros(len(batch), bool) if batch.vertices is None else batch.vertices.count > 0
         if has.any():
-            self._add(V if has.all() else V.take(has), _rows_of(batch.rows, has), batch.bits[has])
+            part = batch if has.all() else batch.take(has)
+            self._add(part.vertices, part.rows, part.bits)
         if not has.all():          # regions the LP path made: qhull proposes, the same proof decides
-            rows = _rows_of(batch.rows, ~has)
-            self._add(self._proposed_vertices(rows, batch.witness[~has]), rows, batch.bits[~has])
+            rest = batch.take(~has)
+            self._add(self._proposed_vertices(rest.rows, rest.witness), rest.rows, rest.bits)
 
     def _proposed_vertices(self, rows, witness) -> VertexSets:
-        lo, hi = self.domain.box
+        lo, hi = self.lo, self.hi
         words = (2 * self.d + int(sum(self.net.hidden_widths)) + 63) // 64
         listed = [(rows.C[i, m], rows.b[i, m], 2 * self.d + np.nonzero(m)[0]) for i, m in enumerate(rows.mask)]
         return rebuilt_from_rows(listed, witness, lo, hi, words, self.frame.settings.vertex_band)
 
     def _add(self, V: VertexSets, rows, bits: np.ndarray) -> None:
-        lo, hi = (np.broadcast_to(np.asarray(v, np.float64), (self.d,)) for v in self.domain.box)
+        lo, hi = self.lo, self.hi
         g = batch_geometry(V, rows, lo, hi)
         done = np.nonzero(g.done)[0]
         if done.size == 0:
@@ -109,8 +111,7 @@ class GeometrySink:
         ids = g.facet_ids[fsel]
         reg = np.repeat(done, g.facet_count[done])
         A, b, label = self._facet_rows(ids, reg, rows, lo, hi)
-        vstart = np.cumsum(V.count) - V.count
-        vsel = ragged_arange(vstart[done], V.count[done])
+        vsel = ragged_arange(V.start[done], V.count[done])
         self.parts.append({"keys": np.packbits(bits[done], axis=1),
                            "facet_count": g.facet_count[done], "A": A, "b": b, "neuron": label,
                            "vertex_count": V.count[done], "vertices": g.x[vsel], "vertex_radius": g.radius[vsel],
@@ -208,11 +209,6 @@ class GeometrySink:
         for name in ("vertex_key", "vertex_hash", "vertex_radius", "volume_bound"):
             out.pop(name, None)
         out["volume_exact"] = volume_exact
-
-
-def _rows_of(rows, which: np.ndarray):
-    """The rows (a :class:`~lrenum.lp.problem.Rows`) of the regions ``which`` (bool mask)."""
-    return type(rows)(*(field[which] for field in rows))
 
 
 def _concat(parts: list[dict], d: int) -> dict:

@@ -92,7 +92,7 @@ def _piece_geometry(V: VertexSets, rows: Rows, lo: np.ndarray, hi: np.ndarray) -
         vol, bound = _volumes(V, region, vi, tight, ok)
     ok &= np.isfinite(bound)
     # facets: the union of the tight rows over each region's vertices
-    starts = np.cumsum(V.count) - V.count
+    starts = V.start
     has = V.count > 0
     union = np.zeros((B, V.tight.shape[1]), np.uint64)
     if has.any():
@@ -192,7 +192,7 @@ def rows_strict_off_vertices(V: VertexSets, rows: Rows, lo, hi, region: np.ndarr
     if V.x.shape[0] == 0:
         return np.ones(B, bool)
     x, rho = V.x, V.radius
-    start = np.cumsum(V.count) - V.count
+    start = V.start
     has = V.count > 0
     top = np.zeros((B, d))
     bot = np.zeros((B, d))
