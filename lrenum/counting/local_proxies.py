@@ -20,7 +20,7 @@ import numpy as np
 from ..certify.floatcert import forward_with_bounds
 from ..core.state import pattern_keys
 from ..model.network import Network
-from ..tolerances import ETA, SAFETY, U64, gamma
+from .preact import activation_range, interval_layer
 
 __all__ = ["neurons_meeting_box", "sampled_patterns"]
 
@@ -31,21 +31,9 @@ def neurons_meeting_box(net: Network, lo: np.ndarray, hi: np.ndarray) -> list[in
     lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
     counts = []
     for W, b, a, lin in zip(net.weights[:-1], net.biases[:-1], net.slopes, net.linear):
-        Wp, Wn = np.maximum(W, 0.0), np.minimum(W, 0.0)
-        z_lo = Wp @ lo + Wn @ hi + b
-        z_hi = Wp @ hi + Wn @ lo + b
-        # one dot product of n_in + 1 terms each: Higham's gamma bound on the magnitudes summed
-        err = SAFETY * (gamma(W.shape[1] + 1) * (np.abs(W) @ np.maximum(np.abs(lo), np.abs(hi)) + np.abs(b))
-                        + ETA * (W.shape[1] + 1))
-        z_lo, z_hi = z_lo - err, z_hi + err
+        z_lo, z_hi = interval_layer(W, b, lo, hi)                        # the pre-activation bounds' own
         counts.append(int(np.sum((z_lo < 0) & (z_hi > 0) & ~lin)))     # linear units never split
-        # the activation's range over [z_lo, z_hi] (leaky slopes may be negative: not monotone)
-        f_lo, f_hi = np.where(z_lo > 0, z_lo, a * z_lo), np.where(z_hi > 0, z_hi, a * z_hi)
-        straddle = (z_lo < 0) & (z_hi > 0)
-        lo = np.minimum(np.minimum(f_lo, f_hi), np.where(straddle, 0.0, np.inf))
-        hi = np.maximum(np.maximum(f_lo, f_hi), np.where(straddle, 0.0, -np.inf))
-        slack = U64 * np.maximum(np.abs(lo), np.abs(hi)) + ETA   # a * z rounds once
-        lo, hi = lo - slack, hi + slack
+        lo, hi = activation_range(z_lo, z_hi, a)                         # leaky slopes: not monotone
     return counts
 
 

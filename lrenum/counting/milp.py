@@ -89,7 +89,7 @@ def encode(net: Network, domain: Domain, pb: PreactBounds, margin: float, layers
     for l in range(L):
         W, b = net.weights[l], net.biases[l]
         lo, hi = pb.lo[l], pb.hi[l]
-        slope = np.where(net.linear[l], 1.0, net.slopes[l])
+        slope = net.slopes[l]                 # 1 for carried units (the network sets it)
         hlo, hhi = activation_range(lo, hi, slope)
         cur = []
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..tolerances import gamma
+from ..tolerances import ETA, gamma
 from ..model.domain import Domain
 from ..errors import InputError
 from ..model.network import Network
@@ -43,13 +43,14 @@ class PreactBounds:
         return ~(self.stably_active(l) | self.stably_inactive(l))
 
 
-def _interval_layer(W, b, hl, hu):
-    """Sound interval image of ``W h + b`` for ``hl <= h <= hu``."""
+def interval_layer(W, b, hl, hu):
+    """Sound interval image of ``W h + b`` for ``hl <= h <= hu`` (Higham's gamma on the summed
+    magnitudes, doubled for the two sums of each end; ETA per product that may underflow)."""
     Wp, Wn = np.maximum(W, 0.0), np.minimum(W, 0.0)
     lo = Wp @ hl + Wn @ hu + b
     hi = Wp @ hu + Wn @ hl + b
     mag = np.abs(W) @ np.maximum(np.abs(hl), np.abs(hu)) + np.abs(b)
-    err = 2.0 * gamma(W.shape[1] + 2) * mag
+    err = 2.0 * gamma(W.shape[1] + 2) * mag + ETA * (W.shape[1] + 1)
     return lo - err, hi + err
 
 
@@ -66,7 +67,7 @@ def preactivation_bounds(net: Network, domain: Domain, refine: bool = True) -> P
     relax = refine and net.is_relu and not net.has_linear
     for l in range(net.n_hidden):
         W, b = net.weights[l], net.biases[l]
-        lo, hi = _interval_layer(W, b, hl, hu)
+        lo, hi = interval_layer(W, b, hl, hu)
         if relax and (l > 0 or domain.kind == "polytope"):
             unsure = np.nonzero((lo <= 0) & (hi > 0))[0]
             if unsure.size:
@@ -85,12 +86,12 @@ def activation_range(lo: np.ndarray, hi: np.ndarray, slope: np.ndarray) -> tuple
     """The range of ``f(z) = max(z, 0) + s min(z, 0)`` over ``lo <= z <= hi`` (s the unit's
     negative-side slope: 0 for ReLU, 1 for a carried unit, possibly negative for a PReLU, where
     f is not monotone): the extremes lie among f(lo), f(hi) and f(0) = 0 when 0 is inside.
-    Products by the slope round: widened by one unit roundoff of their size."""
+    Products by the slope round (or underflow): widened by one unit roundoff of their size and ETA."""
     s = np.broadcast_to(np.asarray(slope, np.float64), np.shape(lo))
 
     def f(z, side: float):                       # one of the two terms is 0, so only the product rounds
         neg = s * np.minimum(z, 0.0)
-        return np.maximum(z, 0.0) + neg + side * gamma(1) * np.abs(neg)
+        return np.maximum(z, 0.0) + neg + side * (gamma(1) * np.abs(neg) + ETA)
 
     inside = (lo < 0) & (hi > 0)
     low = np.minimum(f(lo, -1.0), f(hi, -1.0))
