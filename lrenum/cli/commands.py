@@ -175,6 +175,8 @@ def cmd_estimate(args) -> int:
         raise InputError("--workers applies to --method tree (point sampling is one batched device pass)")
     if (args.rel_width is not None or args.seconds is not None) and args.method != "probes":
         raise InputError("--rel-width and --seconds apply to --method probes")
+    if (args.strata is not None or args.guide_points is not None) and args.method != "probes":
+        raise InputError("--strata and --guide-points apply to --method probes")
     settings = run_settings(args)
     if args.workers:
         from ..distributed import start_ray
@@ -184,9 +186,21 @@ def cmd_estimate(args) -> int:
     if args.method == "probes":
         from ..counting.probes import probe_estimate
 
+        from ..counting.probes import GUIDE_POINTS
+
+        def on_round(rounds: int, probes: int, value: float, half: float) -> None:
+            if args.quiet:
+                return
+            if rounds == 0:
+                _say(f"[lrenum] {value:.0f} strata walked exactly" + ("" if half == 0 else "; probing below them"))
+            else:
+                _say(f"[lrenum] round {rounds}: {probes} probes, estimate {value:.6g} +-{100 * half:.1f}%")
+
         est = probe_estimate(net, domain, probes=args.probes or 1024, seed=args.seed, confidence=args.confidence,
                              interval=args.interval or "t", settings=settings, rel_width=args.rel_width,
-                             seconds=args.seconds)
+                             seconds=args.seconds, strata=args.strata,
+                             guide_points=GUIDE_POINTS if args.guide_points is None else args.guide_points,
+                             on_round=on_round)
         _emit(args, f"probe estimate {est.estimate:.6g} regions, {100 * est.confidence:g}% interval [{est.ci_low:.6g}, "
                     f"{est.ci_high:.6g}] (half-width {100 * est.details['relative_half_width']:.1f}%); certain lower "
                     f"bound {est.lower_bound} ({est.details['probes']} probes in {est.details['rounds']} rounds, "

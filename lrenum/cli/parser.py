@@ -76,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="probes: more rounds until the interval's half-width is at most W times the estimate")
     p.add_argument("--seconds", type=_positive_float, default=None, metavar="S",
                    help="probes: more rounds until S seconds have passed (with --rel-width: whichever comes first)")
+    p.add_argument("--strata", type=_positive_int, default=None, metavar="K",
+                   help="probes: walk the top of the tree exactly until it has more than K cells, then probe below "
+                        "each (default 256 or an eighth of --probes, whichever is smaller)")
+    p.add_argument("--guide-points", type=int, default=None, metavar="N",
+                   help="probes: uniform sample points whose patterns set the side probabilities (default 65536; "
+                        "0: each side 1/2)")
     p.add_argument("--branch", type=_positive_int, default=1,
                    help="tree: children followed per probe and layer (default 1, pure Knuth)")
     p.add_argument("--points", type=_positive_int, default=100_000, help="points: sample size (default 100000)")
@@ -83,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ray-address", help="join this Ray cluster instead of starting a local one (with --workers)")
     p.add_argument("--interval", choices=["t", "log", "union"], default=None,
                    help="Student-t on the mean, Cox's log-normal interval, or the hull of both (default: union for "
-                        "tree, t for probes, whose weights are powers of 2 that no log-normal fits: measured "
+                        "tree; probes reports t only, on its sum of strata's means: measured "
                         "coverage in experiments/results/estimator_coverage.md)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--confidence", type=_confidence, default=0.95, help="confidence level (default 0.95)")
