@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="probes: more rounds until S seconds have passed (with --rel-width: whichever comes first)")
     p.add_argument("--strata", type=_positive_int, default=None, metavar="K",
                    help="probes: walk the top of the tree exactly until it has more than K cells, then probe below "
-                        "each (default 256 or an eighth of --probes, whichever is smaller)")
+                        "each (default 256 or an eighth of --probes, whichever is smaller; 32 with --seconds)")
     p.add_argument("--guide-points", type=int, default=None, metavar="N",
                    help="probes: uniform sample points whose patterns set the side probabilities (default 65536; "
                         "0: each side 1/2)")

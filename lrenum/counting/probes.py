@@ -71,6 +71,8 @@ GUIDE_REACH = 0.5      # the guide is dropped when fewer strata than this hold o
                        # points then see only the most voluminous regions (784 inputs: 9 to 122 patterns),
                        # and steering probes towards them made the spread worse than sides of 1/2
                        # (mnist_8x14, 40 seeds: 0.127 with the guide, 0.102 without; results/probe_coverage-*)
+TIMED_STRATA = 32      # the cap under --seconds: the first round (two probes per stratum) cannot stop early,
+                       # and 2 x 512 strata of 96-neuron probes at d = 784 took 349 s against 120 asked
 STRATA = 256           # frontier cells: walked exactly once, then probed; the first round needs two
                        # probes per stratum, so at most an eighth of the probes asked for (the rest
                        # follow the proxy: more strata than that left too few to follow it, measured)
@@ -421,8 +423,8 @@ def probe_estimate(net: Network, domain: Optional[Domain] = None, *, probes: int
     half-width is above ``rel_width`` and the time is under ``seconds``. ``sampler``: a frontier
     built before (for the same network, domain and settings) to reuse. ``on_round(rounds, probes,
     estimate, relative half-width)`` after the frontier (rounds 0) and each round. ``strata``: the frontier's
-    cap (default ``STRATA``, at most an eighth of ``probes``; a cap given is kept, and each round
-    then has at least two probes per stratum)."""
+    cap (default ``STRATA``, at most an eighth of ``probes``, at most ``TIMED_STRATA`` with a
+    ``seconds`` budget; a cap given is kept, and the first round then has two probes per stratum)."""
     t0 = time.perf_counter()
     domain = _check_common(net, domain, confidence)
     if interval != "t":
@@ -435,6 +437,8 @@ def probe_estimate(net: Network, domain: Optional[Domain] = None, *, probes: int
     settings = settings or Settings.build()
     if sampler is None:
         cap = min(STRATA, max(1, probes // 8)) if strata is None else strata
+        if strata is None and seconds is not None:
+            cap = min(cap, TIMED_STRATA)
         sampler = ProbeSampler(net, domain, settings, strata=cap,
                                guide_points=guide_points, guide_seed=seed)
     F = sampler.frontier
