@@ -39,6 +39,10 @@ frontier's size and the distinct regions reached at a layer are certain lower bo
 
 A step is one batched test over all probes (one device call of LPs for the sides not settled by
 the witness ball); probes in the same cell share their tests.
+
+Over 350 lines on purpose: the frontier's walk, the probes' walk and the proven side tests are one
+loop over the same Layer and Cells state (the strata's arithmetic lives in strata.py, the guide in
+probe_guide.py); split further, that state would cross module boundaries on every step.
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ from ..model.network import Network
 from ..settings import Settings
 from .estimate import Estimate, _check_common
 from .probe_guide import SampleGuide, build_guide
+from .strata import StrataTally
 
 GUIDE_POINTS = 65536   # sample points behind the side probabilities: a forward pass each (probe_guide.py)
 GUIDE_REACH = 0.5      # the guide is dropped when fewer strata than this hold one of its points: uniform
@@ -352,64 +357,6 @@ def _with_side(cells: Cells, mid: Optional[np.ndarray], k: int) -> Cells:
         return cells
     up = cells.signs[:, k] > 0
     return cells._replace(lo=np.where(up, mid, cells.lo), hi=np.where(up, cells.hi, mid))
-
-
-class StrataTally:
-    """Per-stratum sums of probe weights: the estimate, its variance and the next allocation."""
-
-    def __init__(self, strata: int):
-        self.n = np.zeros(strata)
-        self.s1 = np.zeros(strata)
-        self.s2 = np.zeros(strata)
-
-    def add(self, stratum: np.ndarray, weight: np.ndarray) -> None:
-        S = len(self.n)
-        self.n += np.bincount(stratum, minlength=S)
-        self.s1 += np.bincount(stratum, weights=weight, minlength=S)
-        self.s2 += np.bincount(stratum, weights=weight * weight, minlength=S)
-
-    def means(self) -> np.ndarray:
-        return self.s1 / np.maximum(self.n, 1)
-
-    def variances(self) -> np.ndarray:
-        """Unbiased per-stratum variance of one probe (0 where a stratum has fewer than 2)."""
-        n = self.n
-        m = self.means()
-        return np.where(n > 1, np.maximum(self.s2 - n * m * m, 0.0) / np.maximum(n - 1, 1), 0.0)
-
-    def interval(self, confidence: float) -> tuple[float, float, float, float]:
-        """(estimate, low, high, standard error): Student-t with Welch-Satterthwaite df."""
-        from scipy import stats
-
-        est = float(self.means().sum())
-        v = self.variances() / np.maximum(self.n, 1)
-        var = float(v.sum())
-        if var == 0.0:
-            return est, est, est, 0.0
-        df_den = float(np.sum(np.where(self.n > 1, v * v / np.maximum(self.n - 1, 1), 0.0)))
-        df = var * var / df_den if df_den > 0 else 1.0
-        half = float(stats.t.ppf(0.5 + confidence / 2, max(df, 1.0))) * math.sqrt(var)
-        return est, est - half, est + half, math.sqrt(var)
-
-    def allocate(self, total: int, proxy: np.ndarray, first: bool) -> np.ndarray:
-        """Probes per stratum for the next round: in proportion to ``proxy`` (the strata's shares,
-        :meth:`ProbeSampler.proxy`), two each at least in the first round so that every stratum
-        has a variance. Neyman's allocation by the strata's
-        sample deviations was tried and dropped: with weights this heavy-tailed the deviations of
-        a few probes are mostly noise, and rounds that follow them undercovered (0 of 6 intervals
-        covered on mnist_8x14 and b-d5-32x32 with --rel-width 0.1)."""
-        S = len(self.n)
-        base = np.full(S, 2 if first else 0, np.int64)
-        score = np.asarray(proxy, np.float64)
-        if score.sum() <= 0:
-            score = np.ones(S)
-        rest = max(total - int(base.sum()), 0)
-        share = rest * score / score.sum()
-        extra = np.floor(share).astype(np.int64)
-        short = rest - int(extra.sum())
-        if short > 0:                                     # largest remainders
-            extra[np.argsort(extra - share)[:short]] += 1
-        return base + extra
 
 
 def probe_estimate(net: Network, domain: Optional[Domain] = None, *, probes: int = 1024, seed: int = 0,
