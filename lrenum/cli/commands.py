@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import InputError
 from . import geometry_step
-from .common import _emit, _load, _say, _start, _Ticker
+from .common import _emit, _load, _probe_rounds, _say, _start, _Ticker
 
 SMALL_ENOUGH_TO_ENUMERATE = 100_000   # an upper bound this small: enumeration takes seconds (measured ~1-10k regions/s on 2 cores)
 
@@ -184,23 +184,13 @@ def cmd_estimate(args) -> int:
         start_ray(args.workers, args.ray_address)
     _start(args, f"estimating by {args.method} (compiling kernels first)")
     if args.method == "probes":
-        from ..counting.probes import probe_estimate
-
-        from ..counting.probes import GUIDE_POINTS
-
-        def on_round(rounds: int, probes: int, value: float, half: float) -> None:
-            if args.quiet:
-                return
-            if rounds == 0:
-                _say(f"[lrenum] {value:.0f} strata walked exactly" + ("" if half == 0 else "; probing below them"))
-            else:
-                _say(f"[lrenum] round {rounds}: {probes} probes, estimate {value:.6g} +-{100 * half:.1f}%")
+        from ..counting.probes import GUIDE_POINTS, probe_estimate
 
         est = probe_estimate(net, domain, probes=args.probes or 1024, seed=args.seed, confidence=args.confidence,
                              interval=args.interval or "t", settings=settings, rel_width=args.rel_width,
                              seconds=args.seconds, strata=args.strata,
                              guide_points=GUIDE_POINTS if args.guide_points is None else args.guide_points,
-                             on_round=on_round)
+                             on_round=_probe_rounds(args))
         _emit(args, f"probe estimate {est.estimate:.6g} regions, {100 * est.confidence:g}% interval [{est.ci_low:.6g}, "
                     f"{est.ci_high:.6g}] (half-width {100 * est.details['relative_half_width']:.1f}%); certain lower "
                     f"bound {est.lower_bound} ({est.details['probes']} probes in {est.details['rounds']} rounds, "

@@ -108,6 +108,18 @@ def _start(args, what: str) -> None:
         _say(f"[lrenum] {what}")
 
 
+def _probe_rounds(args):
+    """The probe estimator's progress (``on_round``): the strata, then each round's estimate."""
+    def on_round(rounds: int, probes: int, value: float, half: float) -> None:
+        if getattr(args, "quiet", False):
+            return
+        if rounds == 0:
+            _say(f"[lrenum] {value:.0f} strata walked exactly" + ("" if half == 0 else "; probing below them"))
+        else:
+            _say(f"[lrenum] round {rounds}: {probes} probes, estimate {value:.6g} +-{100 * half:.1f}%")
+    return on_round
+
+
 class _Ticker:
     """A progress callback ``tick(done, total)`` drawing a bar on stderr (nothing with -q)."""
 

@@ -235,12 +235,6 @@ class ProbeSampler:
             raise RuntimeError("a cell with neither side of a hyperplane non-empty")
         fixed = cells._replace(signs=signs).take(np.nonzero(const)[0])
         both = near_ok & far_ok
-        p_far = np.full(live.size, 0.5)
-        if self.guide is not None:
-            lo, m, hi = cells.lo[live], mid[live], cells.hi[live]
-            zero, one = self.guide.regions_in(lo, m), self.guide.regions_in(m, hi)
-            far_one = far > 0
-            p_far = self.guide.probability(np.where(far_one, one, zero), np.where(far_one, zero, one))
         if rng is None:      # the frontier: every non-empty side, weighted 2^cuts (1 / a plain walk's chance)
             parts = [_with_side(fixed, None if mid is None else mid[const], k)]
             for ok, side, px, pr in ((near_ok, near, sd.near_x[back], sd.near_r[back]),
@@ -251,6 +245,12 @@ class ProbeSampler:
                 c = c._replace(x=px[ok], radius=pr[ok], weight=c.weight * np.where(both, 2.0, 1.0)[ok])
                 parts.append(_with_side(c, None if mid is None else mid[idx], k))
             return Cells.concat(parts)
+        p_far = np.full(live.size, 0.5)
+        if self.guide is not None:
+            lo, m, hi = cells.lo[live], mid[live], cells.hi[live]
+            zero, one = self.guide.regions_in(lo, m), self.guide.regions_in(m, hi)
+            far_one = far > 0
+            p_far = self.guide.probability(np.where(far_one, one, zero), np.where(far_one, zero, one))
         go_far = ~near_ok | (both & (rng.random(live.size) < p_far))
         c = cells._replace(signs=signs).take(live)
         c.signs[:, k] = np.where(go_far, far, near)
