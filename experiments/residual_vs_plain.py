@@ -9,6 +9,8 @@ pool units, 2 x 32 dense):
 * ``cnn``: the same without the additions (the plain CNN);
 * ``maxpool``: Conv(1->4, 3x3, stride 2, pad 1) -> ReLU -> MaxPool (1, 2) -> Dense(32) -> ReLU ->
   Dense(32) -> ReLU -> Dense(10);
+* ``maxpool2x2``: Conv(1->4, 3x3, stride 2, pad 1) -> ReLU -> MaxPool 2x2 (a winner-take-all group
+  of 3 units per window: 48 pool units) -> Dense(24) -> ReLU -> Dense(24) -> ReLU -> Dense(10);
 * ``mlp``: five Dense(32) -> ReLU layers, Dense(10).
 
 Each is lowered by lrenum's Lowerer (exact; checked against the JAX logits) and its regions are
@@ -36,7 +38,7 @@ from common import RESULTS, device_name  # noqa: E402
 from lrenum.counting.local import local_regions  # noqa: E402
 from lrenum.model.lowering import Lowerer  # noqa: E402
 
-MODELS = ("resnet", "cnn", "maxpool", "mlp")
+MODELS = ("resnet", "cnn", "maxpool", "maxpool2x2", "mlp")
 
 
 def _init(kind: str, key):
@@ -54,6 +56,9 @@ def _init(kind: str, key):
     elif kind == "maxpool":
         p = {"s": he(k[0], (4, 1, 3, 3), 9), "sb": jnp.zeros(4), "d1": he(k[1], (32, 32), 32), "b1": jnp.zeros(32),
              "d2": he(k[2], (32, 32), 32), "b2": jnp.zeros(32), "o": he(k[3], (10, 32), 32), "ob": jnp.zeros(10)}
+    elif kind == "maxpool2x2":
+        p = {"s": he(k[0], (4, 1, 3, 3), 9), "sb": jnp.zeros(4), "d1": he(k[1], (24, 16), 16), "b1": jnp.zeros(24),
+             "d2": he(k[2], (24, 24), 24), "b2": jnp.zeros(24), "o": he(k[3], (10, 24), 24), "ob": jnp.zeros(10)}
     else:
         p = {"d0": he(k[0], (32, 64), 64), "b0": jnp.zeros(32)}
         for i in range(1, 5):
@@ -81,6 +86,12 @@ def _logits(kind: str, p, X):
         h = relu(h @ p["d1"].T + p["b1"])
         h = relu(h @ p["d2"].T + p["b2"])
         return h @ p["o"].T + p["ob"]
+    if kind == "maxpool2x2":
+        h = relu(conv(img, p["s"], p["sb"], 2, 1))                        # (4, 4, 4)
+        h = h.reshape(X.shape[0], 4, 2, 2, 2, 2).max(axis=(3, 5)).reshape(X.shape[0], -1)   # 2x2 windows: (4, 2, 2)
+        h = relu(h @ p["d1"].T + p["b1"])
+        h = relu(h @ p["d2"].T + p["b2"])
+        return h @ p["o"].T + p["ob"]
     h = relu(conv(img, p["s"], p["sb"], 2, 1))                            # (2, 4, 4)
     for blk in range(2):
         z = relu(conv(h, p[f"c{2 * blk}"], p[f"cb{2 * blk}"], 1, 1))
@@ -96,10 +107,11 @@ def _lower(kind: str, P: dict):
         for i in range(5):
             low.dense(P[f"d{i}"], P[f"b{i}"])
             low.activation(0.0, "relu")
-    elif kind == "maxpool":
+    elif kind in ("maxpool", "maxpool2x2"):
         low.conv(P["s"], P["sb"], (2, 2), [(1, 1), (1, 1)], (1, 1), 1)
         low.activation(0.0, "relu")
-        low.max_pool((1, 2), (1, 2), [(0, 0), (0, 0)], (1, 1))
+        window = (1, 2) if kind == "maxpool" else (2, 2)
+        low.max_pool(window, window, [(0, 0), (0, 0)], (1, 1))
         low.flatten()
         for i in (1, 2):
             low.dense(P[f"d{i}"], P[f"b{i}"])
@@ -161,11 +173,17 @@ def measure(kind: str, net, acc: float, Xte: np.ndarray, radius: float, n_points
         den = sum(sum(p.rank_hist[l]) for p in res.points)
         mean_rank.append(round(num / den, 2) if den else None)
     children = [round(float(np.mean([p.mean_children[l] for p in res.points])), 3) for l in range(L)]
+    # a check, outside the timing: 4,000 uniform samples per box never show more patterns than
+    # the exact count (the first 10 boxes)
+    chk = local_regions(net, Xte[:10], radius, domain=_unit_box(), clip=True, proxies=True, samples=4000)
+    sampled = [p.proxies["sampled_patterns"] for p in chk.points]
+    assert all(s <= p.regions for s, p in zip(sampled, chk.points)), (kind, radius, sampled)
     return {"model": kind, "test_accuracy": round(acc, 3), "widths": list(net.hidden_widths),
             "splitting_widths": list(net.splitting_widths), "radius": radius, "points": n_points,
             "mean": round(float(counts.mean()), 2), "median": float(np.median(counts)), "max": int(counts.max()),
             "total": int(counts.sum()), "mean_rank_after_layer": mean_rank, "mean_children_per_layer": children,
-            "seconds": round(sec, 2), "regions_per_second": round(float(counts.sum()) / sec, 1)}
+            "seconds": round(sec, 2), "regions_per_second": round(float(counts.sum()) / sec, 1),
+            "sampled_patterns_first10": sampled, "exact_first10": [p.regions for p in chk.points]}
 
 
 def _unit_box():
@@ -179,16 +197,22 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="3 digits, one small radius, short training (seconds)")
     ap.add_argument("--points", type=int, default=100)
     ap.add_argument("--radii", type=float, nargs="+", default=[0.002, 0.005, 0.01])
+    ap.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS),
+                    help="the models to run; rows of the others are kept from an earlier results file")
+    ap.add_argument("--tag", default="", help="suffix of the results files")
     args = ap.parse_args(argv)
     n_points, radii = (3, [0.002]) if args.quick else (args.points, args.radii)
+    stem = os.path.join(RESULTS, "residual_vs_plain" + ("-quick" if args.quick else "") + args.tag)
     rows = []
-    for kind in MODELS:
+    if set(args.models) != set(MODELS) and os.path.exists(stem + ".json"):     # keep the other models' rows
+        rows = [r for r in json.load(open(stem + ".json"))["rows"] if r["model"] not in args.models]
+    for kind in args.models:
         net, acc, Xte = train(kind, epochs=50 if args.quick else 400)
         for r in radii:
             rows.append(measure(kind, net, acc, Xte, r, n_points))
             print(json.dumps(rows[-1]), flush=True)
     os.makedirs(RESULTS, exist_ok=True)
-    stem = os.path.join(RESULTS, "residual_vs_plain" + ("-quick" if args.quick else ""))
+    rows.sort(key=lambda r: (MODELS.index(r["model"]), r["radius"]))
     dev = device_name()
     json.dump({"device": dev, "rows": rows}, open(stem + ".json", "w"), indent=1)
     write_md(stem + ".md", dev, rows, n_points)
@@ -222,6 +246,8 @@ def plot(path: str, rows: list) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for kind in MODELS:
         sel = [r for r in rows if r["model"] == kind]
+        if not sel:
+            continue
         axes[0].plot([r["radius"] for r in sel], [r["mean"] for r in sel], marker="o", label=kind)
         last = max(sel, key=lambda r: r["radius"])
         axes[1].plot(range(1, len(last["mean_rank_after_layer"]) + 1), last["mean_rank_after_layer"], marker="o",

@@ -113,3 +113,48 @@ def reference_residual_patterns(layers, lo, hi):
 
     layer(0, A0, b0, [(np.eye(d), np.zeros(d))], [])
     return found
+
+
+def reference_maxpool_patterns(W1, b1, windows, W2=None, b2=None, lo=-1.0, hi=1.0):
+    """Regions of ``x -> relu(W2 maxpool(relu(W1 x + b1)) + b2)`` over the box [lo, hi]^d, from the
+    definition: a region is a set where every ReLU sign and every window's argmax is constant.
+    Keys: (layer-1 bits, argmax position per window (ties: the lowest), layer-2 bits or ()).
+    Without W2 the pooled values are the output."""
+    d = W1.shape[1]
+    A0 = np.r_[np.eye(d), -np.eye(d)]
+    b0 = np.r_[np.full(d, float(hi)), np.full(d, -float(lo))]
+    found = set()
+
+    def argmax_cells(w, A, b, M, c, wins):
+        if w == len(windows):
+            yield A, b, wins
+            return
+        win = windows[w]
+        for pos, i in enumerate(win):
+            A2, b2, ok = A, b, True
+            for q, j in enumerate(win):
+                if q == pos:
+                    continue
+                G, g = M[j] - M[i], c[j] - c[i]          # y_j - y_i < 0 (or a tie won by the lower index)
+                if np.max(np.abs(G)) <= ZERO:
+                    if g > ZERO or (abs(g) <= ZERO and q < pos):
+                        ok = False
+                        break
+                    continue
+                A2, b2 = np.r_[A2, [G]], np.r_[b2, -g]
+            if ok and _margin(A2, b2, d) > TOL:
+                yield from argmax_cells(w + 1, A2, b2, M, c, wins + [pos])
+
+    for A1, bb1, bits1 in _layer_cells(W1, b1, W1, A0, b0, d):
+        act = np.array(bits1, float)
+        M, c = W1 * act[:, None], b1 * act
+        for A2, bb2, wins in argmax_cells(0, A1, bb1, M, c, []):
+            if W2 is None:
+                found.add((tuple(bits1), tuple(wins), ()))
+                continue
+            Mp = np.array([M[win[p]] for win, p in zip(windows, wins)])
+            cp = np.array([c[win[p]] for win, p in zip(windows, wins)])
+            G, g = W2 @ Mp, W2 @ cp + b2
+            for _, _, bits2 in _layer_cells(G, g, W2, A2, bb2, d):
+                found.add((tuple(bits1), tuple(wins), tuple(bits2)))
+    return found

@@ -126,10 +126,9 @@ def test_leaky_file_round_trip_verifies(tmp_path, capsys):
     assert not np.allclose(A, relu.affine_map(fin["pattern"][i])[0])
 
 
-@pytest.mark.parametrize("op", ["MaxPool", "Sigmoid"])
+@pytest.mark.parametrize("op", ["Tanh", "Sigmoid"])
 def test_refused_onnx_op_is_one_line(tmp_path, capsys, op):
-    kw = {"kernel_shape": [2, 2]} if op == "MaxPool" else {}
-    nodes = [helper.make_node(op, ["x"], ["y"], name="bad", **kw)]
+    nodes = [helper.make_node(op, ["x"], ["y"], name="bad")]
     path = str(tmp_path / "bad.onnx")
     onnx.save(_graph(nodes, {}, (1, 4, 4), (1, 3, 3)), path)
     code = main(["enumerate", path, "-q"])
@@ -192,12 +191,13 @@ def test_torch_models_lower_exactly(which):
     np.testing.assert_allclose(net.forward(X.reshape(40, -1)), out.numpy(), rtol=1e-11, atol=1e-12)
 
 
-def test_torch_state_dict_and_maxpool_refused():
+@pytest.mark.parametrize("layer", ["GELU", "SiLU"])
+def test_torch_state_dict_and_smooth_activations_refused(layer):
     nn = torch.nn
     with pytest.raises(lrenum.InputError, match="state_dict"):
         lrenum.from_torch(nn.Sequential(nn.Linear(2, 2)).state_dict())
-    with pytest.raises(lrenum.InputError, match="MaxPool2d"):
-        lrenum.from_torch(nn.Sequential(nn.Conv2d(1, 1, 2), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(1, 1)),
+    with pytest.raises(lrenum.InputError, match=layer):
+        lrenum.from_torch(nn.Sequential(nn.Conv2d(1, 1, 2), getattr(nn, layer)(), nn.Flatten(), nn.Linear(16, 1)),
                           input_shape=(1, 5, 5))
 
 

@@ -151,15 +151,24 @@ def test_onnx_residual_block_with_max_pooling_lowers_exactly(in_shape, tail):
     np.testing.assert_allclose(net.forward(X), want, rtol=1e-12, atol=1e-12)
 
 
-def test_max_pool_windows_over_two_elements_are_refused_in_one_line(tmp_path, capsys):
-    onnx, model = _pool_onnx(np.random.default_rng(7), (1, 3, 4), tail="GlobalMaxPool")   # a global max over 6
-    with pytest.raises(lrenum.InputError, match="windows of 6 elements"):
-        lrenum.from_onnx(model)
+def test_a_global_max_pool_over_six_values_lowers_enumerates_and_verifies(tmp_path, capsys):
+    """GlobalMaxPool over 6 values (a winner-take-all group of 5): forward equal to
+    onnx.reference, and a file that verifies (issue 34; the argmax oracles are in
+    tests/test_maxpool_groups.py)."""
+    onnx, model = _pool_onnx(np.random.default_rng(7), (1, 3, 4), tail="GlobalMaxPool")
+    from onnx.reference import ReferenceEvaluator
+
+    net = lrenum.from_onnx(model)
+    assert net.has_groups and max(len(m) for g in net.group_members for m in g) == 5
+    X = np.random.default_rng(8).uniform(-1, 1, size=(30, 12))
+    ev = ReferenceEvaluator(model)
+    want = np.concatenate([ev.run(None, {"x": x.reshape(1, 1, 3, 4)})[0] for x in X])
+    np.testing.assert_allclose(net.forward(X), want, rtol=1e-12, atol=1e-12)
     path = str(tmp_path / "m.onnx")
     onnx.save(model, path)
-    assert main(["enumerate", path, "-q"]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("lrenum: error: ") and len(err.strip().splitlines()) == 1 and "GlobalMaxPool" in err
+    out = str(tmp_path / "m.h5")
+    assert main(["enumerate", path, "-o", out, "-q", "--box", "0.2", "0.4"]) == 0
+    assert main(["verify", out, path, "-q", "--box", "0.2", "0.4"]) == 0
 
 
 def test_two_window_max_pool_equals_its_relu_twin_and_the_reference():

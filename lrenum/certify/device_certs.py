@@ -177,4 +177,6 @@ def for_run(net: Network, geometry: LPGeometry, device, enabled: Optional[bool])
     None means on a GPU only)."""
     if enabled is None:
         enabled = device is not None and device.platform == "gpu"
+    if net.has_groups:     # the device kernel's forward pass knows no winner-take-all groups: the host's
+        return None
     return DeviceCertificates(net, geometry, device) if enabled else None

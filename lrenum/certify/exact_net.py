@@ -28,6 +28,7 @@ class ExactNetwork:
         self.b = [q_matrix(b[:, None]) for b in net.biases]
         self.slopes = [[q(v) for v in a] for a in net.slopes]
         self.linear = [np.asarray(m, bool) for m in net.linear]     # carried units: no row, not in ranks
+        self.net = net                                              # its winner-take-all groups' rule
         self.dom_rows: list[Row] = [([q(v) for v in domain.A[i]], q(domain.b[i])) for i in range(domain.A.shape[0])]
         self._map = lru_cache(maxsize=4096)(self._map_uncached)
 
@@ -65,8 +66,10 @@ class ExactNetwork:
         ``signs[l][j]`` is +1 (active), -1 (inactive) or 0 (no constraint) for neuron j of hidden
         layer l+1. A neuron whose exact pre-activation is constant on the cell gives no row; if
         its constant contradicts its sign (active needs > 0; constant 0 is inactive) the cell is
-        empty. The domain's rows come first; then one row per neuron, in neuron order, or in
-        ``order`` (flat neuron indices) to line up with a float row layout.
+        empty. In a winner-take-all group with an active unit t, an inactive unit j's row is
+        ``z_j - z_t < 0`` instead (:meth:`Network.group_reference`). The domain's rows come first;
+        then one row per neuron, in neuron order, or in ``order`` (flat neuron indices) to line up
+        with a float row layout.
         """
         by_neuron: dict = {}
         prefix: list = []
@@ -75,6 +78,7 @@ class ExactNetwork:
             M, c = self._map(tuple(prefix))
             G = self.W[l] * M
             g = self.W[l] * c + self.b[l]
+            ref = self.net.group_reference(l, np.asarray(s))
             for j in range(G.nrows()):
                 sj = int(s[j])
                 if self.linear[l][j]:
@@ -82,6 +86,17 @@ class ExactNetwork:
                     continue
                 a = [G[j, k] for k in range(self.d)]
                 gj = g[j, 0]
+                t = int(ref[j])
+                if t >= 0:                        # a group's loser: z_j - z_t < 0
+                    a = [v - G[t, k] for k, v in enumerate(a)]
+                    gj = gj - g[t, 0]
+                    if not any(a):
+                        if gj > 0 or (gj == 0 and j < t):     # a tie goes to the lower index
+                            return None
+                        by_neuron[offset + j] = ([ZERO] * self.d, ONE)
+                    else:
+                        by_neuron[offset + j] = (a, -gj)
+                    continue
                 if not any(a):
                     if (sj > 0 and not gj > 0) or (sj < 0 and gj > 0):
                         return None

@@ -178,13 +178,35 @@ def forward_with_bounds(net: Network, x: np.ndarray, n_layers: int):
                                    + ETA * live)
         zs.append(z)
         ezs.append(ez)
-        h = np.where(z > 0, z, a * z)
+        act = net.active_units(len(zs) - 1, z)
+        h = np.where(act, z, a * z)
         # the activation is max(1, |slope|)-Lipschitz; multiplying by a slope rounds once more.
         # A ReLU whose z is certainly negative outputs exactly 0, as the exact one does: no error
         # (else a max pool's b - a over two dead units is "0 with an error" and never certain)
         eh = SAFETY * (np.maximum(1.0, np.abs(a)) * ez + U64 * np.abs(np.where(z > 0, 0.0, a * z)))
         eh = np.where((z < -ez) & (a == 0), 0.0, eh)
+        for members in net.group_members[len(zs) - 1]:
+            eh[:, members] = _group_output_error(z[:, members], ez[:, members], act[:, members])
     return zs, ezs
+
+
+def _group_output_error(z, ez, act):
+    """Error bounds of a winner-take-all group's outputs (K, m). A unit's output jumps from z to 0
+    when another unit overtakes it, so only a certain winner gives a bound: the winner's output
+    is its z (error ez), the others' exactly 0; where the winner is uncertain, inf."""
+    K, m = z.shape
+    won = act.any(axis=1)
+    w = np.argmax(act, axis=1)
+    rows = np.arange(K)
+    zw, ew = z[rows, w], ez[rows, w]
+    diff = zw[:, None] - z
+    idx = np.arange(m)[None, :]
+    exact_tie = (diff == 0) & (ew[:, None] == 0) & (ez == 0)           # won by the lower index
+    beats = (diff > SAFETY * (ew[:, None] + ez + U64 * np.abs(diff))) | (idx == w[:, None]) | (exact_tie & (idx > w[:, None]))
+    below = (z < -ez) | ((z == 0) & (ez == 0))                          # an exact 0 ties with "none", which wins
+    sure = np.where(won, (zw > ew) & beats.all(axis=1), np.all(below, axis=1))
+    out = np.where(act, SAFETY * ez, 0.0)
+    return np.where(sure[:, None], out, np.inf)
 
 
 def certify_witnesses(net: Network, domain, x, bits, const_mask, row_norms, row_errs):
@@ -210,13 +232,16 @@ def certify_witnesses(net: Network, domain, x, bits, const_mask, row_norms, row_
     radius = np.full(K, np.inf)
     for l in range(L):
         z, ez, bit, const = zs[l], ezs[l], bits[l], const_mask[l]
+        tie_wrong = np.zeros(K, bool)
+        if net.group_members[l]:                 # a group's losers are checked against their winner
+            z, ez, tie_wrong = _against_winners(net, l, z, ez, bit)
         lin = net.linear[l]                      # linear units constrain nothing: never checked
         certain = (np.abs(z) > ez) | lin
         exact_zero = (z == 0) & (ez == 0)
         wrong = certain & ~lin & ((z > 0) != bit)
         # constant neurons: a certain sign must agree; an exact zero must be inactive
         unsure = ~certain & ~(const & exact_zero & ~bit)
-        status = np.maximum(status, np.where(np.any(wrong, axis=1), 1, 0).astype(np.int8))
+        status = np.maximum(status, np.where(np.any(wrong, axis=1) | tie_wrong, 1, 0).astype(np.int8))
         bad = np.any(unsure, axis=1) & (status == 0)
         status[bad] = 2
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -229,6 +254,22 @@ def certify_witnesses(net: Network, domain, x, bits, const_mask, row_norms, row_
     radius = np.minimum(radius, droom)
     radius = np.where(status == 0, np.maximum(radius, 0.0), 0.0)
     return status, radius
+
+
+def _against_winners(net: Network, l: int, z, ez, bit):
+    """A layer's values as its rows see them: a group's loser j as ``z_j - z_t`` (t the stored
+    winner), with the two bounds and the subtraction's ulp; and the points where a loser ties
+    exactly with a later winner (on a tie the lower index wins: such a pattern is wrong there)."""
+    ref = net.group_reference(l, np.where(bit, 1, -1))
+    pick = ref >= 0
+    t = np.where(pick, ref, 0)
+    K = z.shape[0]
+    zt, et = z[np.arange(K)[:, None], t], ez[np.arange(K)[:, None], t]
+    d = z - zt
+    v = np.where(pick, d, z)
+    ev = np.where(pick, SAFETY * (ez + et + U64 * np.abs(d)), ez)
+    tie = pick & (v == 0) & (ev == 0) & (ref > np.arange(z.shape[1])[None, :])
+    return v, ev, np.any(tie, axis=1)
 
 
 def domain_slack(domain, x):

@@ -54,6 +54,9 @@ def cmd_enumerate(args, hooks=None) -> int:
             raise InputError(f"--splitter vertices needs {why}")
     if args.geometry and not args.output:
         raise InputError("--geometry needs -o FILE")
+    if args.geometry and net.has_groups:     # refused before any file is touched (GeometrySink says why)
+        from ..geometry.collect import GeometrySink
+        GeometrySink(net, domain)
     if args.workers is not None:   # checked before any file is touched
         if not args.output:
             raise InputError("--workers needs -o FILE: the workers' regions are merged into a dataset")
@@ -232,6 +235,8 @@ def cmd_mipbound(args) -> int:
     net, domain = _load(args)
     if domain.box is None:
         raise InputError("MIPBound needs a bounded domain (its MILP encoding needs finite pre-activation bounds)")
+    if net.has_groups:
+        raise InputError("mipbound's MILP encoding does not support max pooling over windows of 3 or more values")
     small = compute_bounds(net, domain, use_milp=False).best
     if small <= SMALL_ENOUGH_TO_ENUMERATE:
         _say(f"note: this network has at most {small} regions; `lrenum enumerate` counts them exactly, "

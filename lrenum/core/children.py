@@ -16,7 +16,7 @@ from ..certify import floatcert
 from ..certify.decide import CellSpec, Decider, DecisionStats, WitnessStatus
 from ..certify.rank import layer_ranks
 from .frame import Frame
-from .hyperplanes import post_activation
+from .hyperplanes import against_winners, post_activation
 from .state import Hyperplanes, Regions, Rows
 
 
@@ -37,17 +37,21 @@ def assemble(frame: Frame, P: Regions, hyp: Hyperplanes, const: np.ndarray, cell
     s = cells.signs.astype(np.float64)
     act = cells.signs > 0
     cst = const[p]
-    Gc, gc = hyp.G[p], hyp.g[p]
-    rows = extend_rows(Rows(*(a[p] for a in P.rows)), hyp._replace(G=Gc, g=gc, eG=hyp.eG[p], eg=hyp.eg[p]), s, cst)
+    hp = Hyperplanes(hyp.G[p], hyp.g[p], hyp.eG[p], hyp.eg[p])
+    grouped = bool(net.group_members[l])
+    # in a layer with winner-take-all groups a loser's row is taken against its group's winner
+    hrow, cst = against_winners(hp, net.group_reference(l, cells.signs), cst) if grouped else (hp, cst)
+    rows = extend_rows(Rows(*(a[p] for a in P.rows)), hrow, s, cst)
     bits = np.concatenate([P.bits[p], act], axis=1)
     constall = np.concatenate([P.const[p], cst], axis=1)
-    maps = post_activation(hyp._replace(G=Gc, g=gc, eG=hyp.eG[p], eg=hyp.eg[p]), act, net.slopes[l])
+    maps = post_activation(hp, act, net.slopes[l])
 
     wit = cells.witness.copy()
     # row norms per parent, then gathered: a child's rows are its parent's and the parent's next
     # hyperplanes with signs, whose norms are the same bits (a 3-input 48-48-48 net: 0.7 -> 0.1 s)
     geo = frame.geometry
-    norms = np.concatenate([geo.row_norms(P.rows.C)[p], geo.row_norms(hyp.G)[p]], axis=1)
+    here = geo.row_norms(hrow.G) if grouped else geo.row_norms(hyp.G)[p]
+    norms = np.concatenate([geo.row_norms(P.rows.C)[p], here], axis=1)
     status, radius = certify_region_witnesses(frame, wit, bits, constall, rows, norms, decider.device_certs)
     wstatus = np.full(len(p), WitnessStatus.FLOAT, np.int8)
     keep = np.ones(len(p), bool)

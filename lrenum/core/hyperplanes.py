@@ -13,7 +13,7 @@ import numpy as np
 
 from ..lp.device import flush_subnormals
 from ..runtime import device_call
-from ..tolerances import ETA, U64
+from ..tolerances import ETA, SAFETY, U64
 from .frame import Frame
 from .state import AffineMaps, Hyperplanes, Regions
 
@@ -82,3 +82,37 @@ def post_activation(hyp: Hyperplanes, active: np.ndarray, slopes: np.ndarray) ->
     eM = np.abs(f) * hyp.eG + np.where(exact_f, 0.0, U64 * np.abs(M).sum(axis=2))
     ec = np.abs(f) * hyp.eg + np.where(exact_f, 0.0, U64 * np.abs(c))
     return AffineMaps(M, c, eM, ec)
+
+
+def against_winners(hyp: Hyperplanes, ref: np.ndarray, const: np.ndarray) -> tuple[Hyperplanes, np.ndarray]:
+    """The hyperplanes a region's rows use in a layer with winner-take-all groups: unit j's own,
+    or ``z_j - z_t`` where ``ref[c, j] = t >= 0`` (:meth:`lrenum.model.network.Network.group_reference`),
+    with ``const`` (C, n) of the units recomputed for the differences.
+
+    ``hyp`` is per cell (C, n, r). The difference of two floats rounds once, by at most
+    ``u |difference|`` (an exact subtraction where it underflows): the bounds add the two
+    operands' bounds and that ulp. A difference counts as constant (no row) only where it is
+    exactly zero with no error, a tie (allowed only against a lower-index winner:
+    :func:`tied_against_later`); else it gets a row, perhaps with a zero normal, whose value then
+    decides it like any row's."""
+    pick = ref >= 0
+    if not pick.any():
+        return hyp, const
+    C = np.arange(ref.shape[0])[:, None]
+    t = np.where(pick, ref, 0)
+    Gt, gt, eGt, egt = hyp.G[C, t], hyp.g[C, t], hyp.eG[C, t], hyp.eg[C, t]
+    Gd = hyp.G - Gt
+    gd = hyp.g - gt
+    eGd = (hyp.eG + eGt + U64 * np.abs(Gd).sum(axis=2)) * SAFETY
+    egd = (hyp.eg + egt + U64 * np.abs(gd)) * SAFETY
+    out = Hyperplanes(np.where(pick[:, :, None], Gd, hyp.G), np.where(pick, gd, hyp.g),
+                      np.where(pick, eGd, hyp.eG), np.where(pick, egd, hyp.eg))
+    tie = ~np.any(Gd != 0, axis=2) & (eGd == 0) & (gd == 0) & (egd == 0)
+    return out, np.where(pick, tie, const)
+
+
+def tied_against_later(ref: np.ndarray, const: np.ndarray) -> np.ndarray:
+    """(C,) cells where a group's loser ties exactly with a winner of higher index: on a tie the
+    lower index wins, so no such cell exists (``const`` as :func:`against_winners` returns it)."""
+    j = np.arange(ref.shape[1])[None, :]
+    return np.any((ref > j) & const, axis=1)

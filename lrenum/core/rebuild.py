@@ -13,7 +13,7 @@ import numpy as np
 
 from .children import extend_rows
 from .frame import Frame
-from .hyperplanes import Propagator, post_activation
+from .hyperplanes import Propagator, against_winners, post_activation
 from .state import AffineMaps, Regions, Rows
 
 
@@ -34,7 +34,10 @@ def rebuild_regions(frame: Frame, propagator: Propagator, bits: np.ndarray, cons
         hyp = propagator(cur)
         act = bits[:, offs[l]:offs[l + 1]]
         cst = const[:, offs[l]:offs[l + 1]]
-        rows = extend_rows(cur.rows, hyp, np.where(act, 1.0, -1.0), cst)
+        signs = np.where(act, 1.0, -1.0)
+        # a winner-take-all group's losers have rows against their winner, as the split made them
+        hrow = against_winners(hyp, net.group_reference(l, signs), cst)[0] if net.group_members[l] else hyp
+        rows = extend_rows(cur.rows, hrow, signs, cst)
         cur = Regions(layer=l + 1, bits=bits[:, :offs[l + 1]], const=const[:, :offs[l + 1]], rows=rows,
                       maps=post_activation(hyp, act, net.slopes[l]), witness=witness, radius=radius,
                       wstatus=wstatus, rank=ranks[:, :l + 1].astype(np.int64), parent=parent, ident=ident)

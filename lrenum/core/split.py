@@ -22,6 +22,7 @@ from ..certify import device_certs
 from ..certify.decide import Decider, DecisionStats
 from ..lp.device import choose_backend
 from .arrangement import SideTester, arrange, witnesses
+from . import group_split
 from .children import ChildCells, assemble
 from .classify import classify
 from .frame import Frame
@@ -76,6 +77,11 @@ class Splitter:
         frame, stats = self.frame, self.stats
         hyp = self.propagate(P)
         cls = classify(frame, P, hyp, stats, self.decider.certify_empty)
+        if group_split.takes(frame, P.layer):   # max pooling over 3+ values: argmax cells, not an arrangement
+            splitter = group_split.GroupSplitter(frame, self.backend, self.decider, stats)
+            cells = splitter.split(P, hyp, cls, self._report(P.layer))
+            yield from self._assembled(P, hyp, cls, cells, copies=False)
+            return
         cls = self._without_copies(P.layer, cls)
         if self.vertex is not None and P.vertices is not None and len(P) == 1 and self.vertex.takes(P, cls)[0]:
             yield from self._in_pieces(P, hyp, cls)
@@ -128,9 +134,12 @@ class Splitter:
                                         cells.signs[:, passengers])
         return cells._replace(signs=signs.astype(np.int8))
 
-    def _assembled(self, P: Regions, hyp, cls, cells: ChildCells) -> Iterator[tuple[Regions, np.ndarray]]:
-        """Cells made child regions, ``assemble_chunk`` at a time (at least one chunk, maybe empty)."""
-        cells = self._with_copies_signs(P, cls, cells)
+    def _assembled(self, P: Regions, hyp, cls, cells: ChildCells, copies: bool = True
+                   ) -> Iterator[tuple[Regions, np.ndarray]]:
+        """Cells made child regions, ``assemble_chunk`` at a time (at least one chunk, maybe empty);
+        ``copies``: fill in the copies' signs (cells of the arrangement; a group split signs every unit)."""
+        if copies:
+            cells = self._with_copies_signs(P, cls, cells)
         n = len(cells.parent)
         step = self.frame.settings.assemble_chunk
         for s in range(0, max(n, 1), step):

@@ -124,7 +124,7 @@ def compute_bounds(net: Network, domain: Domain, *, use_milp: bool = True, backe
     """Every analytic upper bound for ``net`` over ``domain``, with what each one used."""
     n0, widths = net.input_dim, list(net.hidden_widths)
     rep = BoundsReport(bounds={})
-    if net.has_linear:
+    if net.has_linear or net.has_groups:
         return _carried_bound(net, rep)
     t = time.perf_counter()
     rep.bounds["montufar2017"] = montufar2017(n0, widths)
@@ -176,11 +176,15 @@ def _carried_bound(net: Network, rep: BoundsReport) -> BoundsReport:
     region, into at most sum_{j <= n_0} C(u_l, j) pieces."""
     t = time.perf_counter()
     out = 1
-    for u in net.splitting_widths:
+    for u, members in zip(net.splitting_widths, net.group_members):
+        # a group of m units (a max pool over m + 1 values): its argmax cells are unions of the
+        # cells of its m hyperplanes and their C(m, 2) differences, so those count as hyperplanes
+        u += sum(comb(m.size, 2) for m in members)
         out *= sum(comb(u, j) for j in range(min(u, net.input_dim) + 1))
     rep.bounds["product"] = out
     rep.seconds["product"] = time.perf_counter() - t
     rep.details["product"] = ("residual connections or max pooling (linear carried units): the rank bottleneck "
                               "of serra2018, montufar2017 and the activation bound does not hold; "
-                              "prod_l sum_{j <= n_0} C(u_l, j) over each layer's splitting units u_l")
+                              "prod_l sum_{j <= n_0} C(u_l, j) over each layer's splitting units u_l "
+                              "(with the pairwise differences of a max pool's group among them)")
     return rep

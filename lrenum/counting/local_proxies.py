@@ -20,7 +20,7 @@ import numpy as np
 from ..certify.floatcert import forward_with_bounds
 from ..core.state import pattern_keys
 from ..model.network import Network
-from .preact import activation_range, interval_layer
+from .preact import activation_range, group_floor, interval_layer
 
 __all__ = ["neurons_meeting_box", "sampled_patterns"]
 
@@ -30,10 +30,10 @@ def neurons_meeting_box(net: Network, lo: np.ndarray, hi: np.ndarray) -> list[in
     rounded) has 0 strictly inside."""
     lo, hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
     counts = []
-    for W, b, a, lin in zip(net.weights[:-1], net.biases[:-1], net.slopes, net.linear):
+    for l, (W, b, a, lin) in enumerate(zip(net.weights[:-1], net.biases[:-1], net.slopes, net.linear)):
         z_lo, z_hi = interval_layer(W, b, lo, hi)                        # the pre-activation bounds' own
         counts.append(int(np.sum((z_lo < 0) & (z_hi > 0) & ~lin)))     # linear units never split
-        lo, hi = activation_range(z_lo, z_hi, a)                         # leaky slopes: not monotone
+        lo, hi = group_floor(net, l, *activation_range(z_lo, z_hi, a))   # leaky slopes: not monotone
     return counts
 
 

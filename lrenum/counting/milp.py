@@ -29,6 +29,7 @@ from typing import Optional
 import numpy as np
 
 from ..model.domain import Domain
+from ..errors import InputError
 from ..model.network import Network
 from .preact import PreactBounds, activation_range
 
@@ -65,6 +66,9 @@ class MilpModel:
 def encode(net: Network, domain: Domain, pb: PreactBounds, margin: float, layers: Optional[int] = None) -> MilpModel:
     """Encode hidden layers 1..``layers`` (default all) with margin ``margin`` relative to each
     neuron's range (negative: a relaxation that keeps every region)."""
+    if net.has_groups:
+        raise InputError("the MILP encodings (mipbound, bounds' activation bound) do not support max pooling over "
+                         "windows of 3 or more values")
     L = net.n_hidden if layers is None else layers
     d = net.input_dim
     # with a positive margin, x also keeps that margin from the domain's boundary

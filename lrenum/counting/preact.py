@@ -64,7 +64,7 @@ def preactivation_bounds(net: Network, domain: Domain, refine: bool = True) -> P
     lps = 0
     # the triangle relaxation below describes a plain ReLU (h = 0 below 0); leaky slopes and
     # carried (linear) units are bounded by intervals alone
-    relax = refine and net.is_relu and not net.has_linear
+    relax = refine and net.is_relu and not net.has_linear and not net.has_groups
     for l in range(net.n_hidden):
         W, b = net.weights[l], net.biases[l]
         lo, hi = interval_layer(W, b, hl, hu)
@@ -78,8 +78,18 @@ def preactivation_bounds(net: Network, domain: Domain, refine: bool = True) -> P
                     lps += 2
         los.append(lo)
         his.append(hi)
-        hl, hu = activation_range(lo, hi, net.slopes[l])
+        hl, hu = group_floor(net, l, *activation_range(lo, hi, net.slopes[l]))
     return PreactBounds(los, his, lps)
+
+
+def group_floor(net: Network, l: int, hl: np.ndarray, hu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A winner-take-all unit outputs 0 when another unit of its group wins, even where its own z
+    is positive: its output's lower bound is 0, not its ReLU's."""
+    if net.group_members[l]:
+        hl = hl.copy()
+        for m in net.group_members[l]:
+            hl[m] = np.minimum(hl[m], 0.0)
+    return hl, hu
 
 
 def activation_range(lo: np.ndarray, hi: np.ndarray, slope: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

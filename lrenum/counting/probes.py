@@ -147,6 +147,9 @@ class ProbeSampler:
 
     def __init__(self, net: Network, domain: Domain, settings: Settings, strata: int = STRATA,
                  guide_points: int = GUIDE_POINTS, guide_seed: int = 0):
+        if net.has_groups:     # a probe walks hyperplanes; a window's argmax cells are not hyperplane cells
+            raise InputError("--method probes does not support max pooling over windows of 3 or more values "
+                             "(use --method tree)")
         self.net = net
         self.stats = DecisionStats()
         self.frame = Frame(net, domain, settings)

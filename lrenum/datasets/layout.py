@@ -81,6 +81,9 @@ def write_layout(f: h5py.File, attrs: dict, net: Network, frame: Frame, maps: st
     if net.has_linear:
         for l, m in enumerate(net.linear):
             f.create_dataset(f"linear/layer_{l + 1}", data=np.asarray(m, np.uint8))
+    if net.has_groups:
+        for l, g in enumerate(net.groups):
+            f.create_dataset(f"groups/layer_{l + 1}", data=np.asarray(g, np.int64))
     for l in range(1, L + 1):
         g = f.create_group(f"layer_{l}")
         nb = (widths[l - 1] + 7) // 8

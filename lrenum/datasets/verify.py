@@ -44,10 +44,16 @@ class Mismatch(Exception):
 
 
 def check_linear_units(net: Network, bits: np.ndarray, const: np.ndarray, where: str) -> None:
-    """Linear (carried) units are never part of a region's definition: bit 0, constant 1."""
+    """Linear (carried) units are never part of a region's definition: bit 0, constant 1; a
+    winner-take-all group has at most one active unit."""
     lin = net.linear_flat[:bits.shape[1]]
     if lin.any() and (np.any(bits[:, lin]) or not np.all(const[:, lin])):
         raise Mismatch(f"{where}: a linear (carried) unit is stored active or not constant")
+    offs = net.neuron_offsets
+    for l in range(net.layers_covered(bits.shape[1])):          # a winner-take-all group has one winner at most
+        for members in net.group_members[l]:
+            if np.any(bits[:, offs[l] + members].sum(axis=1) > 1):
+                raise Mismatch(f"{where}: a max pool's group (layer {l + 1}) is stored with two winners")
 
 
 def verify_file(path: str, net: Network, domain: Domain, *, device: Optional[str] = None,

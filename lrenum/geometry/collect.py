@@ -30,6 +30,7 @@ from ..core.frame import Frame
 from ..core.state import Regions
 from ..core.vertex_sets import VertexSets, ragged_arange, rebuilt_from_rows
 from ..model.domain import Domain
+from ..errors import InputError
 from ..model.network import Network
 from ..tolerances import U64
 from . import polyhedron
@@ -54,6 +55,9 @@ class GeometrySink:
     """Keeps the final regions' geometry, batch by batch (the walk's sink for layer L)."""
 
     def __init__(self, net: Network, domain: Domain, background: bool = True):
+        if net.has_groups:    # facets, neighbours (a flipped bit) and exact patterns here are the ReLU case's
+            raise InputError("--geometry does not support max pooling over windows of 3 or more values yet "
+                             "(enumerate, local, verify and estimate --method tree do)")
         self.net, self.domain = net, domain
         self.frame = Frame(net, domain)
         self.d, self.L = net.input_dim, net.n_hidden

@@ -13,11 +13,12 @@ layer or the output still reads. A chain (no branches) carries nothing and lower
 before. On every region each carried value is an affine function of the input, so the regions,
 maps and ranks are the model's own: the carried units add width, not hyperplanes.
 
-Max pooling: ``max(a, b) = a + relu(b - a)`` is an activation whose sign is the window's argmax
-(ties, ``a = b``, are lower-dimensional), with ``a`` carried past it. Windows of more than two
-elements are refused: the sign patterns of a chain of pairwise comparisons split regions where
-the window's argmax is constant (``max(a, b, c)`` with c largest is still split by ``a < b``),
-so a larger window needs a split on argmax cells, which the enumerator does not do yet.
+Max pooling: the max over a window ``y_1..y_k`` is ``y_1`` (carried) plus a winner-take-all group
+of k - 1 units ``z_t = y_{t+1} - y_1`` (:class:`lrenum.model.network.Network`): its active unit
+names the window's argmax, so regions are exactly the sets where every ReLU sign and every
+window's argmax is constant (ties are lower-dimensional). For k = 2 the group is one ReLU unit,
+``max(a, b) = a + relu(b - a)``. (A chain of pairwise ReLU comparisons would compute the same
+function but split argmax cells: ``max(a, b, c)`` with c largest split again by ``a < b``.)
 """
 
 from __future__ import annotations
@@ -96,32 +97,35 @@ class Graph:
 
     def __init__(self, input_shape: Sequence[int]):
         self.source_sizes = [int(np.prod(input_shape))]
-        self.layers: list[tuple[Value, np.ndarray]] = []     # (pre-activation, per-unit slopes)
+        self.layers: list[tuple[Value, np.ndarray, np.ndarray]] = []     # (pre-activation, slopes, group ids)
 
-    def activate(self, pre: Value, slopes: np.ndarray) -> Value:
-        """A hidden layer on ``pre`` (slopes per unit); its output as a new source."""
-        self.layers.append((pre, np.asarray(slopes, np.float64)))
+    def activate(self, pre: Value, slopes: np.ndarray, groups: Optional[np.ndarray] = None) -> Value:
+        """A hidden layer on ``pre`` (slopes per unit; winner-take-all group ids, -1 for none); its
+        output as a new source."""
+        gid = np.full(pre.size, -1, np.int64) if groups is None else np.asarray(groups, np.int64)
+        self.layers.append((pre, np.asarray(slopes, np.float64), gid))
         self.source_sizes.append(pre.size)
         return Value.source(len(self.source_sizes) - 1, pre.shape)
 
     def max_pool(self, v: Value, windows: list, out_shape, what: str) -> Value:
-        """The max over each window of ``v`` (see the module docstring)."""
-        big = [w for w in windows if len(w) > 2]
-        if big:
-            raise InputError(f"{what}: windows of {len(big[0])} elements; lrenum enumerates max pooling exactly over "
-                             "windows of at most 2 elements (a larger window's argmax cells are not hyperplane cells)")
+        """The max over each window of ``v`` (see the module docstring): one group per window of
+        two or more values, its units ``v[w_t] - v[w_0]``."""
         n = len(windows)
         first = np.zeros((n, v.size))
         first[np.arange(n), [w[0] for w in windows]] = 1.0
-        pairs = [i for i, w in enumerate(windows) if len(w) == 2]
-        if not pairs:
+        units = [(i, t) for i, w in enumerate(windows) for t in range(1, len(w))]   # (window, element)
+        if not units:
             return v.mapped(first, None, out_shape)
-        diff = np.zeros((len(pairs), v.size))
-        diff[np.arange(len(pairs)), [windows[i][1] for i in pairs]] = 1.0
-        diff[np.arange(len(pairs)), [windows[i][0] for i in pairs]] -= 1.0
-        h = self.activate(v.mapped(diff, None, (len(pairs),)), np.zeros(len(pairs)))
-        place = np.zeros((n, len(pairs)))
-        place[pairs, np.arange(len(pairs))] = 1.0
+        diff = np.zeros((len(units), v.size))
+        rows = np.arange(len(units))
+        diff[rows, [windows[i][t] for i, t in units]] = 1.0
+        diff[rows, [windows[i][0] for i, _ in units]] -= 1.0
+        window_of = np.array([i for i, _ in units])
+        sizes = np.bincount(window_of, minlength=n)
+        gid = np.where(sizes[window_of] > 1, window_of, -1)       # a window of two is a plain ReLU unit
+        h = self.activate(v.mapped(diff, None, (len(units),)), np.zeros(len(units)), gid)
+        place = np.zeros((n, len(units)))
+        place[window_of, rows] = 1.0
         return v.mapped(first, None, out_shape).plus(h.mapped(place, None, out_shape), what)
 
     def assemble(self, output: Value) -> Network:
@@ -131,7 +135,7 @@ class Graph:
         K = len(self.layers)
         if K == 0:
             raise InputError("the model has no activation (ReLU, LeakyReLU, PReLU or max pooling): nothing to enumerate")
-        readers = [value.terms for value, _ in self.layers] + [output.terms]    # reader k + 1 reads layer k's output
+        readers = [value.terms for value, _, _ in self.layers] + [output.terms]    # reader k + 1 reads layer k's output
         # read_after[k][s]: the entries of source s read by readers k + 1 .. K + 1 (layer k must carry them)
         read_after: list[dict] = [dict() for _ in range(K + 2)]
         for k in range(K, -1, -1):
@@ -141,9 +145,9 @@ class Graph:
                 read_after[k][s] = read_after[k].get(s, np.zeros(used.size, bool)) | used
         where_prev = {0: np.arange(self.source_sizes[0])}   # source -> row of each entry in the previous layer (-1: absent)
         n_prev = self.source_sizes[0]
-        weights, biases, slopes, linear = [], [], [], []
+        weights, biases, slopes, linear, groups = [], [], [], [], []
         for k in range(1, K + 1):
-            pre, slope = self.layers[k - 1]
+            pre, slope, gid = self.layers[k - 1]
             carried = {s: np.flatnonzero(m) for s, m in read_after[k].items() if s < k and m.any()}
             n_real = pre.size
             n_out = n_real + sum(c.size for c in carried.values())
@@ -165,12 +169,14 @@ class Graph:
             biases.append(b)
             slopes.append(np.concatenate([slope, np.ones(n_out - n_real)]))
             linear.append(np.arange(n_out) >= n_real)
+            groups.append(np.concatenate([gid, np.full(n_out - n_real, -1, np.int64)]))
             where_prev, n_prev = where, n_out
         Wout = np.zeros((output.size, n_prev))
         self._place(Wout, output, where_prev, K + 1)
         leaky = any(np.any(np.where(m, 0.0, a)) for a, m in zip(slopes, linear))
         return make_network(weights + [Wout], biases + [output.c], slopes if leaky else None,
-                            linear if any(m.any() for m in linear) else None)
+                            linear if any(m.any() for m in linear) else None,
+                            groups if any(np.any(g >= 0) for g in groups) else None)
 
     def _place(self, W: np.ndarray, value: Value, where_prev: dict, reader: int) -> None:
         """Add ``value``'s terms into W's columns where the previous layer holds each entry."""

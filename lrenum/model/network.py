@@ -12,6 +12,17 @@ splits a region. Linear units carry values a later layer still needs past the la
 region's definition: their pattern bit is 0 and their constant bit 1 everywhere (they constrain
 nothing, like a neuron constant on the region), and the rank after a layer counts only the
 layer's other units (the real network's layer output; the carried values are not part of it).
+
+Hidden ReLU units of one layer may form a *winner-take-all group* (``groups[l][j]``, the same
+id >= 0; -1 is a plain unit): at most one unit of a group is active, the one with the largest
+pre-activation, and only where that is positive (ties go to the lower index, and 0 ties go to
+"none"). Its output is its pre-activation, every other unit of the group outputs 0. A max pool
+over k values ``y_1..y_k`` is ``y_1`` (carried) plus a group of k - 1 units ``z_t = y_{t+1} -
+y_1``: the active unit names the window's argmax (none: ``y_1``), so a region's pattern is its
+argmax per window and a region is an argmax cell, as the definition asks. On a region a group's
+rows are the argmax cell's: the active unit's ``z_t > 0`` and ``z_s < z_t`` for every other
+unit (no active unit: ``z_s < 0`` for all), one row per unit (:meth:`Network.group_reference`). A group of
+one unit is a plain ReLU unit.
 """
 
 from __future__ import annotations
@@ -38,6 +49,7 @@ class Network:
     biases: tuple[np.ndarray, ...]
     slopes: tuple[np.ndarray, ...] = ()
     linear: tuple[np.ndarray, ...] = ()
+    groups: tuple[np.ndarray, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.slopes:   # plain ReLU network
@@ -46,6 +58,50 @@ class Network:
             object.__setattr__(self, "linear", tuple(np.zeros(W.shape[0], bool) for W in self.weights[:-1]))
         elif any(np.any(m & (a != 1.0)) for a, m in zip(self.slopes, self.linear)):
             object.__setattr__(self, "slopes", tuple(np.where(m, 1.0, a) for a, m in zip(self.slopes, self.linear)))
+        if not self.groups:   # no winner-take-all groups
+            object.__setattr__(self, "groups", tuple(np.full(W.shape[0], -1, np.int64) for W in self.weights[:-1]))
+
+    @property
+    def has_groups(self) -> bool:
+        """True when some hidden layer has a winner-take-all group of two or more units (max pooling
+        over windows of three or more values)."""
+        return any(g.size and np.max(np.bincount(g[g >= 0], minlength=1), initial=0) > 1 for g in self.groups)
+
+    @cached_property
+    def group_members(self) -> tuple[tuple[np.ndarray, ...], ...]:
+        """Per hidden layer, the unit indices of each group of two or more units (in unit order)."""
+        out = []
+        for g in self.groups:
+            ids, counts = np.unique(g[g >= 0], return_counts=True)
+            out.append(tuple(np.flatnonzero(g == i) for i, c in zip(ids, counts) if c > 1))
+        return tuple(out)
+
+    def active_units(self, layer: int, z: np.ndarray) -> np.ndarray:
+        """Which units of hidden layer ``layer`` are active at pre-activations z (..., n): z > 0, and
+        in a group only its winner (the largest z, the lowest index among ties, if positive)."""
+        act = z > 0
+        for members in self.group_members[layer]:
+            zg = z[..., members]
+            win = np.argmax(zg, axis=-1)
+            top = np.take_along_axis(zg, win[..., None], axis=-1)[..., 0]
+            onehot = (np.arange(members.size) == win[..., None]) & (top > 0)[..., None]
+            act[..., members] = onehot
+        return act
+
+    def group_reference(self, layer: int, signs: np.ndarray) -> np.ndarray:
+        """Per unit of hidden layer ``layer``, the unit its row is taken against (-1: its own row).
+
+        ``signs`` (..., n): +1 active, -1 inactive, 0 undecided. In a group with an active unit t,
+        every inactive unit j's row is ``z_j - z_t < 0`` (t beats j; on a tie the lower index
+        wins, so a constant ``z_j - z_t`` is allowed to be 0 only when j > t); everywhere else a
+        unit's row is its own pre-activation's. This rule makes a region's rows its argmax cell."""
+        ref = np.full(np.shape(signs), -1, np.int64)
+        for members in self.group_members[layer]:
+            sg = np.asarray(signs)[..., members]
+            won = sg > 0
+            t = members[np.argmax(won, axis=-1)]
+            ref[..., members] = np.where(won.any(axis=-1)[..., None] & (sg < 0), t[..., None], -1)
+        return ref
 
     @property
     def has_linear(self) -> bool:
@@ -112,13 +168,13 @@ class Network:
         """The network up to hidden layer k, with layer k+1 as its (affine) output layer."""
         if not 1 <= k <= self.n_hidden:
             raise ValueError(f"k must be in 1..{self.n_hidden}")
-        return Network(self.weights[:k + 1], self.biases[:k + 1], self.slopes[:k], self.linear[:k])
+        return Network(self.weights[:k + 1], self.biases[:k + 1], self.slopes[:k], self.linear[:k], self.groups[:k])
 
     def with_first_layer(self, W: np.ndarray, b: np.ndarray) -> "Network":
         """The same network with a new first layer (a slice or a line through the input space):
         slopes and carried units kept."""
         return Network((np.asarray(W, np.float64),) + self.weights[1:], (np.asarray(b, np.float64),) + self.biases[1:],
-                       self.slopes, self.linear)
+                       self.slopes, self.linear, self.groups)
 
     def activation_factors(self, layer: int, active: np.ndarray) -> np.ndarray:
         """Per-neuron factor of the map ``h = factor * z`` on a region: 1 where active, else the slope."""
@@ -126,17 +182,17 @@ class Network:
 
     def patterns(self, x: np.ndarray) -> np.ndarray:
         """Activation patterns (K, N) at points ``x`` (float64, uncertified; linear units 0)."""
-        z = np.concatenate(self.pre_activations(np.atleast_2d(x)), axis=1)
-        return (z > 0) & ~self.linear_flat
+        zs = self.pre_activations(np.atleast_2d(x))
+        return np.concatenate([self.active_units(l, z) for l, z in enumerate(zs)], axis=1) & ~self.linear_flat
 
     def pre_activations(self, x: np.ndarray) -> list[np.ndarray]:
         """Pre-activations of every hidden layer at points ``x`` (float64)."""
         h = np.asarray(x, dtype=np.float64)
         out = []
-        for W, b, a in zip(self.weights[:-1], self.biases[:-1], self.slopes):
+        for l, (W, b, a) in enumerate(zip(self.weights[:-1], self.biases[:-1], self.slopes)):
             z = h @ W.T + b
             out.append(z)
-            h = np.where(z > 0, z, a * z)
+            h = np.where(self.active_units(l, z), z, a * z)
         return out
 
     def affine_map(self, bits: np.ndarray, n_layers: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
@@ -154,9 +210,9 @@ class Network:
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Network output for points ``x`` of shape ``(..., d)``, in float64."""
         h = np.asarray(x, dtype=np.float64)
-        for W, b, a in zip(self.weights[:-1], self.biases[:-1], self.slopes):
+        for l, (W, b, a) in enumerate(zip(self.weights[:-1], self.biases[:-1], self.slopes)):
             z = h @ W.T + b
-            h = np.where(z > 0, z, a * z)
+            h = np.where(self.active_units(l, z), z, a * z)
         return h @ self.weights[-1].T + self.biases[-1]
 
     def digest(self) -> str:
@@ -175,6 +231,10 @@ class Network:
             for m in self.linear:
                 h.update(b"linear")
                 h.update(np.ascontiguousarray(m, dtype=np.uint8).tobytes())
+        if self.has_groups:
+            for g in self.groups:
+                h.update(b"groups")
+                h.update(np.ascontiguousarray(g, dtype=np.int64).tobytes())
         return h.hexdigest()
 
 
@@ -189,12 +249,14 @@ def _as_real_array(value, what: str) -> np.ndarray:
 
 
 def make_network(weights: Sequence, biases: Sequence, slopes: Optional[Sequence] = None,
-                 linear: Optional[Sequence] = None) -> Network:
+                 linear: Optional[Sequence] = None, groups: Optional[Sequence] = None) -> Network:
     """Validate and build a :class:`Network` from lists of arrays (PyTorch layout).
 
     ``slopes``: per hidden layer, a scalar or a vector of negative-side slopes (leaky ReLU,
     PReLU); omitted for ReLU. ``linear``: per hidden layer, a boolean mask of linear (carried,
-    never splitting) units, or None; their slope is 1 whatever ``slopes`` says.
+    never splitting) units, or None; their slope is 1 whatever ``slopes`` says. ``groups``: per
+    hidden layer, integer group ids (-1: no group) of winner-take-all groups, or None (ReLU units
+    only: slope 0, not linear).
     """
     if len(weights) == 0:
         raise InputError("network has no layers")
@@ -243,4 +305,17 @@ def make_network(weights: Sequence, biases: Sequence, slopes: Optional[Sequence]
                 raise InputError(f"linear-unit mask of layer {k} must be {W.shape[0]} booleans, got {m.dtype} {m.shape}")
             alphas[k - 1] = np.where(m, 1.0, alphas[k - 1])
             masks.append(m.copy())
-    return Network(tuple(Ws), tuple(bs), tuple(alphas), tuple(masks))
+    gids = []
+    if groups is not None:
+        if len(groups) != len(Ws) - 1:
+            raise InputError(f"{len(groups)} group-id arrays for {len(Ws) - 1} hidden layers")
+        for k, (W, g) in enumerate(zip(Ws[:-1], groups), start=1):
+            g = np.full(W.shape[0], -1, np.int64) if g is None else np.asarray(g)
+            if g.shape != (W.shape[0],) or not np.issubdtype(g.dtype, np.integer) or np.any(g < -1):
+                raise InputError(f"group ids of layer {k} must be {W.shape[0]} integers >= -1, got {g.dtype} {g.shape}")
+            grouped = g >= 0
+            lin = masks[k - 1] if masks else np.zeros(W.shape[0], bool)
+            if np.any(grouped & (lin | (alphas[k - 1] != 0))):
+                raise InputError(f"layer {k}: winner-take-all group units must be ReLU units (slope 0, not linear)")
+            gids.append(g.astype(np.int64))
+    return Network(tuple(Ws), tuple(bs), tuple(alphas), tuple(masks), tuple(gids))

@@ -2,7 +2,8 @@
 
 Optional arrays: ``a1 .. a{L-1}`` negative-side slopes of the hidden layers (leaky ReLU; absent
 means ReLU), ``linear1 .. linear{L-1}`` boolean masks of linear carried units (residual
-connections and max pooling lowered to plain layers, :mod:`lrenum.model.graph`), ``lo``/``hi`` a box domain, ``domain_A``/``domain_b`` a polytope ``{x : A x <= b}``,
+connections and max pooling lowered to plain layers, :mod:`lrenum.model.graph`), ``groups1 ..
+groups{L-1}`` integer winner-take-all group ids (-1: none; max pooling over 3+ values), ``lo``/``hi`` a box domain, ``domain_A``/``domain_b`` a polytope ``{x : A x <= b}``,
 ``meta_json`` free-form metadata.
 """
 
@@ -53,7 +54,12 @@ def network_from_arrays(arrays: dict, source: str) -> Network:
     linear = None
     if masks:
         linear = [np.asarray(masks[k], bool) if k in masks else None for k in range(1, L)]
-    return make_network([Ws[k] for k in range(1, L + 1)], [bs[k] for k in range(1, L + 1)], slopes, linear)
+    gids = _numbered(arrays, "groups")
+    bad = sorted(k for k in gids if k >= L)
+    if bad:
+        raise InputError(f"{source}: groups{bad[0]} given for a layer that is not hidden (hidden layers are 1..{L - 1})")
+    groups = [gids.get(k) for k in range(1, L)] if gids else None
+    return make_network([Ws[k] for k in range(1, L + 1)], [bs[k] for k in range(1, L + 1)], slopes, linear, groups)
 
 
 def load_npz(path: str | os.PathLike) -> tuple[Network, dict]:
@@ -88,5 +94,8 @@ def save_npz(path: str | os.PathLike, net: Network, **extra: np.ndarray) -> None
     if net.has_linear:
         for k, m in enumerate(net.linear, start=1):
             arrays[f"linear{k}"] = m
+    if net.has_groups:
+        for k, g in enumerate(net.groups, start=1):
+            arrays[f"groups{k}"] = g
     arrays.update(extra)
     np.savez(path, **arrays)

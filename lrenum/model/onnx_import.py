@@ -3,7 +3,7 @@
 Each node reads one earlier tensor (plus initializers), except ``Add``, which may join two
 branches (a residual connection, :mod:`lrenum.model.graph`). Supported: Gemm, MatMul (+ Add),
 Add, Relu, LeakyRelu, PRelu, Conv, BatchNormalization, Flatten, Reshape, AveragePool,
-GlobalAveragePool, MaxPool and GlobalMaxPool (windows of at most 2 elements), Pad (constant 0),
+GlobalAveragePool, MaxPool and GlobalMaxPool (any window), Pad (constant 0),
 Dropout, Identity, and a final Softmax / LogSoftmax. Any other operation is refused with one
 line naming the op and the node.
 """

@@ -81,7 +81,7 @@ def _walk(module, low: Lowerer, torch, nn) -> None:
         raise InputError(f"unsupported TorchScript module {module.original_name}; export the model to ONNX instead")
     if not list(module.children()):
         raise InputError(f"unsupported layer {type(module).__name__}: lrenum lowers Linear, Conv1d/2d, AvgPool, "
-                         "AdaptiveAvgPool, MaxPool (windows of at most 2 elements), BatchNorm (eval), Flatten, Dropout, "
+                         "AdaptiveAvg/MaxPool, MaxPool, BatchNorm (eval), Flatten, Dropout, "
                          "Identity, ZeroPad, ReLU, LeakyReLU, PReLU, residual additions, final Softmax")
     _trace(module, low, torch, nn)
 
@@ -111,8 +111,10 @@ def _lower_module(m, low: Lowerer, nn) -> bool:
             raise InputError(f"{name} with ceil_mode or return_indices is not supported")
         k = _tuple(m.kernel_size, nd)
         low.max_pool(k, _tuple(m.stride or k, nd), _pairs(m.padding, nd), _tuple(m.dilation, nd), name)
-    elif isinstance(m, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)):
-        nd = 1 if isinstance(m, nn.AdaptiveAvgPool1d) else 2
+    elif isinstance(m, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d)):
+        nd = 1 if isinstance(m, (nn.AdaptiveAvgPool1d, nn.AdaptiveMaxPool1d)) else 2
+        if getattr(m, "return_indices", False):
+            raise InputError(f"{name} with return_indices is not supported")
         spatial = low.shape[1:]
         size = (m.output_size,) * nd if isinstance(m.output_size, int) else tuple(m.output_size)
         out = tuple(s if o is None else int(o) for o, s in zip(size, spatial))
@@ -120,7 +122,10 @@ def _lower_module(m, low: Lowerer, nn) -> bool:
             raise InputError(f"{name}(output_size={m.output_size}) on a tensor of shape {low.shape}: only output sizes "
                              "that divide the input's are supported")
         k = tuple(s // o for s, o in zip(spatial, out))
-        low.avg_pool(k, k, [(0, 0)] * nd, True, name)
+        if isinstance(m, (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d)):    # AdaptiveMaxPool2d(1): global max pooling
+            low.max_pool(k, k, [(0, 0)] * nd, (1,) * nd, name)
+        else:
+            low.avg_pool(k, k, [(0, 0)] * nd, True, name)
     elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
         if m.training or m.running_mean is None:
             raise InputError(f"{name} must be in eval mode with running statistics (call model.eval())")

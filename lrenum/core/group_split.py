@@ -1,0 +1,152 @@
+"""Step 3-4 of a split for a layer with winner-take-all groups (max pooling over 3+ values): argmax cells.
+
+A group's units ``z_1..z_m`` (``m = k - 1`` for a window of k values) cut a region into at most
+m + 1 argmax cells: "none" (every ``z < 0``) and "t" (``z_t > 0`` and ``z_s < z_t`` for every
+other s). These are not the cells of a hyperplane arrangement in the z (the hyperplanes
+``z_s = z_t`` would cut them again), so the layer is split group by group:
+
+    for each group:
+        for each current cell and each option of the group still possible:
+            the cell's witness's own option needs no LP (a proposal, certified with the children);
+            every other option gets one margin LP; "no interior" is certified at once
+        the new cells are the options with interior
+
+Options are ruled out for free where step 2 (:mod:`lrenum.core.classify`) proved a unit's sign
+over the whole parent: t needs ``z_t > 0``, "none" needs every ``z < 0``; and where a loser ties
+exactly with a later winner (ties go to the lower index). Plain units of the layer are groups of
+one (options: inactive, active). Nothing here is trusted uncertified, as on the LP path: every
+emptiness claim goes through the :class:`lrenum.certify.decide.Decider`, every cell's interior
+through the forward-pass certificate of :func:`lrenum.core.children.assemble`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ..certify.decide import CellSpec, Decider, DecisionStats
+from ..lp.problem import MarginProblems
+from . import memory
+from .children import ChildCells
+from .classify import Classes
+from .frame import Frame
+from .hyperplanes import against_winners, tied_against_later
+from .state import Hyperplanes, Regions, Rows
+
+
+def takes(frame: Frame, layer: int) -> bool:
+    """True when the units of hidden layer ``layer + 1`` (0-based ``layer``) include a group of two or more."""
+    return bool(frame.net.group_members[layer])
+
+
+def unit_groups(frame: Frame, layer: int) -> list[np.ndarray]:
+    """The layer's groups in unit order: every group of two or more, and each plain unit alone."""
+    net = frame.net
+    members = net.group_members[layer]
+    grouped = np.zeros(net.hidden_widths[layer], bool)
+    for m in members:
+        grouped[m] = True
+    alone = [np.array([j]) for j in np.flatnonzero(~grouped & ~net.linear[layer])]
+    return sorted(list(members) + alone, key=lambda m: int(m[0]))
+
+
+def with_option(signs: np.ndarray, members: np.ndarray, option: np.ndarray) -> np.ndarray:
+    """Signs with a group decided: option 0 is "none" (all -1), option i >= 1 makes unit members[i-1] the winner."""
+    out = signs.copy()
+    out[:, members] = -1
+    won = option > 0
+    out[np.flatnonzero(won), members[option[won] - 1]] = 1
+    return out
+
+
+class GroupSplitter:
+    """Argmax cells of a batch of parents, group by group (module docstring)."""
+
+    def __init__(self, frame: Frame, backend, decider: Decider, stats: DecisionStats):
+        self.frame, self.backend, self.decider, self.stats = frame, backend, decider, stats
+
+    def split(self, P: Regions, hyp: Hyperplanes, cls: Classes,
+              report: Callable[[int, int, int], None]) -> ChildCells:
+        """The children's cells (grouped by parent, in parent order), every unit signed."""
+        frame, l = self.frame, P.layer
+        B, n = cls.sign.shape
+        fixed = ~cls.cuts & ~cls.open                  # proven one-signed over the parent (or constant)
+        pos, neg = fixed & (cls.sign > 0), fixed & (cls.sign < 0)
+        parent = np.arange(B)
+        signs = np.zeros((B, n), np.int8)
+        signs[:, frame.net.linear[l]] = -1             # carried units: constant, inactive
+        witness = P.witness.copy()
+        groups = unit_groups(frame, l)
+        for gi, members in enumerate(groups):
+            C, m = len(parent), members.size
+            memory.check_cells(frame.settings, C * (m + 1), int(frame.offsets[l + 1]), l + 1, B)
+            allowed = np.concatenate([~np.any(pos[parent][:, members], axis=1)[:, None], ~neg[parent][:, members]],
+                                     axis=1)
+            own = self._own_option(P, hyp, parent, witness, members)
+            own_ok = allowed[np.arange(C), own]
+            test = allowed.copy()
+            test[np.flatnonzero(own_ok), own[own_ok]] = False
+            ci, oi = np.nonzero(test)
+            ok, x = self._test(P, hyp, cls, parent[ci], with_option(signs[ci], members, oi), witness[ci])
+            keep = np.flatnonzero(own_ok)
+            parent = np.concatenate([parent[keep], parent[ci[ok]]])
+            signs = np.concatenate([with_option(signs[keep], members, own[keep]),
+                                    with_option(signs[ci[ok]], members, oi[ok])])
+            witness = np.concatenate([witness[keep], x[ok]])
+            report(gi + 1, len(groups), len(parent))
+        order = np.argsort(parent, kind="stable")
+        return ChildCells(parent[order], signs[order], witness[order])
+
+    def _own_option(self, P: Regions, hyp: Hyperplanes, parent, witness, members) -> np.ndarray:
+        """The option each cell's witness is in, by its float pre-activations (a proposal)."""
+        img = self.frame.geometry.image(witness)
+        z = np.einsum("cmr,cr->cm", hyp.G[parent][:, members], img) + hyp.g[parent][:, members]
+        best = np.argmax(z, axis=1)
+        return np.where(z[np.arange(len(parent)), best] > 0, best + 1, 0)
+
+    def _test(self, P: Regions, hyp: Hyperplanes, cls: Classes, parent, signs, start):
+        """Has each cell (its parent, this layer's signs so far) interior? (proven-empty ones False,
+        a point in each other), in chunks within the LP memory budget."""
+        K = parent.size
+        frame = self.frame
+        if K == 0:
+            return np.zeros(0, bool), np.zeros((0, frame.d))
+        step = memory.lp_chunk(frame.settings, P.rows.C.shape[1] + signs.shape[1], frame.r)
+        if K > step:
+            parts = [self._test(P, hyp, cls, parent[s:s + step], signs[s:s + step], start[s:s + step])
+                     for s in range(0, K, step)]
+            return tuple(np.concatenate(p) for p in zip(*parts))
+        rows, tie = self.cell_rows(P, hyp, cls, parent, signs)
+        sol = self.backend.solve(MarginProblems(rows.C, rows.b, rows.mask, start))
+        self.stats.lps += K
+        self.stats.lp_unfinished += int(np.sum(sol.status != 0))
+        nonempty = (sol.t > frame.settings.cut_tol * frame.geometry.scale) & ~tie
+        x = sol.x.copy()
+        claims = np.flatnonzero(~nonempty & ~tie)
+        if claims.size:
+            off = frame.offsets[P.layer]
+            spec = lambda i: CellSpec(frame.layer_signs(P.bits[parent[claims[i]]], P.layer, signs[claims[i]]),
+                                      np.concatenate([np.flatnonzero(P.rows.mask[parent[claims[i]]]),
+                                                      off + np.flatnonzero(rows.mask[claims[i], P.rows.C.shape[1]:])]))
+            sub = Rows(*(a[claims] for a in rows))
+            empty, wit, _ = self.decider.empty_claims(sub, sol.y[claims], sol.y_dom[claims], spec)
+            flip = claims[~empty]
+            nonempty[flip] = True
+            x[flip] = wit[~empty]
+        return nonempty, x
+
+    def cell_rows(self, P: Regions, hyp: Hyperplanes, cls: Classes, parent, signs) -> tuple[Rows, np.ndarray]:
+        """The rows of cells (the parent's, then one per unit of this layer by the group rule,
+        masked where undecided or an allowed tie) and which cells are impossible ties."""
+        ref = self.frame.net.group_reference(P.layer, signs)
+        hp = Hyperplanes(hyp.G[parent], hyp.g[parent], hyp.eG[parent], hyp.eg[parent])
+        H, const = against_winners(hp, ref, cls.const[parent])
+        s = signs.astype(np.float64)
+        R = P.rows
+        rows = Rows(np.concatenate([R.C[parent], -s[:, :, None] * H.G], axis=1),
+                    np.concatenate([R.b[parent], s * H.g], axis=1),
+                    np.concatenate([R.eC[parent], H.eG], axis=1),
+                    np.concatenate([R.eb[parent], H.eg], axis=1),
+                    np.concatenate([R.mask[parent], (signs != 0) & ~const], axis=1))
+        return rows, tied_against_later(ref, const)
