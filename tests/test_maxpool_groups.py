@@ -235,9 +235,11 @@ def test_local_boxes_estimates_and_bounds_on_a_grouped_network():
     W1, b1, W2, b2 = random_case(1, 3, 6, [[0, 1, 2], [3, 4, 5]], 3)
     net = pooled_network(W1, b1, [[0, 1, 2], [3, 4, 5]], W2, b2)
     pts = np.array([[0.1, -0.2, 0.3], [-0.5, 0.5, 0.0], [0.1, -0.2, 0.3]])
-    loc = lrenum.local_regions(net, pts, 0.3)
+    loc = lrenum.local_regions(net, pts, 0.3, proxies=True, samples=4000)
     for p, r in zip(pts, loc.points):
         assert r.regions == lrenum.enumerate_regions(net, lrenum.box_domain(p - 0.3, p + 0.3, 3)).regions
+        # sampled patterns: the network's own (winners, not z > 0), so never more than the regions
+        assert 0 < r.proxies["sampled_patterns"] <= r.regions
     exact = lrenum.enumerate_regions(net).regions
     from lrenum.counting.estimate import tree_estimate
 
@@ -262,3 +264,27 @@ def test_tools_without_group_support_refuse_in_one_line(tmp_path, capsys, cmd):
     err = capsys.readouterr().err
     assert err.startswith("lrenum: error: ") and len(err.strip().splitlines()) == 1 and "3 or more" in err
     assert not (tmp_path / "g.h5").exists()
+
+
+def test_point_patterns_follow_every_unit_kind():
+    """The points estimator's patterns are the network's own: leaky slopes, carried units (bit 0,
+    value passed on) and winner-take-all groups (its kernel once treated all three as ReLUs), and
+    its certain lower bound never exceeds the exact count."""
+    from lrenum import runtime
+    from lrenum.counting.estimate import point_patterns, points_estimate, unpack_patterns
+    from lrenum.model.graph import residual_network
+
+    rng = np.random.default_rng(5)
+    W1, b1, W2, b2 = random_case(1, 3, 6, [[0, 1, 2], [3, 4, 5]], 3)
+    grouped = pooled_network(W1, b1, [[0, 1, 2], [3, 4, 5]], W2, b2)
+    leaky = lrenum.make_network([rng.normal(size=(5, 3)), rng.normal(size=(4, 5)), rng.normal(size=(1, 4))],
+                                [rng.normal(size=5), rng.normal(size=4), np.zeros(1)], slopes=[0.2, -0.5])
+    res = residual_network([{"W": rng.normal(size=(4, 3)), "b": rng.normal(size=4) * 0.5},
+                            {"W": rng.normal(size=(4, 4)), "b": rng.normal(size=4) * 0.5},
+                            {"W": rng.normal(size=(4, 4)), "b": rng.normal(size=4) * 0.5, "skip": {1: None}}],
+                           {"W": rng.normal(size=(1, 4)), "b": np.zeros(1)})
+    X = rng.uniform(-1, 1, size=(3000, 3))
+    dev = runtime.select_device(None)
+    for net in (grouped, leaky, res):
+        np.testing.assert_array_equal(unpack_patterns(net, point_patterns(net, X, dev)), net.patterns(X))
+        assert points_estimate(net, points=3000).lower_bound <= lrenum.enumerate_regions(net).regions

@@ -234,7 +234,7 @@ def certify_witnesses(net: Network, domain, x, bits, const_mask, row_norms, row_
         z, ez, bit, const = zs[l], ezs[l], bits[l], const_mask[l]
         tie_wrong = np.zeros(K, bool)
         if net.group_members[l]:                 # a group's losers are checked against their winner
-            z, ez, tie_wrong = _against_winners(net, l, z, ez, bit)
+            z, ez, tie_wrong = group_margins(net, l, z, ez, bit)
         lin = net.linear[l]                      # linear units constrain nothing: never checked
         certain = (np.abs(z) > ez) | lin
         exact_zero = (z == 0) & (ez == 0)
@@ -256,7 +256,7 @@ def certify_witnesses(net: Network, domain, x, bits, const_mask, row_norms, row_
     return status, radius
 
 
-def _against_winners(net: Network, l: int, z, ez, bit):
+def group_margins(net: Network, l: int, z, ez, bit):
     """A layer's values as its rows see them: a group's loser j as ``z_j - z_t`` (t the stored
     winner), with the two bounds and the subtraction's ulp; and the points where a loser ties
     exactly with a later winner (on a tie the lower index wins: such a pattern is wrong there)."""

@@ -225,21 +225,32 @@ def chao1(freq: np.ndarray, n: int, confidence: float) -> tuple[float, float, fl
 
 
 def point_patterns(net: Network, X: np.ndarray, device, chunk: int = 65536) -> np.ndarray:
-    """Packed activation patterns of points X (one row of bytes per point), on the device."""
+    """Packed activation patterns of points X (one row of bytes per point), on the device (on the
+    host for max pools over 3+ values: the kernel knows no winner-take-all groups)."""
     from lrenum.kernels.forward import packed_patterns
 
     hidden = net.hidden_widths
     n = max(hidden)
+    per = -(-n // 8)
+    if net.has_groups:
+        out = []
+        for s in range(0, len(X), chunk):
+            bits = net.layer_slices(net.patterns(X[s:s + chunk]), net.n_hidden)
+            out.append(np.concatenate([np.packbits(np.pad(b, [(0, 0), (0, 8 * per - b.shape[1])]), axis=1,
+                                                   bitorder="little") for b in bits], axis=1))
+        return np.concatenate(out)
     n_in = max(n, net.input_dim)
     Ws = np.stack([np.pad(W, [(0, n - W.shape[0]), (0, n_in - W.shape[1])]) for W in net.weights[:-1]])
     bs = np.stack([np.pad(b, (0, n - len(b))) for b in net.biases[:-1]])
+    slopes = np.stack([np.pad(a, (0, n - len(a))) for a in net.slopes])
+    live = np.stack([np.pad(~m, (0, n - len(m))) for m in net.linear])
     out = []
     for s in range(0, len(X), chunk):
         part = X[s:s + chunk]
         k = len(part)
         size = chunk if k > 1024 else 1024
         with runtime.on_device(device):
-            bits = packed_patterns(np.pad(part, [(0, size - k), (0, 0)]), Ws, bs)
+            bits = packed_patterns(np.pad(part, [(0, size - k), (0, 0)]), Ws, bs, slopes, live)
         out.append(np.asarray(bits)[:k])
     return np.concatenate(out)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..certify.floatcert import forward_with_bounds
+from ..certify.floatcert import forward_with_bounds, group_margins
 from ..core.state import pattern_keys
 from ..model.network import Network
 from .preact import activation_range, group_floor, interval_layer
@@ -49,9 +49,12 @@ def sampled_patterns(net: Network, lo: np.ndarray, hi: np.ndarray, samples: int,
         inside = np.all((X > lo) & (X < hi), axis=1)
         zs, ezs = forward_with_bounds(net, X, net.n_hidden)
         sure = inside.copy()
-        for z, ez, lin in zip(zs, ezs, net.linear):
+        acts = [net.active_units(l, z) for l, z in enumerate(zs)]
+        for l, (z, ez, act, lin) in enumerate(zip(zs, ezs, acts, net.linear)):
+            if net.group_members[l]:     # a max pool's losers are certain when they certainly lose
+                z, ez, _ = group_margins(net, l, z, ez, act)
             sure &= np.all((np.abs(z) > ez) | lin, axis=1)
-        bits = np.concatenate([(z[sure] > 0) & ~lin for z, lin in zip(zs, net.linear)], axis=1)
+        bits = np.concatenate([act[sure] & ~lin for act, lin in zip(acts, net.linear)], axis=1)
         distinct.update(pattern_keys(bits))
         certified += int(sure.sum())
     return len(distinct), certified
