@@ -5,11 +5,16 @@ m + 1 argmax cells: "none" (every ``z < 0``) and "t" (``z_t > 0`` and ``z_s < z_
 other s). These are not the cells of a hyperplane arrangement in the z (the hyperplanes
 ``z_s = z_t`` would cut them again), so the layer is split group by group:
 
+    every group's options against the whole parent, all in one batch of LPs
     for each group:
-        for each current cell and each option of the group still possible:
+        a cell that is still its whole parent: its options are those found for the parent
+        any other cell, for each option its parent allows:
             the cell's witness's own option needs no LP (a proposal, certified with the children);
             every other option gets one margin LP; "no interior" is certified at once
         the new cells are the options with interior
+
+(The parent-level batch saves a third of the LPs and of the time on a 2x2-pool network around
+digits: most groups have one option in a small box, and those never cut.)
 
 Options are ruled out for free where step 2 (:mod:`lrenum.core.classify`) proved a unit's sign
 over the whole parent: t needs ``z_t > 0``, "none" needs every ``z < 0``; and where a loser ties
@@ -68,35 +73,76 @@ class GroupSplitter:
 
     def split(self, P: Regions, hyp: Hyperplanes, cls: Classes,
               report: Callable[[int, int, int], None]) -> ChildCells:
-        """The children's cells (grouped by parent, in parent order), every unit signed."""
+        """The children's cells (grouped by parent, in parent order), every unit signed.
+
+        First every group's options against the parent alone, all groups in one batch of LPs:
+        an option without interior in the parent has none in any part of it, and a cell that is
+        still its whole parent (every group so far had one option) needs no LP at all. Then the
+        groups one by one, LPs only for cells already cut by an earlier group."""
         frame, l = self.frame, P.layer
         B, n = cls.sign.shape
-        fixed = ~cls.cuts & ~cls.open                  # proven one-signed over the parent (or constant)
-        pos, neg = fixed & (cls.sign > 0), fixed & (cls.sign < 0)
-        parent = np.arange(B)
         signs = np.zeros((B, n), np.int8)
         signs[:, frame.net.linear[l]] = -1             # carried units: constant, inactive
-        witness = P.witness.copy()
         groups = unit_groups(frame, l)
+        allowed, points = self._parent_options(P, hyp, cls, groups, signs)
+        parent, witness = np.arange(B), P.witness.copy()
+        whole = np.ones(B, bool)                       # the cell is its whole parent
         for gi, members in enumerate(groups):
             C, m = len(parent), members.size
             memory.check_cells(frame.settings, C * (m + 1), int(frame.offsets[l + 1]), l + 1, B)
-            allowed = np.concatenate([~np.any(pos[parent][:, members], axis=1)[:, None], ~neg[parent][:, members]],
-                                     axis=1)
+            ok_g = allowed[gi][parent]
+            # cells that are their whole parent: every option with interior in the parent, found already
+            wi, wo = np.nonzero(ok_g & whole[:, None])
+            # the others: the witness's own option without an LP, every other possible one with one
             own = self._own_option(P, hyp, parent, witness, members)
-            own_ok = allowed[np.arange(C), own]
-            test = allowed.copy()
-            test[np.flatnonzero(own_ok), own[own_ok]] = False
+            cut = np.flatnonzero(~whole)
+            own_ok = cut[ok_g[cut, own[cut]]]
+            test = ok_g & ~whole[:, None]
+            test[own_ok, own[own_ok]] = False
             ci, oi = np.nonzero(test)
             ok, x = self._test(P, hyp, cls, parent[ci], with_option(signs[ci], members, oi), witness[ci])
-            keep = np.flatnonzero(own_ok)
-            parent = np.concatenate([parent[keep], parent[ci[ok]]])
-            signs = np.concatenate([with_option(signs[keep], members, own[keep]),
+            n_opts = np.bincount(wi, minlength=C)
+            witness = np.concatenate([points[gi][parent[wi], wo], witness[own_ok], x[ok]])
+            parent = np.concatenate([parent[wi], parent[own_ok], parent[ci[ok]]])
+            signs = np.concatenate([with_option(signs[wi], members, wo), with_option(signs[own_ok], members, own[own_ok]),
                                     with_option(signs[ci[ok]], members, oi[ok])])
-            witness = np.concatenate([witness[keep], x[ok]])
+            whole = np.concatenate([n_opts[wi] == 1, np.zeros(own_ok.size + int(ok.sum()), bool)])
             report(gi + 1, len(groups), len(parent))
         order = np.argsort(parent, kind="stable")
         return ChildCells(parent[order], signs[order], witness[order])
+
+    def _parent_options(self, P: Regions, hyp: Hyperplanes, cls: Classes, groups, signs):
+        """Per group, which options have interior in each parent (B, m + 1), and a point in each
+        (B, m + 1, d): the rule-outs of step 2, the witness's own option (its point the witness,
+        proven with the children), one LP for each other option, all groups in one batch."""
+        B = len(P)
+        fixed = ~cls.cuts & ~cls.open                  # proven one-signed over the parent (or constant)
+        pos, neg = fixed & (cls.sign > 0), fixed & (cls.sign < 0)
+        rows = np.arange(B)
+        allowed, tests = [], []
+        for members in groups:
+            ok = np.concatenate([~np.any(pos[:, members], axis=1)[:, None], ~neg[:, members]], axis=1)
+            own = self._own_option(P, hyp, rows, P.witness, members)
+            test = ok.copy()
+            test[rows, own] = False
+            allowed.append(ok & ~test)                 # the own option where possible; tests add the rest
+            tests.append(np.nonzero(test))
+        pi = np.concatenate([t[0] for t in tests])
+        oi = np.concatenate([t[1] for t in tests])
+        gi = np.concatenate([np.full(t[0].size, g) for g, t in enumerate(tests)])
+        trial = signs[pi].copy()
+        for g, members in enumerate(groups):
+            sel = np.flatnonzero(gi == g)
+            trial[sel] = with_option(trial[sel], members, oi[sel])
+        ok, x = self._test(P, hyp, cls, pi, trial, P.witness[pi])
+        points = []
+        for g, members in enumerate(groups):
+            pts = np.broadcast_to(P.witness[:, None, :], (B, members.size + 1, P.witness.shape[1])).copy()
+            sel = np.flatnonzero((gi == g) & ok)
+            allowed[g][pi[sel], oi[sel]] = True
+            pts[pi[sel], oi[sel]] = x[sel]
+            points.append(pts)
+        return allowed, points
 
     def _own_option(self, P: Regions, hyp: Hyperplanes, parent, witness, members) -> np.ndarray:
         """The option each cell's witness is in, by its float pre-activations (a proposal)."""
