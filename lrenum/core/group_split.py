@@ -84,7 +84,7 @@ class GroupSplitter:
         signs = np.zeros((B, n), np.int8)
         signs[:, frame.net.linear[l]] = -1             # carried units: constant, inactive
         groups = unit_groups(frame, l)
-        allowed, points = self._parent_options(P, hyp, cls, groups, signs)
+        allowed, found, found_x = self._parent_options(P, hyp, cls, groups, signs)
         parent, witness = np.arange(B), P.witness.copy()
         whole = np.ones(B, bool)                       # the cell is its whole parent
         for gi, members in enumerate(groups):
@@ -102,7 +102,11 @@ class GroupSplitter:
             ci, oi = np.nonzero(test)
             ok, x = self._test(P, hyp, cls, parent[ci], with_option(signs[ci], members, oi), witness[ci])
             n_opts = np.bincount(wi, minlength=C)
-            witness = np.concatenate([points[gi][parent[wi], wo], witness[own_ok], x[ok]])
+            at = found[gi][parent[wi], wo]
+            whole_x = P.witness[parent[wi]]
+            if np.any(at >= 0):
+                whole_x[at >= 0] = found_x[at[at >= 0]]
+            witness = np.concatenate([whole_x, witness[own_ok], x[ok]])
             parent = np.concatenate([parent[wi], parent[own_ok], parent[ci[ok]]])
             signs = np.concatenate([with_option(signs[wi], members, wo), with_option(signs[own_ok], members, own[own_ok]),
                                     with_option(signs[ci[ok]], members, oi[ok])])
@@ -112,9 +116,10 @@ class GroupSplitter:
         return ChildCells(parent[order], signs[order], witness[order])
 
     def _parent_options(self, P: Regions, hyp: Hyperplanes, cls: Classes, groups, signs):
-        """Per group, which options have interior in each parent (B, m + 1), and a point in each
-        (B, m + 1, d): the rule-outs of step 2, the witness's own option (its point the witness,
-        proven with the children), one LP for each other option, all groups in one batch."""
+        """Per group, which options have interior in each parent (B, m + 1), and where a point of
+        each lies (B, m + 1): its row of the returned points, -1 for the parent's witness (its own
+        option, proven with the children). The rule-outs of step 2, then one LP for each other
+        option, all groups in one batch; points are kept once, not per option (d = 784)."""
         B = len(P)
         fixed = ~cls.cuts & ~cls.open                  # proven one-signed over the parent (or constant)
         pos, neg = fixed & (cls.sign > 0), fixed & (cls.sign < 0)
@@ -135,14 +140,14 @@ class GroupSplitter:
             sel = np.flatnonzero(gi == g)
             trial[sel] = with_option(trial[sel], members, oi[sel])
         ok, x = self._test(P, hyp, cls, pi, trial, P.witness[pi])
-        points = []
+        found = []                                     # per group: row of x holding each option's point (-1: the witness)
         for g, members in enumerate(groups):
-            pts = np.broadcast_to(P.witness[:, None, :], (B, members.size + 1, P.witness.shape[1])).copy()
+            at = np.full((B, members.size + 1), -1)
             sel = np.flatnonzero((gi == g) & ok)
             allowed[g][pi[sel], oi[sel]] = True
-            pts[pi[sel], oi[sel]] = x[sel]
-            points.append(pts)
-        return allowed, points
+            at[pi[sel], oi[sel]] = sel
+            found.append(at)
+        return allowed, found, x
 
     def _own_option(self, P: Regions, hyp: Hyperplanes, parent, witness, members) -> np.ndarray:
         """The option each cell's witness is in, by its float pre-activations (a proposal)."""
